@@ -1,0 +1,232 @@
+//! Key pairs, public keys, seeded key derivation and addresses.
+
+use crate::{signature, CryptoError, Domain, DualSignature, Suite};
+use alloy_primitives::{Address, B256};
+use pqcrypto_falcon::falconpadded512 as falcon;
+use pqcrypto_mldsa::mldsa44 as mldsa;
+use pqcrypto_traits::sign::SecretKey as _;
+use sha3::digest::{ExtendableOutput, Update, XofReader};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Length of the master seed a key pair is derived from.
+pub const SEED_LEN: usize = 32;
+
+/// Tag hashed in front of the public keys when deriving an address.
+const ADDRESS_TAG: &[u8] = b"QOIN/ADDRESS/v1";
+/// Tags that separate the two per-scheme seeds derived from one master seed.
+const FALCON_KEYGEN_TAG: &[u8] = b"QOIN/KEYGEN/FALCON-512/v1";
+const MLDSA_KEYGEN_TAG: &[u8] = b"QOIN/KEYGEN/ML-DSA-44/v1";
+
+/// The two public keys of an account, checked for length against their suite.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PublicKeys {
+    suite: Suite,
+    falcon: Vec<u8>,
+    mldsa: Vec<u8>,
+}
+
+impl PublicKeys {
+    /// Builds public keys from their encodings, checking the suite and both lengths.
+    pub fn new(suite: Suite, falcon: Vec<u8>, mldsa: Vec<u8>) -> Result<Self, CryptoError> {
+        suite.ensure_supported()?;
+        check_len("Falcon public key", suite.falcon_pk_len(), falcon.len())?;
+        check_len("ML-DSA public key", suite.mldsa_pk_len(), mldsa.len())?;
+        // Falcon-512 public keys start with the header byte 0x00 | logn (logn = 9).
+        if falcon.first() != Some(&0x09) {
+            return Err(CryptoError::InvalidKey("Falcon-512 public key header"));
+        }
+        Ok(Self { suite, falcon, mldsa })
+    }
+
+    /// The suite of both keys.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// The Falcon public key encoding.
+    pub fn falcon(&self) -> &[u8] {
+        &self.falcon
+    }
+
+    /// The ML-DSA public key encoding.
+    pub fn mldsa(&self) -> &[u8] {
+        &self.mldsa
+    }
+
+    /// The account address: the last 20 bytes of
+    /// `keccak256("QOIN/ADDRESS/v1" ‖ suite ‖ falcon_pk ‖ mldsa_pk)`.
+    pub fn address(&self) -> Address {
+        let mut h = alloy_primitives::Keccak256::new();
+        h.update(ADDRESS_TAG);
+        h.update([self.suite.as_byte()]);
+        h.update(&self.falcon);
+        h.update(&self.mldsa);
+        Address::from_word(h.finalize())
+    }
+
+    /// `keccak256(suite ‖ falcon_pk ‖ mldsa_pk)`: a 32-byte commitment to both keys.
+    pub fn hash(&self) -> B256 {
+        let mut h = alloy_primitives::Keccak256::new();
+        h.update([self.suite.as_byte()]);
+        h.update(&self.falcon);
+        h.update(&self.mldsa);
+        h.finalize()
+    }
+
+    /// Wire encoding: `suite ‖ falcon_pk ‖ mldsa_pk` (lengths fixed by the suite).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.falcon.len() + self.mldsa.len());
+        out.push(self.suite.as_byte());
+        out.extend_from_slice(&self.falcon);
+        out.extend_from_slice(&self.mldsa);
+        out
+    }
+
+    /// Decodes [`PublicKeys::to_bytes`], rejecting wrong lengths and unknown suites.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let (&suite, rest) = bytes.split_first().ok_or(CryptoError::Malformed("empty public keys"))?;
+        let suite = Suite::supported(suite)?;
+        let want = suite.falcon_pk_len() + suite.mldsa_pk_len();
+        check_len("public keys", want, rest.len())?;
+        let (f, m) = rest.split_at(suite.falcon_pk_len());
+        Self::new(suite, f.to_vec(), m.to_vec())
+    }
+}
+
+impl fmt::Debug for PublicKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKeys({}, {})", self.suite, self.address())
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CryptoError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CryptoError::BadLength { what, expected, got })
+    }
+}
+
+/// A dual key pair: Falcon-512 and ML-DSA-44 secret keys with their public keys.
+pub struct Keypair {
+    public: PublicKeys,
+    address: Address,
+    falcon_sk: falcon::SecretKey,
+    mldsa_sk: mldsa::SecretKey,
+}
+
+impl Keypair {
+    /// Derives a key pair deterministically from a 32-byte master seed.
+    ///
+    /// The Falcon seed is `SHAKE256("QOIN/KEYGEN/FALCON-512/v1" ‖ seed)[..32]`, fed to the
+    /// NTRU key generator of `fn-dsa-kgen` (its `keygen` draws exactly these 32 bytes);
+    /// the ML-DSA seed ξ is `SHAKE256("QOIN/KEYGEN/ML-DSA-44/v1" ‖ seed)[..32]`, fed to
+    /// FIPS 204 `ML-DSA.KeyGen_internal`. The same seed always gives the same address.
+    pub fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
+        use fn_dsa_kgen::KeyPairGenerator as _;
+        let falcon_seed = derive_seed(FALCON_KEYGEN_TAG, seed);
+        let mldsa_seed = derive_seed(MLDSA_KEYGEN_TAG, seed);
+
+        let mut kg = fn_dsa_kgen::KeyPairGenerator512::default();
+        let mut falcon_sk =
+            Zeroizing::new(vec![0u8; fn_dsa_kgen::sign_key_size(fn_dsa_kgen::FN_DSA_LOGN_512)]);
+        let mut falcon_pk = vec![0u8; fn_dsa_kgen::vrfy_key_size(fn_dsa_kgen::FN_DSA_LOGN_512)];
+        let mut rng = FixedSeed { seed: falcon_seed, used: false };
+        kg.keygen(fn_dsa_kgen::FN_DSA_LOGN_512, &mut rng, &mut falcon_sk, &mut falcon_pk);
+
+        let (mldsa_pk, mldsa_sk) = {
+            use fips204::traits::{KeyGen as _, SerDes as _};
+            let (pk, sk) = fips204::ml_dsa_44::KG::keygen_from_seed(&mldsa_seed);
+            (pk.into_bytes().to_vec(), Zeroizing::new(sk.into_bytes().to_vec()))
+        };
+        Self::from_parts(falcon_pk, &falcon_sk, mldsa_pk, &mldsa_sk)
+            .unwrap_or_else(|e| unreachable!("generated keys have the suite's lengths: {e}"))
+    }
+
+    /// A fresh key pair from the operating system's randomness, with the seed it came from.
+    pub fn generate() -> (Self, Zeroizing<[u8; SEED_LEN]>) {
+        use rand_core::RngCore as _;
+        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+        rand_core::OsRng.fill_bytes(seed.as_mut());
+        (Self::from_seed(&seed), seed)
+    }
+
+    fn from_parts(
+        falcon_pk: Vec<u8>,
+        falcon_sk: &[u8],
+        mldsa_pk: Vec<u8>,
+        mldsa_sk: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let suite = Suite::Falcon512MlDsa44;
+        let public = PublicKeys::new(suite, falcon_pk, mldsa_pk)?;
+        let falcon_sk = falcon::SecretKey::from_bytes(falcon_sk)
+            .map_err(|_| CryptoError::InvalidKey("Falcon-512 secret key"))?;
+        let mldsa_sk = mldsa::SecretKey::from_bytes(mldsa_sk)
+            .map_err(|_| CryptoError::InvalidKey("ML-DSA-44 secret key"))?;
+        Ok(Self { address: public.address(), public, falcon_sk, mldsa_sk })
+    }
+
+    /// The public keys.
+    pub fn public(&self) -> &PublicKeys {
+        &self.public
+    }
+
+    /// The account address (see [`PublicKeys::address`]).
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Signs `msg` under `domain` with both schemes.
+    pub fn sign(&self, domain: Domain, msg: &[u8]) -> DualSignature {
+        let m = signature::signing_message(domain, msg);
+        let f = pqcrypto_falcon::falconpadded512::detached_sign(&m, &self.falcon_sk);
+        let d = pqcrypto_mldsa::mldsa44::detached_sign(&m, &self.mldsa_sk);
+        use pqcrypto_traits::sign::DetachedSignature as _;
+        DualSignature::from_parts_unchecked(self.public.suite(), f.as_bytes().to_vec(), d.as_bytes().to_vec())
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.address)
+    }
+}
+
+fn derive_seed(tag: &[u8], seed: &[u8; SEED_LEN]) -> [u8; 32] {
+    let mut xof = sha3::Shake256::default();
+    xof.update(tag);
+    xof.update(seed);
+    let mut out = [0u8; 32];
+    xof.finalize_xof().read(&mut out);
+    out
+}
+
+/// A "random" source that hands out one fixed 32-byte seed: the Falcon key generator draws
+/// exactly 32 bytes and expands them deterministically with SHAKE256.
+struct FixedSeed {
+    seed: [u8; 32],
+    used: bool,
+}
+
+impl rand_core::RngCore for FixedSeed {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // The generator asks for its 32-byte seed once; anything beyond is a change in
+        // fn-dsa-kgen that would silently change every derived address, so fail loudly.
+        assert!(!self.used && dest.len() == 32, "fn-dsa-kgen must draw exactly one 32-byte seed");
+        dest.copy_from_slice(&self.seed);
+        self.used = true;
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for FixedSeed {}

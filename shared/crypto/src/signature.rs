@@ -1,0 +1,129 @@
+//! The dual signature, its wire encoding, domains and verification.
+
+use crate::{keys::check_len, CryptoError, PublicKeys, Suite};
+use pqcrypto_traits::sign::{DetachedSignature as _, PublicKey as _};
+
+/// What a signature is for. The domain tag is part of the signed message, so a signature
+/// made for one domain never verifies in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// A transaction's signature over its signing hash.
+    Transaction,
+    /// A miner's ticket over a block header pre-image.
+    MiningTicket,
+}
+
+impl Domain {
+    /// The ASCII tag that prefixes every message signed in this domain.
+    pub const fn tag(self) -> &'static [u8] {
+        match self {
+            Self::Transaction => b"QOIN/TX/v1",
+            Self::MiningTicket => b"QOIN/MINING-TICKET/v1",
+        }
+    }
+}
+
+/// The message both schemes sign: `len(tag) as u8 ‖ tag ‖ msg`.
+pub fn signing_message(domain: Domain, msg: &[u8]) -> Vec<u8> {
+    let tag = domain.tag();
+    let mut m = Vec::with_capacity(1 + tag.len() + msg.len());
+    m.push(tag.len() as u8);
+    m.extend_from_slice(tag);
+    m.extend_from_slice(msg);
+    m
+}
+
+/// A Falcon signature and an ML-DSA signature over the same message, with their suite.
+///
+/// Wire encoding: `suite ‖ falcon_sig ‖ mldsa_sig`; both lengths are fixed by the suite
+/// (666 + 2420 bytes for suite 0x01, 3087 bytes in all).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DualSignature {
+    suite: Suite,
+    falcon: Vec<u8>,
+    mldsa: Vec<u8>,
+}
+
+impl DualSignature {
+    /// Builds a signature from its parts, checking the suite and both lengths.
+    pub fn new(suite: Suite, falcon: Vec<u8>, mldsa: Vec<u8>) -> Result<Self, CryptoError> {
+        suite.ensure_supported()?;
+        check_len("Falcon signature", suite.falcon_sig_len(), falcon.len())?;
+        check_len("ML-DSA signature", suite.mldsa_sig_len(), mldsa.len())?;
+        Ok(Self { suite, falcon, mldsa })
+    }
+
+    pub(crate) fn from_parts_unchecked(suite: Suite, falcon: Vec<u8>, mldsa: Vec<u8>) -> Self {
+        Self { suite, falcon, mldsa }
+    }
+
+    /// The suite byte's meaning.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// The Falcon signature bytes.
+    pub fn falcon(&self) -> &[u8] {
+        &self.falcon
+    }
+
+    /// The ML-DSA signature bytes.
+    pub fn mldsa(&self) -> &[u8] {
+        &self.mldsa
+    }
+
+    /// Length of the wire encoding.
+    pub fn encoded_len(&self) -> usize {
+        1 + self.falcon.len() + self.mldsa.len()
+    }
+
+    /// Wire encoding: `suite ‖ falcon_sig ‖ mldsa_sig`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.push(self.suite.as_byte());
+        out.extend_from_slice(&self.falcon);
+        out.extend_from_slice(&self.mldsa);
+        out
+    }
+
+    /// Decodes [`DualSignature::to_bytes`]; any other length or suite is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let (&suite, rest) = bytes.split_first().ok_or(CryptoError::Malformed("empty signature"))?;
+        let suite = Suite::supported(suite)?;
+        let want = suite.falcon_sig_len() + suite.mldsa_sig_len();
+        check_len("dual signature", want, rest.len())?;
+        let (f, m) = rest.split_at(suite.falcon_sig_len());
+        Self::new(suite, f.to_vec(), m.to_vec())
+    }
+}
+
+impl std::fmt::Debug for DualSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = self.falcon.get(..8).map(hex::encode).unwrap_or_default();
+        write!(f, "DualSignature({}, falcon {head}…)", self.suite)
+    }
+}
+
+/// Verifies `sig` over `msg` in `domain` against `keys`: both halves must verify.
+///
+/// Checks, in order: the suites agree and are supported, then Falcon, then ML-DSA.
+pub fn verify(keys: &PublicKeys, domain: Domain, msg: &[u8], sig: &DualSignature) -> Result<(), CryptoError> {
+    if keys.suite() != sig.suite() {
+        return Err(CryptoError::SuiteMismatch { key: keys.suite(), signature: sig.suite() });
+    }
+    keys.suite().ensure_supported()?;
+    let m = signing_message(domain, msg);
+
+    use pqcrypto_falcon::falconpadded512 as falcon;
+    use pqcrypto_mldsa::mldsa44 as mldsa;
+    let fpk = falcon::PublicKey::from_bytes(keys.falcon())
+        .map_err(|_| CryptoError::InvalidKey("Falcon-512 public key"))?;
+    let fsig = falcon::DetachedSignature::from_bytes(sig.falcon()).map_err(|_| CryptoError::FalconInvalid)?;
+    falcon::verify_detached_signature(&fsig, &m, &fpk).map_err(|_| CryptoError::FalconInvalid)?;
+
+    let dpk = mldsa::PublicKey::from_bytes(keys.mldsa())
+        .map_err(|_| CryptoError::InvalidKey("ML-DSA-44 public key"))?;
+    let dsig = mldsa::DetachedSignature::from_bytes(sig.mldsa()).map_err(|_| CryptoError::MlDsaInvalid)?;
+    mldsa::verify_detached_signature(&dsig, &m, &dpk).map_err(|_| CryptoError::MlDsaInvalid)?;
+    Ok(())
+}

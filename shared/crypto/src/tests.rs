@@ -1,0 +1,199 @@
+//! Unit tests of the dual signature, key derivation and keystore.
+
+use crate::keystore::{KdfParams, Keystore, KeystoreError, KeystoreFile};
+use crate::*;
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn kp(i: u8) -> &'static Keypair {
+    static KEYS: OnceLock<Vec<Keypair>> = OnceLock::new();
+    &KEYS.get_or_init(|| (0..3).map(|i| Keypair::from_seed(&[i; 32])).collect())[i as usize]
+}
+
+#[test]
+fn seed_gives_the_same_address_every_time() {
+    let a = Keypair::from_seed(&[7; 32]);
+    let b = Keypair::from_seed(&[7; 32]);
+    assert_eq!(a.address(), b.address());
+    assert_eq!(a.public(), b.public());
+    assert_ne!(a.address(), Keypair::from_seed(&[8; 32]).address());
+    assert_eq!(a.public().falcon().len(), 897);
+    assert_eq!(a.public().mldsa().len(), 1312);
+}
+
+#[test]
+fn sign_and_verify_in_both_domains() {
+    let k = kp(1);
+    for domain in [Domain::Transaction, Domain::MiningTicket] {
+        let sig = k.sign(domain, b"payload");
+        assert_eq!(sig.encoded_len(), 1 + 666 + 2420);
+        verify(k.public(), domain, b"payload", &sig).unwrap();
+        assert_eq!(verify(k.public(), domain, b"payloaD", &sig), Err(CryptoError::FalconInvalid));
+    }
+}
+
+#[test]
+fn signature_from_another_domain_is_rejected() {
+    let k = kp(1);
+    let sig = k.sign(Domain::MiningTicket, b"header");
+    assert_eq!(verify(k.public(), Domain::Transaction, b"header", &sig), Err(CryptoError::FalconInvalid));
+}
+
+#[test]
+fn both_halves_must_verify() {
+    let k = kp(1);
+    let other = kp(2);
+    let sig = k.sign(Domain::Transaction, b"m");
+    let other_sig = other.sign(Domain::Transaction, b"m");
+    // Good Falcon half, ML-DSA half from another key.
+    let mixed = DualSignature::new(sig.suite(), sig.falcon().to_vec(), other_sig.mldsa().to_vec()).unwrap();
+    assert_eq!(verify(k.public(), Domain::Transaction, b"m", &mixed), Err(CryptoError::MlDsaInvalid));
+    // A flipped bit in the ML-DSA half.
+    let mut m = sig.mldsa().to_vec();
+    m[100] ^= 1;
+    let flipped = DualSignature::new(sig.suite(), sig.falcon().to_vec(), m).unwrap();
+    assert_eq!(verify(k.public(), Domain::Transaction, b"m", &flipped), Err(CryptoError::MlDsaInvalid));
+    // Someone else's keys.
+    assert_eq!(verify(other.public(), Domain::Transaction, b"m", &sig), Err(CryptoError::FalconInvalid));
+}
+
+#[test]
+fn wrong_lengths_and_suites_are_typed_errors() {
+    let k = kp(1);
+    let sig = k.sign(Domain::Transaction, b"m");
+    let bytes = sig.to_bytes();
+    assert_eq!(DualSignature::from_bytes(&bytes).unwrap(), sig);
+    assert!(matches!(
+        DualSignature::from_bytes(&bytes[..bytes.len() - 1]),
+        Err(CryptoError::BadLength { .. })
+    ));
+    assert!(matches!(DualSignature::from_bytes(&[]), Err(CryptoError::Malformed(_))));
+    let mut other_suite = bytes.clone();
+    other_suite[0] = 0x02;
+    assert_eq!(
+        DualSignature::from_bytes(&other_suite),
+        Err(CryptoError::UnsupportedSuite(Suite::Falcon1024MlDsa87))
+    );
+    other_suite[0] = 0x7f;
+    assert_eq!(DualSignature::from_bytes(&other_suite), Err(CryptoError::UnknownSuite(0x7f)));
+    assert!(matches!(
+        DualSignature::new(Suite::Falcon512MlDsa44, vec![0; 665], vec![0; 2420]),
+        Err(CryptoError::BadLength { expected: 666, got: 665, .. })
+    ));
+
+    let pk = k.public().to_bytes();
+    assert_eq!(&PublicKeys::from_bytes(&pk).unwrap(), k.public());
+    assert!(matches!(PublicKeys::from_bytes(&pk[..100]), Err(CryptoError::BadLength { .. })));
+    let mut bad_header = pk.clone();
+    bad_header[1] = 0x0a;
+    assert_eq!(
+        PublicKeys::from_bytes(&bad_header),
+        Err(CryptoError::InvalidKey("Falcon-512 public key header"))
+    );
+}
+
+#[test]
+fn batch_reports_each_item_in_order() {
+    let k = kp(1);
+    let msgs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
+    let sigs: Vec<DualSignature> = msgs.iter().map(|m| k.sign(Domain::Transaction, m)).collect();
+    let mut items: Vec<VerifyItem<'_>> = msgs
+        .iter()
+        .zip(&sigs)
+        .map(|(msg, sig)| VerifyItem { keys: k.public(), domain: Domain::Transaction, msg, sig })
+        .collect();
+    items[5].msg = b"not what was signed";
+    items[13].domain = Domain::MiningTicket;
+    let results = verify_batch(&items);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.is_ok(), i != 5 && i != 13, "item {i}: {r:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4000)) {
+        let _ = DualSignature::from_bytes(&bytes);
+        let _ = PublicKeys::from_bytes(&bytes);
+    }
+
+    #[test]
+    fn random_signature_bytes_never_verify(f in proptest::collection::vec(any::<u8>(), 666), m in proptest::collection::vec(any::<u8>(), 2420)) {
+        let sig = DualSignature::new(Suite::Falcon512MlDsa44, f, m).unwrap();
+        prop_assert!(verify(kp(0).public(), Domain::Transaction, b"x", &sig).is_err());
+        prop_assert_eq!(DualSignature::from_bytes(&sig.to_bytes()).unwrap(), sig);
+    }
+}
+
+// ---- keystore ----
+
+fn stored() -> (tempfile::TempDir, Keystore, alloy_primitives::Address) {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Keystore::new(dir.path().join("keystore"));
+    let addr = ks.store(&[42; 32], b"correct horse", KdfParams::LIGHT).unwrap();
+    (dir, ks, addr)
+}
+
+#[test]
+fn keystore_round_trip_and_listing() {
+    let (_dir, ks, addr) = stored();
+    assert_eq!(addr, Keypair::from_seed(&[42; 32]).address());
+    let kp = ks.unlock(&addr, b"correct horse").unwrap();
+    assert_eq!(kp.address(), addr);
+    let second = ks.create(b"pw", KdfParams::LIGHT).unwrap();
+    let listed: Vec<_> = ks.list().unwrap().into_iter().map(|(_, f)| f.unwrap().address).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&addr) && listed.contains(&second));
+    // Storing the same account twice is refused, not overwritten.
+    assert!(matches!(ks.store(&[42; 32], b"other", KdfParams::LIGHT), Err(KeystoreError::Io { .. })));
+    assert!(ks.unlock(&addr, b"correct horse").is_ok());
+}
+
+#[test]
+fn keystore_wrong_password() {
+    let (_dir, ks, addr) = stored();
+    assert!(matches!(ks.unlock(&addr, b"Correct horse"), Err(KeystoreError::WrongPassword)));
+}
+
+#[test]
+fn keystore_truncated_file() {
+    let (_dir, ks, addr) = stored();
+    let path = ks.path_of(&addr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    assert!(matches!(ks.unlock(&addr, b"correct horse"), Err(KeystoreError::Truncated)));
+}
+
+#[test]
+fn keystore_tampered_file() {
+    let (_dir, ks, addr) = stored();
+    let path = ks.path_of(&addr);
+    let orig = KeystoreFile::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+
+    // Flip one byte of the ciphertext.
+    let mut f = orig.clone();
+    let mut ct = hex::decode(&f.crypto.ciphertext).unwrap();
+    ct[3] ^= 0x80;
+    f.crypto.ciphertext = hex::encode(ct);
+    assert!(matches!(f.decrypt(b"correct horse"), Err(KeystoreError::Tampered(_))));
+
+    // Claim another address.
+    let mut f = orig.clone();
+    f.address = alloy_primitives::Address::repeat_byte(0x11);
+    assert!(matches!(f.decrypt(b"correct horse"), Err(KeystoreError::Tampered(_))));
+
+    // Lower the KDF cost (changes the derived key, so it reads as a wrong password).
+    let mut f = orig.clone();
+    f.crypto.kdfparams.t_cost = 2;
+    assert!(f.decrypt(b"correct horse").is_err());
+
+    // Absurd KDF cost in a hostile file: refused before any allocation.
+    let mut f = orig;
+    f.crypto.kdfparams.m_cost_kib = u32::MAX;
+    assert!(matches!(KeystoreFile::parse(&f.to_json()), Err(KeystoreError::Malformed(_))));
+
+    // Not JSON at all / unknown fields.
+    assert!(matches!(KeystoreFile::parse("hello"), Err(KeystoreError::Malformed(_))));
+    assert!(matches!(KeystoreFile::parse(r#"{"version":1,"bogus":2}"#), Err(KeystoreError::Malformed(_))));
+}
