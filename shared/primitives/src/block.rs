@@ -1,0 +1,90 @@
+//! A consensus block: the header and the execution payload's transactions, as SSZ.
+//!
+//! ```text
+//! Block = Container(header: Header, transactions: List[List[uint8, 131072], 65536])
+//! ```
+//!
+//! Each transaction is its EIP-2718 encoding (see [`crate::SignedTx`]); the header's
+//! `transactions_root` is the SSZ `hash_tree_root` of the `transactions` list.
+
+use crate::header::{check_header_offsets, check_offsets, ssz_bytes, HeaderSsz};
+use crate::{Header, HeaderError, MAX_TX_SIZE};
+use alloy_primitives::B256;
+use ssz_rs::prelude::*;
+
+/// Most transactions in one block.
+pub const MAX_BLOCK_TXS: usize = 65_536;
+/// Largest encoded block accepted before parsing (32 MiB).
+pub const MAX_BLOCK_SIZE: usize = 32 * 1024 * 1024;
+
+type TxList = List<List<u8, MAX_TX_SIZE>, MAX_BLOCK_TXS>;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, SimpleSerialize)]
+struct BlockSsz {
+    header: HeaderSsz,
+    transactions: TxList,
+}
+
+/// A header with its transactions (raw EIP-2718 encodings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The header.
+    pub header: Header,
+    /// Encoded transactions, in execution order.
+    pub transactions: Vec<Vec<u8>>,
+}
+
+fn tx_list(txs: &[Vec<u8>]) -> Result<TxList, HeaderError> {
+    let mut inner = Vec::with_capacity(txs.len());
+    for (i, tx) in txs.iter().enumerate() {
+        let l = List::try_from(tx.clone())
+            .map_err(|_| HeaderError::Ssz(format!("transaction {i} exceeds {MAX_TX_SIZE} bytes")))?;
+        inner.push(l);
+    }
+    List::try_from(inner).map_err(|_| HeaderError::Ssz(format!("more than {MAX_BLOCK_TXS} transactions")))
+}
+
+/// SSZ `hash_tree_root` of a list of encoded transactions.
+pub fn transactions_root(txs: &[Vec<u8>]) -> Result<B256, HeaderError> {
+    let mut list = tx_list(txs)?;
+    let root = list.hash_tree_root().map_err(|e| HeaderError::Ssz(e.to_string()))?;
+    Ok(B256::from_slice(root.as_ref()))
+}
+
+impl Block {
+    /// SSZ encoding.
+    pub fn encode(&self) -> Result<Vec<u8>, HeaderError> {
+        let b = BlockSsz { header: self.header.to_ssz()?, transactions: tx_list(&self.transactions)? };
+        Ok(ssz_bytes(&b))
+    }
+
+    /// Decodes an SSZ block; structure only (transactions are not parsed here).
+    pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
+        if bytes.len() > MAX_BLOCK_SIZE {
+            return Err(HeaderError::TooLarge { got: bytes.len(), max: MAX_BLOCK_SIZE });
+        }
+        let offsets = check_offsets(bytes, 8, &[0, 4])?;
+        let header_bytes =
+            bytes.get(offsets[0]..offsets[1]).ok_or(HeaderError::Ssz("header offsets".into()))?;
+        check_header_offsets(header_bytes)?;
+        let b = BlockSsz::deserialize(bytes).map_err(|e| HeaderError::Ssz(e.to_string()))?;
+        let header = Header::from_ssz(&b.header)?;
+        let transactions = b.transactions.iter().map(|t| t.to_vec()).collect();
+        Ok(Self { header, transactions })
+    }
+
+    /// The block hash (the header's hash).
+    pub fn hash(&self) -> Result<B256, HeaderError> {
+        self.header.hash()
+    }
+
+    /// Checks that the transactions hash to the header's `transactions_root`.
+    pub fn check_transactions_root(&self) -> Result<(), HeaderError> {
+        let body = transactions_root(&self.transactions)?;
+        if body == self.header.transactions_root {
+            Ok(())
+        } else {
+            Err(HeaderError::TransactionsRoot { header: self.header.transactions_root, body })
+        }
+    }
+}
