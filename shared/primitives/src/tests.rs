@@ -344,7 +344,7 @@ fn rewards_sum_to_the_mined_supply() {
     let b = r.blocks_per_halving(1000);
     assert_eq!(b, 126_230_400);
     let r0 = r.block_reward(1, 1000);
-    assert_eq!(r0, U256::from(427_785u64), "docs/spec.md §7 quotes this figure");
+    assert_eq!(r0, U256::from(427_789u64), "docs/spec.md §7 quotes this figure");
     assert_eq!(r0, r.block_reward(b, 1000));
     assert_eq!(r.block_reward(b + 1, 1000), r0 >> 1);
     assert_eq!(r.block_reward(0, 1000), U256::ZERO);
