@@ -252,6 +252,9 @@ impl KeystoreFile {
     }
 }
 
+/// One file found by [`Keystore::list`]: its path and what parsing it gave.
+pub type ListedKey = (PathBuf, Result<KeystoreFile, KeystoreError>);
+
 /// A folder of keystore files, one per account, named `qoin-<address>.json`.
 #[derive(Debug, Clone)]
 pub struct Keystore {
@@ -315,7 +318,7 @@ impl Keystore {
 
     /// Every keystore file in the folder, sorted by address; unreadable files are returned
     /// as errors beside their path rather than hidden.
-    pub fn list(&self) -> Result<Vec<(PathBuf, Result<KeystoreFile, KeystoreError>)>, KeystoreError> {
+    pub fn list(&self) -> Result<Vec<ListedKey>, KeystoreError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

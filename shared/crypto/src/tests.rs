@@ -68,7 +68,7 @@ fn wrong_lengths_and_suites_are_typed_errors() {
         Err(CryptoError::BadLength { .. })
     ));
     assert!(matches!(DualSignature::from_bytes(&[]), Err(CryptoError::Malformed(_))));
-    let mut other_suite = bytes.clone();
+    let mut other_suite = bytes;
     other_suite[0] = 0x02;
     assert_eq!(
         DualSignature::from_bytes(&other_suite),
@@ -84,7 +84,7 @@ fn wrong_lengths_and_suites_are_typed_errors() {
     let pk = k.public().to_bytes();
     assert_eq!(&PublicKeys::from_bytes(&pk).unwrap(), k.public());
     assert!(matches!(PublicKeys::from_bytes(&pk[..100]), Err(CryptoError::BadLength { .. })));
-    let mut bad_header = pk.clone();
+    let mut bad_header = pk;
     bad_header[1] = 0x0a;
     assert_eq!(
         PublicKeys::from_bytes(&bad_header),

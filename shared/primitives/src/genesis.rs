@@ -81,7 +81,7 @@ impl Default for RewardParams {
 impl RewardParams {
     /// Shor allocated at genesis at most.
     pub fn genesis_supply(&self) -> U256 {
-        self.total_supply * U256::from(self.genesis_share_percent) / U256::from(100u8)
+        self.total_supply.saturating_mul(U256::from(self.genesis_share_percent)) / U256::from(100u8)
     }
 
     /// Blocks between halvings at the target block time.
@@ -97,7 +97,7 @@ impl RewardParams {
             return U256::ZERO;
         }
         let b = self.blocks_per_halving(target_block_time_ms);
-        let mined = self.total_supply - self.genesis_supply();
+        let mined = self.total_supply.saturating_sub(self.genesis_supply());
         let r0 = mined / U256::from(2 * b as u128);
         let halvings = (height - 1) / b;
         if halvings >= 256 {

@@ -253,12 +253,12 @@ fn malformed_headers_are_errors() {
     let mut long = bytes.clone();
     long.push(0);
     assert!(Header::decode(&long).is_err());
-    let mut too_many = h.clone();
+    let mut too_many = h;
     too_many.siblings = vec![B256::ZERO; MAX_SIBLINGS + 1];
     assert!(too_many.encode().is_err());
     // A reserved suite byte in the ticket is a typed envelope error.
     let ticket_offset = u32::from_le_bytes(bytes[188..192].try_into().unwrap()) as usize;
-    let mut reserved = bytes.clone();
+    let mut reserved = bytes;
     reserved[ticket_offset] = 0x02;
     assert!(matches!(Header::decode(&reserved), Err(HeaderError::Envelope(_))));
 }
@@ -292,7 +292,7 @@ fn block_round_trip_and_transactions_root() {
         SignedTx::decode(t).unwrap().verify_signature().unwrap();
     }
 
-    let mut reordered = block.clone();
+    let mut reordered = block;
     reordered.transactions.swap(0, 1);
     assert!(matches!(reordered.check_transactions_root(), Err(HeaderError::TransactionsRoot { .. })));
     assert_ne!(transactions_root(&[]).unwrap(), transactions_root(&txs[..1]).unwrap());

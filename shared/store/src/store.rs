@@ -223,7 +223,7 @@ impl<K: TransactionKind> Tx<'_, K> {
     }
 
     /// Number of entries in the table.
-    pub fn len<T: Table>(&self) -> Result<usize, StoreError> {
+    pub fn entries<T: Table>(&self) -> Result<usize, StoreError> {
         let table = self.table::<T>()?;
         Ok(self.inner.table_stat(&table)?.entries())
     }
@@ -270,9 +270,11 @@ pub struct Cursor<'tx, K: TransactionKind, T: Table> {
 }
 
 type Entry<T> = Option<(<T as Table>::Key, <T as Table>::Value)>;
+type EntryResult<T> = Result<(<T as Table>::Key, <T as Table>::Value), StoreError>;
+type RawEntry<'tx> = Option<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>;
 
 impl<'tx, K: TransactionKind, T: Table> Cursor<'tx, K, T> {
-    fn typed(raw: Option<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>) -> Result<Entry<T>, StoreError> {
+    fn typed(raw: RawEntry<'tx>) -> Result<Entry<T>, StoreError> {
         match raw {
             Some((k, v)) => Ok(Some((decode::<T, T::Key>(&k)?, decode::<T, T::Value>(&v)?))),
             None => Ok(None),
@@ -290,6 +292,7 @@ impl<'tx, K: TransactionKind, T: Table> Cursor<'tx, K, T> {
     }
 
     /// The entry after the current one.
+    #[allow(clippy::should_implement_trait)] // a cursor step, as MDBX names it
     pub fn next(&mut self) -> Result<Entry<T>, StoreError> {
         Self::typed(self.inner.next()?)
     }
@@ -317,11 +320,11 @@ impl<'tx, K: TransactionKind, T: Table> Cursor<'tx, K, T> {
 /// Iterator returned by [`Cursor::walk`].
 pub struct Walk<'tx, K: TransactionKind, T: Table> {
     cursor: Cursor<'tx, K, T>,
-    pending: Option<Result<(T::Key, T::Value), StoreError>>,
+    pending: Option<EntryResult<T>>,
 }
 
 impl<K: TransactionKind, T: Table> Iterator for Walk<'_, K, T> {
-    type Item = Result<(T::Key, T::Value), StoreError>;
+    type Item = EntryResult<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.pending.take()?;

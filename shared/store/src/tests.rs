@@ -45,7 +45,7 @@ fn put_get_delete_and_overwrite() {
     assert_eq!(r.get::<Hashes>(&2).unwrap(), None);
     assert_eq!(r.get::<Counters>(&"blocks".into()).unwrap(), Some(7));
     assert_eq!(r.get::<Blobs>(&(5, B256::repeat_byte(5))).unwrap(), Some(vec![1, 2, 3]));
-    assert_eq!(r.len::<Hashes>().unwrap(), 1);
+    assert_eq!(r.entries::<Hashes>().unwrap(), 1);
     drop(r);
 
     let tx = store.write().unwrap();

@@ -1,1 +1,145 @@
-fn main() {}
+//! # qoin-bench
+//!
+//! Owns Qoin's benchmarks. `cargo run --release -p qoin-bench -- <name>` runs one and prints
+//! one JSON object per result line, e.g.
+//! `{"bench":"sig-verify","unit":"verifications/s","value":23456.7,"threads":2}`.
+//! `qoin-bench list` names them all. Results are recorded in `docs/benchmarks.md`.
+
+use clap::Parser;
+use qoin_crypto::{verify, verify_batch, Domain, DualSignature, Keypair, VerifyItem};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const BENCHES: &[(&str, &str)] = &[
+    ("sig-sign", "dual Falcon-512 + ML-DSA-44 signatures per second, one thread and all cores"),
+    ("sig-verify", "dual signature verifications per second, one thread and all cores"),
+    ("keccak", "keccak256 of 32-byte inputs (hashes/s) and of 1 MiB buffers (MB/s), one thread"),
+];
+
+/// Qoin benchmarks; prints JSON lines.
+#[derive(Parser, Debug)]
+#[command(name = "qoin-bench", about)]
+struct Cli {
+    /// Benchmark to run, or `list`, or `all`.
+    name: String,
+    /// Seconds to measure each result for.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+fn emit(v: &Value) {
+    println!("{v}");
+}
+
+/// Runs `step` (which does `per_call` operations) until `secs` have passed; returns ops/s.
+fn rate(secs: f64, per_call: u64, mut step: impl FnMut()) -> f64 {
+    step(); // warm up
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        step();
+        ops += per_call;
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+fn keys(n: u8) -> Vec<Keypair> {
+    (0..n).map(|i| Keypair::from_seed(&[i; 32])).collect()
+}
+
+fn sig_sign(secs: f64) {
+    let ks = keys(4);
+    let msg = [7u8; 32];
+    let single = rate(secs, 1, || {
+        std::hint::black_box(ks[0].sign(Domain::Transaction, &msg));
+    });
+    let threads = rayon::current_num_threads();
+    let batch = 64 * threads as u64;
+    let all = rate(secs, batch, || {
+        (0..batch).into_par_iter().for_each(|i| {
+            std::hint::black_box(ks[i as usize % ks.len()].sign(Domain::Transaction, &msg));
+        });
+    });
+    for (value, threads) in [(single, 1), (all, threads)] {
+        emit(
+            &json!({"bench": "sig-sign", "unit": "signatures/s", "value": round(value), "threads": threads}),
+        );
+    }
+}
+
+fn sig_verify(secs: f64) {
+    let ks = keys(8);
+    let msgs: Vec<[u8; 32]> = (0..512u32).map(|i| alloy_primitives::keccak256(i.to_be_bytes()).0).collect();
+    let sigs: Vec<DualSignature> =
+        msgs.par_iter().enumerate().map(|(i, m)| ks[i % ks.len()].sign(Domain::Transaction, m)).collect();
+    let items: Vec<VerifyItem<'_>> = msgs
+        .iter()
+        .zip(&sigs)
+        .enumerate()
+        .map(|(i, (msg, sig))| VerifyItem {
+            keys: ks[i % ks.len()].public(),
+            domain: Domain::Transaction,
+            msg,
+            sig,
+        })
+        .collect();
+    let mut i = 0;
+    let single = rate(secs, 1, || {
+        let it = &items[i % items.len()];
+        i += 1;
+        assert!(verify(it.keys, it.domain, it.msg, it.sig).is_ok());
+    });
+    let all = rate(secs, items.len() as u64, || {
+        assert!(verify_batch(&items).iter().all(Result::is_ok));
+    });
+    for (value, threads) in [(single, 1), (all, rayon::current_num_threads())] {
+        emit(
+            &json!({"bench": "sig-verify", "unit": "verifications/s", "value": round(value), "threads": threads}),
+        );
+    }
+}
+
+fn keccak(secs: f64) {
+    let mut x = [0u8; 32];
+    let small = rate(secs, 1, || {
+        x = alloy_primitives::keccak256(x).0;
+    });
+    emit(
+        &json!({"bench": "keccak", "unit": "hashes/s", "value": round(small), "threads": 1, "input_bytes": 32}),
+    );
+    let big = vec![0x5au8; 1 << 20];
+    let mb = rate(secs, 1, || {
+        std::hint::black_box(alloy_primitives::keccak256(&big));
+    });
+    emit(
+        &json!({"bench": "keccak", "unit": "MB/s", "value": round(mb * 1.048_576), "threads": 1, "input_bytes": 1 << 20}),
+    );
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let run = |name: &str| match name {
+        "sig-sign" => sig_sign(cli.seconds),
+        "sig-verify" => sig_verify(cli.seconds),
+        "keccak" => keccak(cli.seconds),
+        _ => unreachable!("names come from BENCHES"),
+    };
+    match cli.name.as_str() {
+        "list" => {
+            for (name, what) in BENCHES {
+                println!("{name:12} {what}");
+            }
+        }
+        "all" => BENCHES.iter().for_each(|(name, _)| run(name)),
+        name if BENCHES.iter().any(|(n, _)| *n == name) => run(name),
+        other => {
+            eprintln!("unknown benchmark {other:?}; `qoin-bench list` names them");
+            std::process::exit(2);
+        }
+    }
+}
