@@ -8,7 +8,7 @@
 //!   "gasLimit": 30000000,
 //!   "baseFeePerGas": "0x3b9aca00",
 //!   "targetBlockTimeMs": 1000,
-//!   "pow": { "initialDifficulty": 24, "halfLifeSecs": 3600 },
+//!   "pow": { "initialEquations": 24, "initialMantissa": 0, "halfLifeSecs": 600 },
 //!   "rewards": { "totalSupply": "120000000000000", "genesisSharePercent": 10,
 //!                "halvingIntervalSecs": 126230400 },
 //!   "alloc": { "0x…": { "balance": "0x…", "nonce": 0, "code": "0x", "storage": {} } }
@@ -50,8 +50,11 @@ pub enum GenesisError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PowParams {
-    /// Compact difficulty of block 1.
-    pub initial_difficulty: u64,
+    /// Equations `m` of block 1's puzzle (8–64): its expected work is `2^m · f`.
+    pub initial_equations: u32,
+    /// Mantissa of block 1's difficulty (`f = 1 + mantissa / 2^32`); default 0.
+    #[serde(default)]
+    pub initial_mantissa: u32,
     /// Half-life of the exponential difficulty adjustment, in seconds.
     pub half_life_secs: u64,
 }
@@ -184,6 +187,9 @@ impl Genesis {
         }
         if self.gas_limit < 21_000 {
             return bad(format!("gasLimit {} is below one transfer (21000)", self.gas_limit));
+        }
+        if !(8..=64).contains(&self.pow.initial_equations) {
+            return bad(format!("pow.initialEquations {} outside 8..=64", self.pow.initial_equations));
         }
         if self.pow.half_life_secs == 0 {
             return bad("pow.halfLifeSecs must be non-zero".into());

@@ -118,6 +118,22 @@ pub(crate) struct HeaderSsz {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, SimpleSerialize)]
+struct SealSsz {
+    parent_hash: Bytes32,
+    siblings: List<Bytes32, MAX_SIBLINGS>,
+    height: u64,
+    timestamp_ms: u64,
+    difficulty: u64,
+    payload_hash: Bytes32,
+    state_root: Bytes32,
+    transactions_root: Bytes32,
+    coinbase: Vector<u8, 20>,
+    miner_keys: List<u8, MAX_KEYS>,
+    extra_nonce: u64,
+    ticket: List<u8, MAX_SIG>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, SimpleSerialize)]
 struct PreimageSsz {
     parent_hash: Bytes32,
     siblings: List<Bytes32, MAX_SIBLINGS>,
@@ -262,6 +278,27 @@ impl Header {
             transactions_root: vector(self.transactions_root.as_slice()),
             coinbase: vector(self.coinbase.as_slice()),
             miner_keys: list(&self.miner_keys.to_bytes())?,
+        };
+        Ok(ssz_bytes(&p))
+    }
+
+    /// SSZ encoding of the seal pre-image: every field but `solution` (fields 1–12). The
+    /// proof-of-work puzzle is derived from it.
+    pub fn seal_preimage(&self) -> Result<Vec<u8>, HeaderError> {
+        let s = self.to_ssz()?;
+        let p = SealSsz {
+            parent_hash: s.parent_hash,
+            siblings: s.siblings,
+            height: s.height,
+            timestamp_ms: s.timestamp_ms,
+            difficulty: s.difficulty,
+            payload_hash: s.payload_hash,
+            state_root: s.state_root,
+            transactions_root: s.transactions_root,
+            coinbase: s.coinbase,
+            miner_keys: s.miner_keys,
+            extra_nonce: s.extra_nonce,
+            ticket: s.ticket,
         };
         Ok(ssz_bytes(&p))
     }

@@ -306,7 +306,7 @@ const DEV_GENESIS: &str = r#"{
   "gasLimit": 30000000,
   "baseFeePerGas": "0x3b9aca00",
   "targetBlockTimeMs": 1000,
-  "pow": { "initialDifficulty": 24, "halfLifeSecs": 3600 },
+  "pow": { "initialEquations": 24, "halfLifeSecs": 600 },
   "rewards": { "totalSupply": "120000000000000", "genesisSharePercent": 10, "halvingIntervalSecs": 126230400 },
   "alloc": {
     "0x1111111111111111111111111111111111111111": { "balance": "1000000000000" },
@@ -336,6 +336,9 @@ fn genesis_errors_are_clear() {
     let e = Genesis::from_json(&DEV_GENESIS.replace("7777", "0")).unwrap_err().to_string();
     assert!(e.contains("chainId"), "{e}");
     assert!(matches!(Genesis::from_json(&DEV_GENESIS[..200]), Err(GenesisError::Json(_))));
+    let e = Genesis::from_json(&DEV_GENESIS.replace("\"initialEquations\": 24", "\"initialEquations\": 65"))
+        .unwrap_err();
+    assert!(e.to_string().contains("initialEquations"), "{e}");
 }
 
 #[test]
