@@ -33,7 +33,7 @@ impl MqSystem {
     /// # Panics
     /// If `m > 64` or `n > 128` (callers take both from a checked [`crate::Difficulty`]).
     pub fn from_seed(seed: &B256, m: u32, n: u32) -> Self {
-        assert!(m <= 64 && n <= 128 && n >= 2, "system size out of range");
+        assert!(m <= 64 && (2..=128).contains(&n), "system size out of range");
         let mut xof = sha3::Shake256::default();
         xof.update(MQ_TAG);
         xof.update(seed.as_slice());

@@ -187,7 +187,7 @@ fn stolen_solution_fails_under_another_miner() {
     h.solution = solution_to_bytes(all_solutions(&h).iter().find(|s| s.1).unwrap().0);
     verify_seal(&h).unwrap();
     // The thief re-signs the ticket with their own keys and coinbase: a different puzzle.
-    let mut stolen = h.clone();
+    let mut stolen = h;
     stolen.coinbase = Address::repeat_byte(0xee);
     stolen.sign_ticket(&thief).unwrap();
     stolen.verify_ticket().unwrap();
