@@ -1,8 +1,72 @@
 //! # qoin-kernels
 //!
-//! Will own the fast solvers of the MQ proof-of-work puzzle behind one `Solver` trait: a
-//! portable Gray-code bitsliced exhaustive search, AVX2 / AVX-512 kernels chosen at run
-//! time, and a CUDA kernel compiled at run time through NVRTC (loaded dynamically, so the
-//! workspace builds and tests without CUDA).
+//! Owns the fast solvers of the MQ proof-of-work puzzle (`qoin-pow`), behind one [`Solver`]
+//! trait, and [`seal`], which mines a header with one of them.
 //!
-//! Nothing is implemented here yet; the puzzle itself is specified with the proof of work.
+//! Every solver is the fast exhaustive search of Bouillaguet et al. (CHES 2010): the
+//! variables are enumerated in Gray-code order, so each step flips one variable and updates
+//! the value of all equations with two XORs of bit-sliced words (the first derivative, then
+//! the value), and tests it for zero. The top variables are fixed per *chunk* (chunks run on
+//! all cores with rayon) and the next few per *lane* (SIMD lanes run sub-systems that share
+//! their quadratic part). The inner loop tests the first 16 equations; the rare survivors
+//! are checked against the whole system.
+//!
+//! | backend | lanes × equations | chosen when |
+//! |---|---|---|
+//! | [`Portable`] | 4 × 16 in a `u64` (SWAR) | always available |
+//! | `Avx2` | 16 × 16 in a 256-bit register | the CPU has AVX2 (run-time detection) |
+//! | `Avx512` | 32 × 16 in a 512-bit register | the CPU has AVX-512F and AVX-512BW |
+//!
+//! [`available`] lists the backends this CPU runs and [`fastest`] picks one. A search is
+//! cancellable: it polls a stop flag every 65,536 steps of each thread.
+
+#[macro_use]
+mod kernel;
+mod driver;
+mod portable;
+mod seal;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use driver::{SearchControl, SearchReport};
+pub use portable::Portable;
+pub use seal::{seal, SealError, Sealed};
+
+use qoin_pow::MqSystem;
+
+/// A solver of MQ systems over GF(2).
+pub trait Solver: Send + Sync {
+    /// Short name, e.g. `"avx2"`.
+    fn name(&self) -> &'static str;
+
+    /// Candidates tested per inner-loop step.
+    fn lanes(&self) -> u32;
+
+    /// Enumerates the solutions of `sys`. Each solution found is offered to
+    /// `ctl.accept`; the search stops when that returns `true` or when `ctl.stop` is set.
+    /// Without either, every solution is reported.
+    fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport;
+}
+
+/// The solvers this CPU can run, fastest last.
+pub fn available() -> Vec<Box<dyn Solver>> {
+    let mut v: Vec<Box<dyn Solver>> = vec![Box::new(Portable)];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(s) = x86::Avx2::detect() {
+            v.push(Box::new(s));
+        }
+        if let Some(s) = x86::Avx512::detect() {
+            v.push(Box::new(s));
+        }
+    }
+    v
+}
+
+/// The fastest solver this CPU can run.
+pub fn fastest() -> Box<dyn Solver> {
+    available().pop().unwrap_or_else(|| Box::new(Portable))
+}
+
+#[cfg(test)]
+mod tests;

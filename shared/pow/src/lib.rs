@@ -20,6 +20,7 @@
 mod asert;
 mod difficulty;
 mod seal;
+pub mod sim;
 mod system;
 
 pub use asert::{check_timestamp, next_difficulty, AsertAnchor, TimeError, MAX_FUTURE_DRIFT_MS};

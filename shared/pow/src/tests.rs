@@ -5,20 +5,7 @@ use alloy_primitives::{Address, B256};
 use qoin_crypto::{Domain, Keypair};
 use qoin_primitives::{Header, SOLUTION_LEN};
 
-/// A tiny deterministic generator for simulations (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::sim::{simulate, SimRng as Rng};
 
 #[test]
 fn compact_difficulty_round_trips_and_rejects_junk() {
@@ -42,7 +29,7 @@ fn target_accepts_one_in_f() {
         let hits = (0..n)
             .filter(|_| {
                 let mut h = [0u8; 32];
-                h[..8].copy_from_slice(&rng.next().to_be_bytes());
+                h[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
                 d.accepts(&B256::from(h))
             })
             .count();
@@ -77,7 +64,7 @@ fn expansion_is_deterministic_and_evaluation_matches_definition() {
     assert!(a.linear().iter().chain(a.quad()).all(|w| w >> 20 == 0), "bits above m are zero");
     let mut rng = Rng(7);
     for _ in 0..200 {
-        let x = u128::from(rng.next()) & ((1 << 28) - 1);
+        let x = u128::from(rng.next_u64()) & ((1 << 28) - 1);
         assert_eq!(a.eval(x), naive_eval(&a, x));
     }
     // Fixing the high variables gives a sub-system that agrees with the full one.
@@ -86,7 +73,7 @@ fn expansion_is_deterministic_and_evaluation_matches_definition() {
     let quad = a.quad()[..20 * 19 / 2].to_vec();
     let sub = MqSystem::from_parts(20, 20, c, lin, quad);
     for _ in 0..200 {
-        let lo = u128::from(rng.next()) & ((1 << 20) - 1);
+        let lo = u128::from(rng.next_u64()) & ((1 << 20) - 1);
         assert_eq!(sub.eval(lo), a.eval(lo | high));
     }
 }
@@ -221,21 +208,6 @@ fn asert_follows_the_schedule() {
     // Far off: clamped.
     assert_eq!(next_difficulty(&a, 0, u64::MAX), Difficulty::MIN);
     assert_eq!(next_difficulty(&a, u64::MAX, 0), Difficulty::MAX);
-}
-
-/// Simulates mining at `hashrate(height)` candidates/ms; returns block times in ms.
-fn simulate(a: &AsertAnchor, blocks: usize, seed: u64, hashrate: impl Fn(usize) -> f64) -> Vec<f64> {
-    let mut rng = Rng(seed);
-    let mut t = a.timestamp_ms;
-    let mut times = Vec::with_capacity(blocks);
-    for height in 0..blocks {
-        let d = next_difficulty(a, height as u64, t);
-        let expected = d.log2_work().exp2() / hashrate(height);
-        let dt = (-expected * (1.0 - rng.unit()).ln()).max(1.0);
-        t += dt as u64;
-        times.push(dt.floor());
-    }
-    times
 }
 
 #[test]

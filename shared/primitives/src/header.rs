@@ -117,36 +117,6 @@ pub(crate) struct HeaderSsz {
     solution: Vector<u8, SOLUTION_LEN>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, SimpleSerialize)]
-struct SealSsz {
-    parent_hash: Bytes32,
-    siblings: List<Bytes32, MAX_SIBLINGS>,
-    height: u64,
-    timestamp_ms: u64,
-    difficulty: u64,
-    payload_hash: Bytes32,
-    state_root: Bytes32,
-    transactions_root: Bytes32,
-    coinbase: Vector<u8, 20>,
-    miner_keys: List<u8, MAX_KEYS>,
-    extra_nonce: u64,
-    ticket: List<u8, MAX_SIG>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq, SimpleSerialize)]
-struct PreimageSsz {
-    parent_hash: Bytes32,
-    siblings: List<Bytes32, MAX_SIBLINGS>,
-    height: u64,
-    timestamp_ms: u64,
-    difficulty: u64,
-    payload_hash: Bytes32,
-    state_root: Bytes32,
-    transactions_root: Bytes32,
-    coinbase: Vector<u8, 20>,
-    miner_keys: List<u8, MAX_KEYS>,
-}
-
 pub(crate) fn vector<const N: usize>(bytes: &[u8]) -> Vector<u8, N> {
     Vector::try_from(bytes.to_vec()).unwrap_or_else(|_| unreachable!("length fixed by the type"))
 }
@@ -245,8 +215,68 @@ impl Header {
         })
     }
 
+    /// SSZ encoding of the first `count` fields (13 = the header, 12 = the seal pre-image,
+    /// 10 = the ticket pre-image). Written directly (the layout is fixed and documented in
+    /// `docs/spec.md` §5); a test checks it against `ssz_rs`.
+    fn ssz_prefix(&self, count: usize) -> Result<Vec<u8>, HeaderError> {
+        enum Field<'a> {
+            Fixed(&'a [u8]),
+            Var(Vec<u8>),
+        }
+        if self.siblings.len() > MAX_SIBLINGS {
+            return Err(HeaderError::Ssz(format!("more than {MAX_SIBLINGS} siblings")));
+        }
+        let (height, time, difficulty, extra) = (
+            self.height.to_le_bytes(),
+            self.timestamp_ms.to_le_bytes(),
+            self.difficulty.to_le_bytes(),
+            self.extra_nonce.to_le_bytes(),
+        );
+        let fields = [
+            Field::Fixed(self.parent_hash.as_slice()),
+            Field::Var(self.siblings.iter().flat_map(|h| h.0).collect()),
+            Field::Fixed(&height),
+            Field::Fixed(&time),
+            Field::Fixed(&difficulty),
+            Field::Fixed(self.payload_hash.as_slice()),
+            Field::Fixed(self.state_root.as_slice()),
+            Field::Fixed(self.transactions_root.as_slice()),
+            Field::Fixed(self.coinbase.as_slice()),
+            Field::Var(self.miner_keys.to_bytes()),
+            Field::Fixed(&extra),
+            Field::Var(self.ticket.to_bytes()),
+            Field::Fixed(&self.solution),
+        ];
+        let fields = &fields[..count];
+        let fixed_len: usize = fields.iter().map(|f| if let Field::Fixed(b) = f { b.len() } else { 4 }).sum();
+        let var_len: usize = fields.iter().map(|f| if let Field::Var(b) = f { b.len() } else { 0 }).sum();
+        let mut out = Vec::with_capacity(fixed_len + var_len);
+        let mut offset = fixed_len;
+        for f in fields {
+            match f {
+                Field::Fixed(b) => out.extend_from_slice(b),
+                Field::Var(b) => {
+                    out.extend_from_slice(&(offset as u32).to_le_bytes());
+                    offset += b.len();
+                }
+            }
+        }
+        for f in fields {
+            if let Field::Var(b) = f {
+                out.extend_from_slice(b);
+            }
+        }
+        Ok(out)
+    }
+
     /// SSZ encoding. Fails only if `siblings` holds more than [`MAX_SIBLINGS`] entries.
     pub fn encode(&self) -> Result<Vec<u8>, HeaderError> {
+        self.ssz_prefix(13)
+    }
+
+    /// The same encoding through `ssz_rs` (tests compare the two).
+    #[cfg(test)]
+    pub(crate) fn encode_with_ssz_rs(&self) -> Result<Vec<u8>, HeaderError> {
         Ok(ssz_bytes(&self.to_ssz()?))
     }
 
@@ -267,40 +297,13 @@ impl Header {
 
     /// SSZ encoding of the pre-image: every field but `extra_nonce`, `ticket`, `solution`.
     pub fn preimage(&self) -> Result<Vec<u8>, HeaderError> {
-        let p = PreimageSsz {
-            parent_hash: vector(self.parent_hash.as_slice()),
-            siblings: self.siblings_ssz()?,
-            height: self.height,
-            timestamp_ms: self.timestamp_ms,
-            difficulty: self.difficulty,
-            payload_hash: vector(self.payload_hash.as_slice()),
-            state_root: vector(self.state_root.as_slice()),
-            transactions_root: vector(self.transactions_root.as_slice()),
-            coinbase: vector(self.coinbase.as_slice()),
-            miner_keys: list(&self.miner_keys.to_bytes())?,
-        };
-        Ok(ssz_bytes(&p))
+        self.ssz_prefix(10)
     }
 
     /// SSZ encoding of the seal pre-image: every field but `solution` (fields 1–12). The
     /// proof-of-work puzzle is derived from it.
     pub fn seal_preimage(&self) -> Result<Vec<u8>, HeaderError> {
-        let s = self.to_ssz()?;
-        let p = SealSsz {
-            parent_hash: s.parent_hash,
-            siblings: s.siblings,
-            height: s.height,
-            timestamp_ms: s.timestamp_ms,
-            difficulty: s.difficulty,
-            payload_hash: s.payload_hash,
-            state_root: s.state_root,
-            transactions_root: s.transactions_root,
-            coinbase: s.coinbase,
-            miner_keys: s.miner_keys,
-            extra_nonce: s.extra_nonce,
-            ticket: s.ticket,
-        };
-        Ok(ssz_bytes(&p))
+        self.ssz_prefix(12)
     }
 
     /// The message the ticket signs: `keccak256(preimage)`.

@@ -5,6 +5,8 @@
 //! `{"bench":"sig-verify","unit":"verifications/s","value":23456.7,"threads":2}`.
 //! `qoin-bench list` names them all. Results are recorded in `docs/benchmarks.md`.
 
+mod pow;
+
 use clap::Parser;
 use qoin_crypto::{verify, verify_batch, Domain, DualSignature, Keypair, VerifyItem};
 use rayon::prelude::*;
@@ -15,6 +17,10 @@ const BENCHES: &[(&str, &str)] = &[
     ("sig-sign", "dual Falcon-512 + ML-DSA-44 signatures per second, one thread and all cores"),
     ("sig-verify", "dual signature verifications per second, one thread and all cores"),
     ("keccak", "keccak256 of 32-byte inputs (hashes/s) and of 1 MiB buffers (MB/s), one thread"),
+    ("mq-search", "MQ exhaustive-search candidates per second, per backend, one core and all cores"),
+    ("mq-cancel", "time from setting the stop flag to the search returning, per backend"),
+    ("mq-verify", "full seal verifications per second on one core; ticket verification separately"),
+    ("difficulty-sim", "mean and spread of simulated block times at the target, constant hash rate"),
 ];
 
 /// Qoin benchmarks; prints JSON lines.
@@ -28,12 +34,12 @@ struct Cli {
     seconds: f64,
 }
 
-fn emit(v: &Value) {
+pub(crate) fn emit(v: &Value) {
     println!("{v}");
 }
 
 /// Runs `step` (which does `per_call` operations) until `secs` have passed; returns ops/s.
-fn rate(secs: f64, per_call: u64, mut step: impl FnMut()) -> f64 {
+pub(crate) fn rate(secs: f64, per_call: u64, mut step: impl FnMut()) -> f64 {
     step(); // warm up
     let start = Instant::now();
     let mut ops = 0u64;
@@ -117,7 +123,7 @@ fn keccak(secs: f64) {
     );
 }
 
-fn round(v: f64) -> f64 {
+pub(crate) fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
@@ -127,6 +133,10 @@ fn main() {
         "sig-sign" => sig_sign(cli.seconds),
         "sig-verify" => sig_verify(cli.seconds),
         "keccak" => keccak(cli.seconds),
+        "mq-search" => pow::mq_search(cli.seconds),
+        "mq-cancel" => pow::mq_cancel(),
+        "mq-verify" => pow::mq_verify(cli.seconds),
+        "difficulty-sim" => pow::difficulty_sim(),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {
