@@ -16,12 +16,14 @@
 //! | [`Portable`] | 4 × 16 in a `u64` (SWAR) | always available |
 //! | `Avx2` | 16 × 16 in a 256-bit register | the CPU has AVX2 (run-time detection) |
 //! | `Avx512` | 32 × 16 in a 512-bit register | the CPU has AVX-512F and AVX-512BW |
+//! | [`cuda::Cuda`] | 65,536 threads × 32 equations | a CUDA device, driver and NVRTC are present |
 //!
 //! [`available`] lists the backends this CPU runs and [`fastest`] picks one. A search is
 //! cancellable: it polls a stop flag every 65,536 steps of each thread.
 
 #[macro_use]
 mod kernel;
+pub mod cuda;
 mod driver;
 mod portable;
 mod seal;
@@ -48,8 +50,42 @@ pub trait Solver: Send + Sync {
     fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport;
 }
 
-/// The solvers this CPU can run, fastest last.
+/// The solvers this machine can run, fastest last: the CPU backends, then the GPU if a CUDA
+/// device, its driver and NVRTC are present.
 pub fn available() -> Vec<Box<dyn Solver>> {
+    let mut v = available_cpu();
+    if let Ok(gpu) = cuda::Cuda::detect() {
+        v.push(Box::new(gpu));
+    }
+    v
+}
+
+/// The fastest solver and a line saying what was chosen and why, for the miner's log, e.g.
+/// `"MQ solver: avx512 (CPU backends: portable, avx2, avx512; GPU: CUDA driver (libcuda) not found)"`.
+pub fn choose() -> (Box<dyn Solver>, String) {
+    let cpu = available_cpu();
+    let names: Vec<&str> = cpu.iter().map(|s| s.name()).collect();
+    let names = names.join(", ");
+    match cuda::Cuda::detect() {
+        Ok(gpu) => {
+            let line = format!("MQ solver: cuda on {} (CPU backends: {names})", gpu.device());
+            (Box::new(gpu), line)
+        }
+        Err(why) => {
+            let best = fastest_cpu();
+            let line = format!("MQ solver: {} (CPU backends: {names}; GPU: {why})", best.name());
+            (best, line)
+        }
+    }
+}
+
+/// The fastest CPU backend.
+pub fn fastest_cpu() -> Box<dyn Solver> {
+    available_cpu().pop().unwrap_or_else(|| Box::new(Portable))
+}
+
+/// The CPU backends this machine runs, fastest last.
+pub fn available_cpu() -> Vec<Box<dyn Solver>> {
     let mut v: Vec<Box<dyn Solver>> = vec![Box::new(Portable)];
     #[cfg(target_arch = "x86_64")]
     {
@@ -63,7 +99,7 @@ pub fn available() -> Vec<Box<dyn Solver>> {
     v
 }
 
-/// The fastest solver this CPU can run.
+/// The fastest solver this machine can run (the GPU when present).
 pub fn fastest() -> Box<dyn Solver> {
     available().pop().unwrap_or_else(|| Box::new(Portable))
 }

@@ -110,3 +110,35 @@ fn stop_flag_cancels_a_long_search() {
         assert!(latency < Duration::from_secs(2), "{} took {latency:?} to stop", s.name());
     }
 }
+
+#[test]
+fn cuda_kernel_compiles_with_nvrtc() {
+    // CI installs NVRTC (no GPU needed to compile) and sets QOIN_REQUIRE_NVRTC so this test
+    // cannot pass by skipping there.
+    if !cuda::nvrtc_present() {
+        assert!(std::env::var_os("QOIN_REQUIRE_NVRTC").is_none(), "NVRTC required but not found");
+        eprintln!("skipped: NVRTC not found on this machine");
+        return;
+    }
+    let ptx = cuda::compile_kernel().unwrap();
+    assert!(ptx.to_src().contains(".entry mq_search"), "PTX lacks the kernel entry");
+}
+
+#[test]
+fn cuda_is_offered_only_when_usable() {
+    match cuda::Cuda::detect() {
+        Ok(gpu) => {
+            println!("CUDA device: {}", gpu.device());
+            assert!(available().iter().any(|s| s.name() == "cuda"));
+            assert_eq!(fastest().name(), "cuda");
+        }
+        Err(why) => {
+            println!("no GPU backend: {why}");
+            let (chosen, line) = choose();
+            assert!(line.contains(chosen.name()) && line.contains(&why), "{line}");
+            assert!(!why.is_empty());
+            assert!(available().iter().all(|s| s.name() != "cuda"));
+            assert_ne!(fastest().name(), "cuda");
+        }
+    }
+}
