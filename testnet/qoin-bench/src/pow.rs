@@ -122,5 +122,23 @@ pub(crate) fn difficulty_sim() {
             &json!({"bench": "difficulty-sim", "unit": "ms", "value": round(mean), "stddev": round(var.sqrt()),
             "target_ms": target, "half_life_s": half_life_s, "blocks": blocks, "hashrate": "constant"}),
         );
+
+        // A 10x hash-rate jump at block 20,000: blocks until a 200-block window averages
+        // within 10% of the target again, in half-lives of schedule.
+        let jump = 20_000;
+        let times = simulate(&anchor, 60_000, half_life_s + 1, |h| {
+            2f64.powi(30) / target as f64 * if h < jump { 1.0 } else { 10.0 }
+        });
+        let window = 200;
+        let recovered = (jump..times.len() - window)
+            .find(|&i| {
+                let m = times[i..i + window].iter().sum::<f64>() / window as f64;
+                (m - target as f64).abs() < 0.1 * target as f64
+            })
+            .map(|i| i - jump);
+        let half_life_blocks = (half_life_s * 1000 / target) as f64;
+        emit(&json!({"bench": "difficulty-sim", "unit": "half-lives", "hashrate": "10x jump",
+            "value": recovered.map(|b| round(b as f64 / half_life_blocks)), "blocks": recovered,
+            "half_life_s": half_life_s, "target_ms": target, "window": window}));
     }
 }
