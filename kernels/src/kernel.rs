@@ -7,7 +7,7 @@
 //! `x_a x_b`. The loop is unrolled by 16: within a block the `(a, b)` pairs are fixed except
 //! for `b` of the steps `k ∈ {1, 2, 4, 8} + 16t`, which is `4 + ctz(t)`; `D[0..4]` stay in
 //! registers and zero tests are accumulated (a lane minimum) and examined once per block. A
-//! block with a hit is replayed step by step to locate it.
+//! block with a hit is undone and replayed step by step to locate it.
 
 /// Generates a kernel `unsafe fn(n_inner, f0, d0, quad, stop, hits) -> steps` from the
 /// vector type and its operations (functions with the same target features).
@@ -52,7 +52,6 @@ macro_rules! gray_kernel {
             while t < blocks {
                 let base = t << 4;
                 let [cd0, cd1, cd2, cd3] = if t == 0 { [zero; 4] } else { dynamic[t.trailing_zeros() as usize] };
-                let saved = (f, d0r, d1r, d2r, d3r);
                 let mut acc = $acc_init();
                 d0r = $xor(d0r, cd0);
                 f = $xor(f, d0r);
@@ -100,9 +99,40 @@ macro_rules! gray_kernel {
                 f = $xor(f, d0r);
                 acc = $acc(acc, f);
                 if $hit(acc) {
-                    // black_box keeps the compiler from storing every step of the main pass to
-                    // reuse here (it would, as both compute the same values).
-                    let (mut rf, mut r0, mut r1, mut r2, mut r3) = ::std::hint::black_box(saved);
+                    // Undo the block (each step is an XOR, its own inverse) to get back to its
+                    // start, then replay it step by step. black_box keeps the compiler from
+                    // instead storing every step of the main pass for reuse here.
+                    let (mut rf, mut r0, mut r1, mut r2, mut r3) = ::std::hint::black_box((f, d0r, d1r, d2r, d3r));
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c01);
+                    rf = $xor(rf, r1);
+                    r1 = $xor(r1, c12);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c02);
+                    rf = $xor(rf, r2);
+                    r2 = $xor(r2, c23);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c01);
+                    rf = $xor(rf, r1);
+                    r1 = $xor(r1, c13);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c03);
+                    rf = $xor(rf, r3);
+                    r3 = $xor(r3, cd3);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c01);
+                    rf = $xor(rf, r1);
+                    r1 = $xor(r1, c12);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c02);
+                    rf = $xor(rf, r2);
+                    r2 = $xor(r2, cd2);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, c01);
+                    rf = $xor(rf, r1);
+                    r1 = $xor(r1, cd1);
+                    rf = $xor(rf, r0);
+                    r0 = $xor(r0, cd0);
                     r0 = $xor(r0, cd0);
                     rf = $xor(rf, r0);
                     let z = $zeros(rf);

@@ -8,14 +8,15 @@
 //! the value of all equations with two XORs of bit-sliced words (the first derivative, then
 //! the value), and tests it for zero. The top variables are fixed per *chunk* (chunks run on
 //! all cores with rayon) and the next few per *lane* (SIMD lanes run sub-systems that share
-//! their quadratic part). The inner loop tests the first 16 equations; the rare survivors
-//! are checked against the whole system.
+//! their quadratic part; the SIMD backends run two independent registers of lanes, which
+//! hides the latency of the value chain). The inner loop tests the first 16 equations; the
+//! rare survivors are checked against the whole system.
 //!
 //! | backend | lanes × equations | chosen when |
 //! |---|---|---|
 //! | [`Portable`] | 4 × 16 in a `u64` (SWAR) | always available |
-//! | `Avx2` | 16 × 16 in a 256-bit register | the CPU has AVX2 (run-time detection) |
-//! | `Avx512` | 32 × 16 in a 512-bit register | the CPU has AVX-512F and AVX-512BW |
+//! | `Avx2` | 32 × 16 in two 256-bit registers | the CPU has AVX2 (run-time detection) |
+//! | `Avx512` | 64 × 16 in two 512-bit registers | the CPU has AVX-512F and AVX-512BW |
 //! | [`cuda::Cuda`] | 65,536 threads × 32 equations | a CUDA device, driver and NVRTC are present |
 //!
 //! [`available`] lists the backends this CPU runs and [`fastest`] picks one. A search is

@@ -1,4 +1,4 @@
-//! AVX2 (16 lanes × 16 equations) and AVX-512BW (32 lanes × 16 equations) backends, chosen
+//! AVX2 (32 lanes × 16 equations) and AVX-512BW (64 lanes × 16 equations) backends, chosen
 //! at run time with `is_x86_feature_detected!`.
 
 use crate::driver::{drive, Kernel, SearchControl, SearchReport};
@@ -7,7 +7,8 @@ use qoin_pow::MqSystem;
 use std::arch::x86_64::*;
 use std::sync::atomic::AtomicBool;
 
-/// AVX2 solver: 16 sub-systems per 256-bit register.
+/// AVX2 solver: 32 sub-systems in two 256-bit registers; the two halves are independent,
+/// which hides the latency of the value chain.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx2(());
 
@@ -20,50 +21,57 @@ impl Avx2 {
 mod avx2 {
     use super::*;
 
+    pub(super) type V = (__m256i, __m256i);
+
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn load(v: &[u16]) -> __m256i {
-        assert!(v.len() >= 16);
-        _mm256_loadu_si256(v.as_ptr().cast())
+    pub(super) unsafe fn load(v: &[u16]) -> V {
+        assert!(v.len() >= 32);
+        (_mm256_loadu_si256(v.as_ptr().cast()), _mm256_loadu_si256(v[16..].as_ptr().cast()))
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn splat(v: u16) -> __m256i {
-        _mm256_set1_epi16(v as i16)
+    pub(super) unsafe fn splat(v: u16) -> V {
+        let s = _mm256_set1_epi16(v as i16);
+        (s, s)
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn xor(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_xor_si256(a, b)
+    pub(super) unsafe fn xor(a: V, b: V) -> V {
+        (_mm256_xor_si256(a.0, b.0), _mm256_xor_si256(a.1, b.1))
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn acc_init() -> __m256i {
-        _mm256_set1_epi16(-1)
+    pub(super) unsafe fn acc_init() -> V {
+        splat(u16::MAX)
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn acc(acc: __m256i, f: __m256i) -> __m256i {
-        _mm256_min_epu16(acc, f)
+    pub(super) unsafe fn acc(acc: V, f: V) -> V {
+        (_mm256_min_epu16(acc.0, f.0), _mm256_min_epu16(acc.1, f.1))
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn hit(acc: __m256i) -> bool {
-        _mm256_movemask_epi8(_mm256_cmpeq_epi16(acc, _mm256_setzero_si256())) != 0
+    pub(super) unsafe fn hit(acc: V) -> bool {
+        let m = _mm256_min_epu16(acc.0, acc.1);
+        _mm256_movemask_epi8(_mm256_cmpeq_epi16(m, _mm256_setzero_si256())) != 0
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn zeros(f: __m256i) -> u64 {
-        let m = _mm256_movemask_epi8(_mm256_cmpeq_epi16(f, _mm256_setzero_si256())) as u32;
-        (0..16).filter(|lane| m >> (2 * lane) & 1 == 1).fold(0, |acc, lane| acc | 1 << lane)
+    pub(super) unsafe fn zeros(f: V) -> u64 {
+        let z = _mm256_setzero_si256();
+        let lo = _mm256_movemask_epi8(_mm256_cmpeq_epi16(f.0, z)) as u32;
+        let hi = _mm256_movemask_epi8(_mm256_cmpeq_epi16(f.1, z)) as u32;
+        let m = u64::from(lo) | u64::from(hi) << 32;
+        (0..32).filter(|lane| m >> (2 * lane) & 1 == 1).fold(0, |acc, lane| acc | 1 << lane)
     }
 
-    gray_kernel!(#[target_feature(enable = "avx2")] pub(super) unsafe fn run: __m256i, lanes = 16,
+    gray_kernel!(#[target_feature(enable = "avx2")] pub(super) unsafe fn run: V, lanes = 32,
         load = load, splat = splat, xor = xor, acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 }
 
 impl Kernel for Avx2 {
-    const LANE_BITS: u32 = 4;
+    const LANE_BITS: u32 = 5;
     fn run(
         n_inner: u32,
         f0: &[u16],
@@ -82,14 +90,15 @@ impl Solver for Avx2 {
         "avx2"
     }
     fn lanes(&self) -> u32 {
-        16
+        32
     }
     fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
         drive::<Self>(sys, ctl)
     }
 }
 
-/// AVX-512 solver: 32 sub-systems per 512-bit register (needs AVX-512F and AVX-512BW).
+/// AVX-512 solver: 64 sub-systems in two 512-bit registers (needs AVX-512F and AVX-512BW);
+/// the two halves are independent, which keeps both vector pipes busy.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx512(());
 
@@ -102,49 +111,53 @@ impl Avx512 {
 mod avx512 {
     use super::*;
 
+    pub(super) type V = (__m512i, __m512i);
+
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn load(v: &[u16]) -> __m512i {
-        assert!(v.len() >= 32);
-        _mm512_loadu_si512(v.as_ptr().cast())
+    pub(super) unsafe fn load(v: &[u16]) -> V {
+        assert!(v.len() >= 64);
+        (_mm512_loadu_si512(v.as_ptr().cast()), _mm512_loadu_si512(v[32..].as_ptr().cast()))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn splat(v: u16) -> __m512i {
-        _mm512_set1_epi16(v as i16)
+    pub(super) unsafe fn splat(v: u16) -> V {
+        let s = _mm512_set1_epi16(v as i16);
+        (s, s)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn xor(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_xor_si512(a, b)
+    pub(super) unsafe fn xor(a: V, b: V) -> V {
+        (_mm512_xor_si512(a.0, b.0), _mm512_xor_si512(a.1, b.1))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn acc_init() -> __m512i {
-        _mm512_set1_epi16(-1)
+    pub(super) unsafe fn acc_init() -> V {
+        splat(u16::MAX)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn acc(acc: __m512i, f: __m512i) -> __m512i {
-        _mm512_min_epu16(acc, f)
+    pub(super) unsafe fn acc(acc: V, f: V) -> V {
+        (_mm512_min_epu16(acc.0, f.0), _mm512_min_epu16(acc.1, f.1))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn hit(acc: __m512i) -> bool {
-        _mm512_cmpeq_epi16_mask(acc, _mm512_setzero_si512()) != 0
+    pub(super) unsafe fn hit(acc: V) -> bool {
+        _mm512_cmpeq_epi16_mask(_mm512_min_epu16(acc.0, acc.1), _mm512_setzero_si512()) != 0
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn zeros(f: __m512i) -> u64 {
-        u64::from(_mm512_cmpeq_epi16_mask(f, _mm512_setzero_si512()))
+    pub(super) unsafe fn zeros(f: V) -> u64 {
+        let z = _mm512_setzero_si512();
+        u64::from(_mm512_cmpeq_epi16_mask(f.0, z)) | u64::from(_mm512_cmpeq_epi16_mask(f.1, z)) << 32
     }
 
-    gray_kernel!(#[target_feature(enable = "avx512f,avx512bw")] pub(super) unsafe fn run: __m512i, lanes = 32,
+    gray_kernel!(#[target_feature(enable = "avx512f,avx512bw")] pub(super) unsafe fn run: V, lanes = 64,
         load = load, splat = splat, xor = xor, acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 }
 
 impl Kernel for Avx512 {
-    const LANE_BITS: u32 = 5;
+    const LANE_BITS: u32 = 6;
     fn run(
         n_inner: u32,
         f0: &[u16],
@@ -163,7 +176,7 @@ impl Solver for Avx512 {
         "avx512"
     }
     fn lanes(&self) -> u32 {
-        32
+        64
     }
     fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
         drive::<Self>(sys, ctl)
