@@ -71,10 +71,11 @@ extern "C" __global__ void mq_search(
 }
 "#;
 
-/// Variables fixed per GPU thread: 2^16 threads per launch.
-const LANE_BITS: u32 = 16;
-/// Most inner variables per thread (the kernel's derivative array holds 32).
-const MAX_INNER: u32 = 22;
+/// Variables fixed per GPU thread: 2^18 threads per launch, enough to fill a large GPU.
+const LANE_BITS: u32 = 18;
+/// Most inner variables per thread (the kernel's derivative array holds 32): a launch is then
+/// 2^34 candidates, tens of milliseconds, so the stop flag and solutions are seen promptly.
+const MAX_INNER: u32 = 16;
 /// Hit slots per launch; survivors of 32 equations are rare (2^-32 per candidate).
 const MAX_HITS: u32 = 4096;
 const THREADS_PER_BLOCK: u32 = 256;
@@ -173,6 +174,7 @@ impl Cuda {
                 .arg(&MAX_HITS);
             // SAFETY: the argument list matches the kernel's signature above.
             unsafe { launch.launch(cfg) }?;
+            s.synchronize()?;
             let count = s.clone_dtoh(&count_d)?[0].min(MAX_HITS) as usize;
             let hits = s.clone_dtoh(&hits_d)?;
             report.candidates += 1u128 << (n_inner + LANE_BITS);
