@@ -10,3 +10,4 @@
 //! sign transactions for `eth_sendTransaction` and mining tickets.
 
 pub mod account;
+pub mod trie;
