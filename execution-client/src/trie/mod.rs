@@ -88,17 +88,16 @@ pub fn get(db: &impl NodeReader, root: B256, key: &B256) -> Result<Option<Vec<u8
     Ok(walk(db, root, key)?.1)
 }
 
+/// A proof: the encodings of the nodes on a key's path from the root, and the value if present.
+pub type Proof = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
 /// The EIP-1186 proof of `key` in the trie at `root`: the encodings of the nodes on its path
 /// from the root (inline nodes are part of their parent), and the value if present.
-pub fn proof(
-    db: &impl NodeReader,
-    root: B256,
-    key: &B256,
-) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), TrieError> {
+pub fn proof(db: &impl NodeReader, root: B256, key: &B256) -> Result<Proof, TrieError> {
     walk(db, root, key)
 }
 
-fn walk(db: &impl NodeReader, root: B256, key: &B256) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), TrieError> {
+fn walk(db: &impl NodeReader, root: B256, key: &B256) -> Result<Proof, TrieError> {
     let mut proof = Vec::new();
     if root == EMPTY_ROOT {
         return Ok((proof, None));
