@@ -10,4 +10,12 @@
 //! sign transactions for `eth_sendTransaction` and mining tickets.
 
 pub mod account;
+pub mod block;
+pub mod chain;
+pub mod db;
+pub mod execute;
+pub mod state;
 pub mod trie;
+
+#[cfg(test)]
+mod tests;

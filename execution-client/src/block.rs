@@ -1,0 +1,106 @@
+//! Execution blocks: the header the execution client commits to, bodies and receipts.
+
+use alloy_primitives::{keccak256, Address, Bloom, Bytes, Log, B256, U256};
+use alloy_rlp::{Encodable, RlpDecodable, RlpEncodable};
+
+/// A credit of Shor to an account at the end of a block (block reward, sibling rewards),
+/// passed by the consensus client in the payload attributes, as Ethereum passes withdrawals.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Credit {
+    /// Account credited.
+    pub address: Address,
+    /// Amount in Shor.
+    pub amount: U256,
+}
+
+/// The execution header. Its hash (keccak256 of its RLP) is the payload hash the consensus
+/// header commits to.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct ElHeader {
+    /// Hash of the parent execution header.
+    pub parent_hash: B256,
+    /// Block number.
+    pub number: u64,
+    /// Unix time in seconds (what `TIMESTAMP` returns).
+    pub timestamp: u64,
+    /// Account paid the priority fees (the block's coinbase).
+    pub beneficiary: Address,
+    /// Merkle-Patricia state root after the block.
+    pub state_root: B256,
+    /// Ordered trie root of the transactions.
+    pub transactions_root: B256,
+    /// Ordered trie root of the receipts.
+    pub receipts_root: B256,
+    /// Ordered trie root of the credits.
+    pub credits_root: B256,
+    /// Bloom of all logs.
+    pub logs_bloom: Bloom,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// EIP-1559 base fee per gas.
+    pub base_fee_per_gas: u64,
+    /// Randomness from the consensus client (`PREVRANDAO`).
+    pub prev_randao: B256,
+}
+
+impl ElHeader {
+    /// keccak256 of the RLP encoding.
+    pub fn hash(&self) -> B256 {
+        keccak256(alloy_rlp::encode(self))
+    }
+}
+
+/// A block's transactions (EIP-2718 encodings) and credits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
+pub struct Body {
+    /// Transactions.
+    pub transactions: Vec<Bytes>,
+    /// Credits applied after the transactions.
+    pub credits: Vec<Credit>,
+}
+
+/// A transaction's receipt.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Receipt {
+    /// Whether it succeeded (`false`: reverted or halted; its gas is still spent).
+    pub success: bool,
+    /// Gas used by the block up to and including this transaction.
+    pub cumulative_gas_used: u64,
+    /// Bloom of this receipt's logs.
+    pub logs_bloom: Bloom,
+    /// Logs emitted.
+    pub logs: Vec<Log>,
+}
+
+impl Receipt {
+    /// The Ethereum-style typed receipt encoding: `0x51 ‖ rlp(receipt)`.
+    pub fn encoded(&self) -> Vec<u8> {
+        let mut out = vec![qoin_primitives::QOIN_TX_TYPE];
+        self.encode(&mut out);
+        out
+    }
+}
+
+/// The EIP-1559 base fee of a child block, from its parent (target = half the gas limit,
+/// at most ±12.5% a block), with a floor of `min` so fees never vanish.
+pub fn next_base_fee(parent: &ElHeader, min: u64) -> u64 {
+    let target = parent.gas_limit / 2;
+    let base = u128::from(parent.base_fee_per_gas);
+    let next = if target == 0 || parent.gas_used == target {
+        base
+    } else if parent.gas_used > target {
+        let delta = base * u128::from(parent.gas_used - target) / u128::from(target) / 8;
+        base + delta.max(1)
+    } else {
+        base - base * u128::from(target - parent.gas_used) / u128::from(target) / 8
+    };
+    u64::try_from(next).unwrap_or(u64::MAX).max(min)
+}
+
+/// Root of the ordered trie of `items` (keys `rlp(index)`), as Ethereum computes
+/// transaction and receipt roots.
+pub fn ordered_root(items: &[Vec<u8>]) -> B256 {
+    alloy_trie::root::ordered_trie_root_with_encoder(items, |item, out| out.extend_from_slice(item))
+}

@@ -1,0 +1,96 @@
+//! Reading state from MDBX: the revm database, account and storage reads, trie node reads.
+
+use crate::db::{Accounts, Bytecodes, HeaderNumbers, Headers, Storage, TrieNodes};
+use crate::trie::{NodeReader, TrieError};
+use alloy_primitives::{Address, B256, U256};
+use qoin_store::{StoreError, TransactionKind, Tx};
+use revm::bytecode::Bytecode;
+use revm::database_interface::{DBErrorMarker, DatabaseRef};
+use revm::primitives::KECCAK_EMPTY;
+use revm::state::AccountInfo;
+
+/// A storage failure seen while executing or reading state.
+#[derive(Debug, thiserror::Error)]
+#[error("state read failed: {0}")]
+pub struct StateError(pub String);
+
+impl DBErrorMarker for StateError {}
+
+impl From<StoreError> for StateError {
+    fn from(e: StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// State as of the latest committed block, read through one MDBX transaction.
+pub struct StateReader<'a, 'db, K: TransactionKind> {
+    tx: &'a Tx<'db, K>,
+}
+
+impl<'a, 'db, K: TransactionKind> StateReader<'a, 'db, K> {
+    /// Reads through `tx`.
+    pub fn new(tx: &'a Tx<'db, K>) -> Self {
+        Self { tx }
+    }
+}
+
+impl<K: TransactionKind> DatabaseRef for StateReader<'_, '_, K> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.tx.get::<Accounts>(&address)?.map(|a| AccountInfo {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+            code: None,
+            account_id: None,
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        let code = self
+            .tx
+            .get::<Bytecodes>(&code_hash)?
+            .ok_or_else(|| StateError(format!("code {code_hash} missing from Bytecodes")))?;
+        Ok(Bytecode::new_raw(code.into()))
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        let slot = B256::from(index.to_be_bytes::<32>());
+        Ok(self.tx.get::<Storage>(&(address, slot))?.map(|w| w.0).unwrap_or_default())
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        // BLOCKHASH: the canonical header's hash, zero if unknown.
+        Ok(match self.tx.get::<Headers>(&number)? {
+            Some(rlp) => alloy_primitives::keccak256(rlp),
+            None => B256::ZERO,
+        })
+    }
+}
+
+/// Trie nodes read through the same transaction.
+pub struct TrieReader<'a, 'db, K: TransactionKind> {
+    tx: &'a Tx<'db, K>,
+}
+
+impl<'a, 'db, K: TransactionKind> TrieReader<'a, 'db, K> {
+    /// Reads nodes through `tx`.
+    pub fn new(tx: &'a Tx<'db, K>) -> Self {
+        Self { tx }
+    }
+}
+
+impl<K: TransactionKind> NodeReader for TrieReader<'_, '_, K> {
+    fn node(&self, hash: &B256) -> Result<Option<Vec<u8>>, TrieError> {
+        self.tx.get::<TrieNodes>(hash).map_err(|e| TrieError::Store(e.to_string()))
+    }
+}
+
+/// The number of the block with this hash, if canonical.
+pub fn block_number<K: TransactionKind>(tx: &Tx<'_, K>, hash: &B256) -> Result<Option<u64>, StoreError> {
+    tx.get::<HeaderNumbers>(hash)
+}
