@@ -29,7 +29,9 @@ pub struct SearchReport {
 
 /// One backend's inner loop: Gray-code enumeration of `2^n_inner` points for `2^LANE_BITS`
 /// lanes at once.
-pub(crate) trait Kernel: Sync {
+pub(crate) trait Kernel: Send + Sync {
+    /// The backend's name, e.g. `"avx2"`.
+    const NAME: &'static str;
     /// log2 of the lane count.
     const LANE_BITS: u32;
 
@@ -150,4 +152,16 @@ pub(crate) fn exhaustive(sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchRepor
         }
     }
     report
+}
+
+impl<K: Kernel> crate::Solver for K {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn lanes(&self) -> u32 {
+        1 << K::LANE_BITS
+    }
+    fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
+        drive::<K>(sys, ctl)
+    }
 }

@@ -1,8 +1,6 @@
 //! The portable backend: 4 lanes × 16 equations packed in a `u64` (SWAR), for any CPU.
 
-use crate::driver::{drive, Kernel, SearchControl, SearchReport};
-use crate::Solver;
-use qoin_pow::MqSystem;
+use crate::driver::Kernel;
 use std::sync::atomic::AtomicBool;
 
 /// Portable solver: pure Rust, no SIMD instructions, all cores.
@@ -46,6 +44,7 @@ gray_kernel!(unsafe fn run_portable: u64, lanes = 4, load = load, splat = splat,
     acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 
 impl Kernel for Portable {
+    const NAME: &'static str = "portable";
     const LANE_BITS: u32 = 2;
     fn run(
         n_inner: u32,
@@ -57,17 +56,5 @@ impl Kernel for Portable {
     ) -> u64 {
         // SAFETY: plain integer code; `unsafe` only because the macro serves SIMD backends too.
         unsafe { run_portable(n_inner, f0, d0, quad, stop, hits) }
-    }
-}
-
-impl Solver for Portable {
-    fn name(&self) -> &'static str {
-        "portable"
-    }
-    fn lanes(&self) -> u32 {
-        4
-    }
-    fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
-        drive::<Self>(sys, ctl)
     }
 }

@@ -1,9 +1,7 @@
 //! AVX2 (32 lanes × 16 equations) and AVX-512BW (64 lanes × 16 equations) backends, chosen
 //! at run time with `is_x86_feature_detected!`.
 
-use crate::driver::{drive, Kernel, SearchControl, SearchReport};
-use crate::Solver;
-use qoin_pow::MqSystem;
+use crate::driver::Kernel;
 use std::arch::x86_64::*;
 use std::sync::atomic::AtomicBool;
 
@@ -71,6 +69,7 @@ mod avx2 {
 }
 
 impl Kernel for Avx2 {
+    const NAME: &'static str = "avx2";
     const LANE_BITS: u32 = 5;
     fn run(
         n_inner: u32,
@@ -82,18 +81,6 @@ impl Kernel for Avx2 {
     ) -> u64 {
         // SAFETY: an `Avx2` value exists only after `detect` saw AVX2 on this CPU.
         unsafe { avx2::run(n_inner, f0, d0, quad, stop, hits) }
-    }
-}
-
-impl Solver for Avx2 {
-    fn name(&self) -> &'static str {
-        "avx2"
-    }
-    fn lanes(&self) -> u32 {
-        32
-    }
-    fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
-        drive::<Self>(sys, ctl)
     }
 }
 
@@ -157,6 +144,7 @@ mod avx512 {
 }
 
 impl Kernel for Avx512 {
+    const NAME: &'static str = "avx512";
     const LANE_BITS: u32 = 6;
     fn run(
         n_inner: u32,
@@ -168,17 +156,5 @@ impl Kernel for Avx512 {
     ) -> u64 {
         // SAFETY: an `Avx512` value exists only after `detect` saw AVX-512F/BW on this CPU.
         unsafe { avx512::run(n_inner, f0, d0, quad, stop, hits) }
-    }
-}
-
-impl Solver for Avx512 {
-    fn name(&self) -> &'static str {
-        "avx512"
-    }
-    fn lanes(&self) -> u32 {
-        64
-    }
-    fn search(&self, sys: &MqSystem, ctl: &SearchControl<'_>) -> SearchReport {
-        drive::<Self>(sys, ctl)
     }
 }
