@@ -1,13 +1,19 @@
 //! # qoin-execution
 //!
-//! The execution client, `qoin-el`. It will own all account state in MDBX with an
-//! incremental Ethereum-compatible Merkle-Patricia state root, EVM execution with revm, the
-//! transaction pool, payload building, the JSON-RPC server dapp developers use, the
-//! post-quantum signature precompiles and the market contracts.
+//! The execution client, `qoin-el`. It owns all account state and runs the EVM:
 //!
-//! Today it owns the validator's **accounts**: [`account`] creates, lists and shows
-//! keystore accounts (`qoin-el account new | list | show | import`), the keys a node uses to
-//! sign transactions for `eth_sendTransaction` and mining tickets.
+//! - [`db`]: the tables in MDBX (accounts, storage, code, trie nodes, headers, bodies,
+//!   receipts, transaction lookup, per-block change sets);
+//! - [`trie`]: the Ethereum Merkle-Patricia state trie, updated incrementally, with EIP-1186
+//!   proofs;
+//! - [`execute`]: block execution in revm and the state writes and new root it produces;
+//! - [`chain`]: genesis, importing blocks (one write transaction each), building payloads,
+//!   unwinding for reorgs;
+//! - [`account`]: the validator's keystore accounts (`qoin-el account new | import | list |
+//!   show`).
+//!
+//! Still to come here: the transaction pool, the JSON-RPC server dapp developers use, the
+//! post-quantum signature precompiles and the market contracts.
 
 pub mod account;
 pub mod block;
