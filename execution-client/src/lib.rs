@@ -22,6 +22,7 @@ pub mod db;
 pub mod execute;
 pub mod state;
 pub mod trie;
+pub mod txpool;
 
 #[cfg(test)]
 mod tests;
