@@ -103,6 +103,16 @@ impl crate::txpool::AccountState for GenesisState {
     }
 }
 
+/// The trie root alloy-trie computes from scratch over `(hashed key, value)` leaves.
+fn root_of(mut leaves: Vec<(B256, Vec<u8>)>) -> B256 {
+    leaves.sort();
+    let mut hb = alloy_trie::HashBuilder::default();
+    for (k, v) in &leaves {
+        hb.add_leaf(alloy_trie::Nibbles::unpack(k), v);
+    }
+    hb.root()
+}
+
 #[derive(RlpEncodable)]
 struct RefAccount {
     nonce: u64,
@@ -118,7 +128,7 @@ fn genesis_state_root_matches_reference_and_reopens() {
     let head = chain.head().unwrap();
     assert_eq!(head.number, 0);
     // The same root computed independently with alloy-trie.
-    let mut leaves: Vec<(B256, Vec<u8>)> = genesis()
+    let leaves: Vec<(B256, Vec<u8>)> = genesis()
         .alloc
         .iter()
         .map(|(addr, a)| {
@@ -134,12 +144,7 @@ fn genesis_state_root_matches_reference_and_reopens() {
             (keccak256(addr), alloy_rlp::encode(acc))
         })
         .collect();
-    leaves.sort();
-    let mut hb = alloy_trie::HashBuilder::default();
-    for (k, v) in &leaves {
-        hb.add_leaf(alloy_trie::Nibbles::unpack(k), v);
-    }
-    assert_eq!(head.state_root, hb.root());
+    assert_eq!(head.state_root, root_of(leaves));
     drop(chain);
     assert_eq!(open(dir.path()).head().unwrap(), head);
     // Another genesis in the same directory is refused.
@@ -343,7 +348,7 @@ fn reorg_unwinds_and_reapplies_to_the_same_state_as_a_fresh_import() {
 /// The state root recomputed from scratch (alloy-trie) from the plain state tables.
 fn reference_state_root(chain: &Chain) -> B256 {
     let (accounts, storage) = dump(chain);
-    let mut leaves: Vec<(B256, Vec<u8>)> = accounts
+    let leaves: Vec<(B256, Vec<u8>)> = accounts
         .iter()
         .map(|(addr, a)| {
             let slots = storage.iter().filter(|((sa, _), _)| sa == addr).map(|((_, slot), v)| (*slot, *v));
@@ -353,12 +358,7 @@ fn reference_state_root(chain: &Chain) -> B256 {
             (keccak256(addr), alloy_rlp::encode(acc))
         })
         .collect();
-    leaves.sort();
-    let mut hb = alloy_trie::HashBuilder::default();
-    for (k, v) in &leaves {
-        hb.add_leaf(alloy_trie::Nibbles::unpack(k), v);
-    }
-    hb.root()
+    root_of(leaves)
 }
 
 const CRASH_ENV: &str = "QOIN_EL_CRASH_CHILD_DIR";
