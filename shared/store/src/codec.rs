@@ -51,31 +51,31 @@ macro_rules! int_codec {
                 Ok(<$t>::from_be_bytes(fixed::<{ std::mem::size_of::<$t>() }, $t>(bytes)?))
             }
         }
+        impl FixedWidth for $t {
+            const WIDTH: usize = std::mem::size_of::<$t>();
+        }
     )*};
 }
 int_codec!(u8, u32, u64, u128);
 
-impl Encode for B256 {
-    fn encode(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(self.as_slice())
-    }
+macro_rules! fixed_bytes_codec {
+    ($($t:ty => $n:literal),*) => {$(
+        impl Encode for $t {
+            fn encode(&self) -> Cow<'_, [u8]> {
+                Cow::Borrowed(self.as_slice())
+            }
+        }
+        impl Decode for $t {
+            fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                Ok(<$t>::from(fixed::<$n, $t>(bytes)?))
+            }
+        }
+        impl FixedWidth for $t {
+            const WIDTH: usize = $n;
+        }
+    )*};
 }
-impl Decode for B256 {
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Ok(B256::from(fixed::<32, B256>(bytes)?))
-    }
-}
-
-impl Encode for Address {
-    fn encode(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(self.as_slice())
-    }
-}
-impl Decode for Address {
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Ok(Address::from(fixed::<20, Address>(bytes)?))
-    }
-}
+fixed_bytes_codec!(B256 => 32, Address => 20);
 
 impl Encode for Vec<u8> {
     fn encode(&self) -> Cow<'_, [u8]> {
@@ -126,22 +126,4 @@ impl<A: Encode + Decode + FixedWidth, B: Encode + Decode> Decode for (A, B) {
 pub trait FixedWidth {
     /// Encoded length in bytes.
     const WIDTH: usize;
-}
-impl FixedWidth for u8 {
-    const WIDTH: usize = 1;
-}
-impl FixedWidth for u32 {
-    const WIDTH: usize = 4;
-}
-impl FixedWidth for u64 {
-    const WIDTH: usize = 8;
-}
-impl FixedWidth for u128 {
-    const WIDTH: usize = 16;
-}
-impl FixedWidth for B256 {
-    const WIDTH: usize = 32;
-}
-impl FixedWidth for Address {
-    const WIDTH: usize = 20;
 }
