@@ -258,7 +258,12 @@ pub fn execute<K: TransactionKind>(
     let mut cumulative = 0u64;
     let mut bloom = Bloom::ZERO;
     {
-        let mut evm = Context::mainnet().with_db(&mut state).with_cfg(cfg).with_block(block).build_mainnet();
+        let mut evm = Context::mainnet()
+            .with_db(&mut state)
+            .with_cfg(cfg)
+            .with_block(block)
+            .build_mainnet()
+            .with_precompiles(crate::precompiles::provider());
         for (index, t) in txs.into_iter().enumerate() {
             if t.request().gas_limit > env.gas_limit - cumulative {
                 if mode == Mode::Build {

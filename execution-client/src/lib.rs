@@ -20,6 +20,7 @@ pub mod block;
 pub mod chain;
 pub mod db;
 pub mod execute;
+pub mod precompiles;
 pub mod state;
 pub mod trie;
 pub mod txpool;

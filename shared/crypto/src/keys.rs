@@ -185,6 +185,20 @@ impl Keypair {
         use pqcrypto_traits::sign::DetachedSignature as _;
         DualSignature::from_parts_unchecked(self.public.suite(), f.as_bytes().to_vec(), d.as_bytes().to_vec())
     }
+
+    /// A Falcon-512 signature (padded, 666 bytes) over the bare message `msg`, without a
+    /// domain prefix: what [`crate::verify_falcon512`] and the Falcon precompile check.
+    pub fn sign_falcon_bare(&self, msg: &[u8]) -> Vec<u8> {
+        use pqcrypto_traits::sign::DetachedSignature as _;
+        pqcrypto_falcon::falconpadded512::detached_sign(msg, &self.falcon_sk).as_bytes().to_vec()
+    }
+
+    /// An ML-DSA-44 signature over the bare message `msg` (empty context), without a domain
+    /// prefix: what [`crate::verify_mldsa44`] and the ML-DSA precompile check.
+    pub fn sign_mldsa_bare(&self, msg: &[u8]) -> Vec<u8> {
+        use pqcrypto_traits::sign::DetachedSignature as _;
+        pqcrypto_mldsa::mldsa44::detached_sign(msg, &self.mldsa_sk).as_bytes().to_vec()
+    }
 }
 
 impl fmt::Debug for Keypair {

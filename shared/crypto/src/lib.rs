@@ -33,7 +33,7 @@ mod suite;
 pub use batch::{verify_batch, VerifyItem};
 pub use error::CryptoError;
 pub use keys::{Keypair, PublicKeys, SEED_LEN};
-pub use signature::{signing_message, verify, Domain, DualSignature};
+pub use signature::{signing_message, verify, verify_falcon512, verify_mldsa44, Domain, DualSignature};
 pub use suite::Suite;
 
 /// keccak256 of `data`, the hash used for addresses and transaction ids.

@@ -11,6 +11,8 @@ pub enum Domain {
     Transaction,
     /// A miner's ticket over a block header pre-image.
     MiningTicket,
+    /// A message signed for a contract, checked by the dual-signature precompile.
+    Contract,
 }
 
 impl Domain {
@@ -19,6 +21,7 @@ impl Domain {
         match self {
             Self::Transaction => b"QOIN/TX/v1",
             Self::MiningTicket => b"QOIN/MINING-TICKET/v1",
+            Self::Contract => b"QOIN/CONTRACT/v1",
         }
     }
 }
@@ -126,4 +129,31 @@ pub fn verify(keys: &PublicKeys, domain: Domain, msg: &[u8], sig: &DualSignature
     let dsig = mldsa::DetachedSignature::from_bytes(sig.mldsa()).map_err(|_| CryptoError::MlDsaInvalid)?;
     mldsa::verify_detached_signature(&dsig, &m, &dpk).map_err(|_| CryptoError::MlDsaInvalid)?;
     Ok(())
+}
+
+/// Verifies a Falcon-512 signature over the bare message `msg` (no domain prefix): the
+/// padded encoding when `sig` is 666 bytes, otherwise the compressed (variable-length) one.
+pub fn verify_falcon512(pk: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    use pqcrypto_falcon::{falcon512, falconpadded512};
+    if sig.len() == falconpadded512::signature_bytes() {
+        let fpk = falconpadded512::PublicKey::from_bytes(pk)
+            .map_err(|_| CryptoError::InvalidKey("Falcon-512 public key"))?;
+        let fsig =
+            falconpadded512::DetachedSignature::from_bytes(sig).map_err(|_| CryptoError::FalconInvalid)?;
+        falconpadded512::verify_detached_signature(&fsig, msg, &fpk).map_err(|_| CryptoError::FalconInvalid)
+    } else {
+        let fpk = falcon512::PublicKey::from_bytes(pk)
+            .map_err(|_| CryptoError::InvalidKey("Falcon-512 public key"))?;
+        let fsig = falcon512::DetachedSignature::from_bytes(sig).map_err(|_| CryptoError::FalconInvalid)?;
+        falcon512::verify_detached_signature(&fsig, msg, &fpk).map_err(|_| CryptoError::FalconInvalid)
+    }
+}
+
+/// Verifies an ML-DSA-44 (FIPS 204, empty context) signature over the bare message `msg`.
+pub fn verify_mldsa44(pk: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    use pqcrypto_mldsa::mldsa44;
+    let dpk =
+        mldsa44::PublicKey::from_bytes(pk).map_err(|_| CryptoError::InvalidKey("ML-DSA-44 public key"))?;
+    let dsig = mldsa44::DetachedSignature::from_bytes(sig).map_err(|_| CryptoError::MlDsaInvalid)?;
+    mldsa44::verify_detached_signature(&dsig, msg, &dpk).map_err(|_| CryptoError::MlDsaInvalid)
 }

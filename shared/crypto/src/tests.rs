@@ -24,7 +24,7 @@ fn seed_gives_the_same_address_every_time() {
 #[test]
 fn sign_and_verify_in_both_domains() {
     let k = kp(1);
-    for domain in [Domain::Transaction, Domain::MiningTicket] {
+    for domain in [Domain::Transaction, Domain::MiningTicket, Domain::Contract] {
         let sig = k.sign(domain, b"payload");
         assert_eq!(sig.encoded_len(), 1 + 666 + 2420);
         verify(k.public(), domain, b"payload", &sig).unwrap();
@@ -196,4 +196,27 @@ fn keystore_tampered_file() {
     // Not JSON at all / unknown fields.
     assert!(matches!(KeystoreFile::parse("hello"), Err(KeystoreError::Malformed(_))));
     assert!(matches!(KeystoreFile::parse(r#"{"version":1,"bogus":2}"#), Err(KeystoreError::Malformed(_))));
+}
+
+#[test]
+fn bare_signatures_verify_and_reject_tampering() {
+    let k = Keypair::from_seed(&[9u8; 32]);
+    let f = k.sign_falcon_bare(b"hello");
+    let d = k.sign_mldsa_bare(b"hello");
+    assert_eq!(f.len(), 666);
+    assert_eq!(crate::verify_falcon512(k.public().falcon(), b"hello", &f), Ok(()));
+    assert_eq!(crate::verify_mldsa44(k.public().mldsa(), b"hello", &d), Ok(()));
+    assert_eq!(crate::verify_falcon512(k.public().falcon(), b"hellO", &f), Err(CryptoError::FalconInvalid));
+    assert_eq!(crate::verify_mldsa44(k.public().mldsa(), b"hellO", &d), Err(CryptoError::MlDsaInvalid));
+    // A bare signature is not a domain-separated one and vice versa.
+    let dual = k.sign(Domain::Contract, b"hello");
+    assert_eq!(
+        crate::verify_falcon512(k.public().falcon(), b"hello", dual.falcon()),
+        Err(CryptoError::FalconInvalid)
+    );
+    // Garbage keys and signatures are errors, not panics.
+    assert!(crate::verify_falcon512(&[1, 2, 3], b"m", &f).is_err());
+    assert!(crate::verify_falcon512(k.public().falcon(), b"m", &[0x39; 10]).is_err());
+    assert!(crate::verify_mldsa44(&[], b"m", &d).is_err());
+    assert!(crate::verify_mldsa44(k.public().mldsa(), b"m", &d[..100]).is_err());
 }

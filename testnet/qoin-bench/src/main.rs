@@ -5,6 +5,7 @@
 //! `{"bench":"sig-verify","unit":"verifications/s","value":23456.7,"threads":2}`.
 //! `qoin-bench list` names them all. Results are recorded in `docs/benchmarks.md`.
 
+mod exec;
 mod pow;
 
 use clap::Parser;
@@ -21,6 +22,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("mq-cancel", "time from setting the stop flag to the search returning, per backend"),
     ("mq-verify", "full seal verifications per second on one core; ticket verification separately"),
     ("difficulty-sim", "mean and spread of simulated block times at the target, constant hash rate"),
+    ("precompiles", "time per call of the Falcon, ML-DSA and dual signature precompiles, and their gas"),
 ];
 
 /// Qoin benchmarks; prints JSON lines.
@@ -137,6 +139,7 @@ fn main() {
         "mq-cancel" => pow::mq_cancel(),
         "mq-verify" => pow::mq_verify(cli.seconds),
         "difficulty-sim" => pow::difficulty_sim(),
+        "precompiles" => exec::precompile_costs(cli.seconds),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {
