@@ -117,11 +117,11 @@ pub(crate) struct AccountDiff {
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
-struct TrieAccountRlp {
-    nonce: u64,
-    balance: U256,
-    storage_root: B256,
-    code_hash: B256,
+pub(crate) struct TrieAccountRlp {
+    pub(crate) nonce: u64,
+    pub(crate) balance: U256,
+    pub(crate) storage_root: B256,
+    pub(crate) code_hash: B256,
 }
 
 fn slot_value_rlp(v: U256) -> Vec<u8> {

@@ -18,9 +18,12 @@
 pub mod account;
 pub mod block;
 pub mod chain;
+pub mod cli;
 pub mod db;
 pub mod execute;
+pub mod node;
 pub mod precompiles;
+pub mod rpc;
 pub mod state;
 pub mod trie;
 pub mod txpool;

@@ -22,6 +22,10 @@ impl From<StoreError> for StateError {
     }
 }
 
+fn info(nonce: u64, balance: U256, code_hash: B256) -> AccountInfo {
+    AccountInfo { balance, nonce, code_hash, code: None, account_id: None }
+}
+
 /// State as of the latest committed block, read through one MDBX transaction.
 pub struct StateReader<'a, 'db, K: TransactionKind> {
     tx: &'a Tx<'db, K>,
@@ -38,13 +42,7 @@ impl<K: TransactionKind> DatabaseRef for StateReader<'_, '_, K> {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
-        Ok(self.tx.get::<Accounts>(&address)?.map(|a| AccountInfo {
-            balance: a.balance,
-            nonce: a.nonce,
-            code_hash: a.code_hash,
-            code: None,
-            account_id: None,
-        }))
+        Ok(self.tx.get::<Accounts>(&address)?.map(|a| info(a.nonce, a.balance, a.code_hash)))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
@@ -93,4 +91,60 @@ impl<K: TransactionKind> NodeReader for TrieReader<'_, '_, K> {
 /// The number of the block with this hash, if canonical.
 pub fn block_number<K: TransactionKind>(tx: &Tx<'_, K>, hash: &B256) -> Result<Option<u64>, StoreError> {
     tx.get::<HeaderNumbers>(hash)
+}
+
+/// State as of any block whose state root is known, read through the trie (the trie keeps
+/// every version of its nodes, so old roots stay readable). Slower than [`StateReader`];
+/// used for RPC reads at blocks before the head.
+pub struct TrieState<'a, 'db, K: TransactionKind> {
+    tx: &'a Tx<'db, K>,
+    root: B256,
+}
+
+impl<'a, 'db, K: TransactionKind> TrieState<'a, 'db, K> {
+    /// Reads the state with root `root` through `tx`.
+    pub fn new(tx: &'a Tx<'db, K>, root: B256) -> Self {
+        Self { tx, root }
+    }
+
+    fn account(&self, address: Address) -> Result<Option<crate::execute::TrieAccountRlp>, StateError> {
+        let nodes = TrieReader::new(self.tx);
+        let key = alloy_primitives::keccak256(address);
+        let Some(rlp) = crate::trie::get(&nodes, self.root, &key).map_err(|e| StateError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        alloy_rlp::Decodable::decode(&mut &rlp[..])
+            .map(Some)
+            .map_err(|e| StateError(format!("account {address} in the trie: {e}")))
+    }
+}
+
+impl<K: TransactionKind> DatabaseRef for TrieState<'_, '_, K> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.account(address)?.map(|a| info(a.nonce, a.balance, a.code_hash)))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        StateReader::new(self.tx).code_by_hash_ref(code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        let Some(account) = self.account(address)? else {
+            return Ok(U256::ZERO);
+        };
+        let nodes = TrieReader::new(self.tx);
+        let key = alloy_primitives::keccak256(B256::from(index.to_be_bytes::<32>()));
+        match crate::trie::get(&nodes, account.storage_root, &key).map_err(|e| StateError(e.to_string()))? {
+            None => Ok(U256::ZERO),
+            Some(rlp) => alloy_rlp::Decodable::decode(&mut &rlp[..])
+                .map_err(|e| StateError(format!("slot of {address} in the trie: {e}"))),
+        }
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        StateReader::new(self.tx).block_hash_ref(number)
+    }
 }

@@ -25,6 +25,8 @@ enum Command {
     /// Manage keystore accounts (dual Falcon-512 + ML-DSA-44 keys).
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Run the node: state, transaction pool and the JSON-RPC server.
+    Node(Box<qoin_execution::cli::NodeArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +110,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("No accounts in {}; create one with `qoin-el account new`.", ks.dir().display());
             }
         }
+        Command::Node(args) => qoin_execution::cli::run_node(&cli.datadir, &ks, &args)?,
         Command::Account(AccountCmd::Show { address, unlock, password }) => {
             let pw = if unlock { Some(password.source().read(false)?) } else { None };
             account::show(&ks, &address, pw.as_deref(), &mut out)

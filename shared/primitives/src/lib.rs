@@ -6,7 +6,8 @@
 //!   the miner's ticket pre-image and the transactions root;
 //! - the transaction ([`SignedTx`]): an EIP-2718 type-`0x51` transaction with EIP-1559 fee
 //!   fields and the post-quantum signature envelope, RLP-encoded, with its id;
-//! - the [`Genesis`] file format with allocations, proof-of-work and reward parameters;
+//! - the [`Genesis`] file format with allocations, proof-of-work and reward parameters, and
+//!   the embedded development chain ([`dev`]);
 //! - re-exports of the hash, address and integer types (`alloy-primitives`).
 //!
 //! Every decoder here takes untrusted bytes and returns an error, never panics; each has a
@@ -14,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod block;
+pub mod dev;
 mod genesis;
 mod header;
 mod transaction;

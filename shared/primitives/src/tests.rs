@@ -395,3 +395,22 @@ proptest! {
         prop_assert_eq!(h.preimage().unwrap().len(), bytes.len() - SOLUTION_LEN - 8 - 4 - 3087);
     }
 }
+
+#[test]
+fn dev_genesis_is_valid_and_funds_the_dev_keys() {
+    let keys = crate::dev::dev_keys();
+    let g = crate::dev::dev_genesis(&keys);
+    assert_eq!(Genesis::from_json(&g.to_json()).unwrap(), g);
+    assert_eq!(g.alloc.len(), 10);
+    assert!(keys.iter().all(|k| g.alloc.contains_key(&k.address())));
+    // The seed derivation is part of the spec: pin the first address.
+    assert_eq!(keys[0].address(), Keypair::from_seed(&crate::dev::dev_seed(0)).address());
+    assert_ne!(keys[0].address(), keys[1].address());
+}
+
+#[test]
+fn dev_account_zero_address_is_pinned() {
+    // Listed in docs/spec.md; a change here changes every dev tool's configuration.
+    let k = Keypair::from_seed(&crate::dev::dev_seed(0));
+    assert_eq!(format!("{:#x}", k.address()), "0x9f021c080ff0b79a92ff62af61d425eaee5c502b");
+}

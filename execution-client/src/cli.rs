@@ -1,0 +1,181 @@
+//! `qoin-el node`: opening the chain, unlocking keys, local block production and the
+//! JSON-RPC server, until Ctrl-C or SIGTERM.
+
+use crate::account::PasswordSource;
+use crate::chain::Chain;
+use crate::node::{log, LocalMining, Node};
+use alloy_primitives::{Address, U256};
+use anyhow::{bail, Context as _};
+use qoin_crypto::keystore::Keystore;
+use qoin_primitives::dev::{dev_genesis, dev_keys};
+use qoin_primitives::Genesis;
+use qoin_store::StoreOptions;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of `qoin-el node`.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Development chain: the embedded dev genesis, its ten funded accounts unlocked for
+    /// `eth_sendTransaction`, and a block as soon as a transaction arrives (unless --mine).
+    #[arg(long)]
+    pub dev: bool,
+    /// Genesis file (required without --dev).
+    #[arg(long, conflicts_with = "dev")]
+    pub genesis: Option<PathBuf>,
+    /// JSON-RPC listen address.
+    #[arg(long = "http.addr", default_value = "127.0.0.1")]
+    pub http_addr: IpAddr,
+    /// JSON-RPC port (0: any free port; the one chosen is logged).
+    #[arg(long = "http.port", default_value_t = 8545)]
+    pub http_port: u16,
+    /// Local block production without a consensus client: `instant` (a block per arriving
+    /// transaction), a period in milliseconds (a block every period), or `off`.
+    /// Default: `instant` with --dev, `off` otherwise.
+    #[arg(long)]
+    pub mine: Option<String>,
+    /// Keystore accounts to unlock for `eth_sendTransaction` (repeatable).
+    #[arg(long)]
+    pub unlock: Vec<Address>,
+    /// Password file for --unlock (first line).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Account credited with the priority fees of locally produced blocks.
+    #[arg(long, default_value_t = Address::ZERO)]
+    pub fee_recipient: Address,
+}
+
+fn parse_mining(arg: Option<&str>, dev: bool) -> anyhow::Result<LocalMining> {
+    Ok(match arg {
+        None if dev => LocalMining::Instant,
+        None | Some("off") => LocalMining::Off,
+        Some("instant") => LocalMining::Instant,
+        Some(ms) => {
+            let ms: u64 = ms
+                .parse()
+                .with_context(|| format!("--mine {ms:?}: expected instant, off or milliseconds"))?;
+            if ms == 0 {
+                bail!("--mine 0: use `instant` for a block per transaction");
+            }
+            LocalMining::Interval(ms)
+        }
+    })
+}
+
+/// Runs the node until interrupted.
+pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow::Result<()> {
+    let mining = parse_mining(args.mine.as_deref(), args.dev)?;
+    let (genesis, mut signers) = if args.dev {
+        let keys = dev_keys();
+        (dev_genesis(&keys), keys)
+    } else {
+        let Some(path) = &args.genesis else {
+            bail!("pass --genesis <file>, or --dev for a development chain")
+        };
+        (
+            Genesis::from_file(path).with_context(|| format!("cannot load genesis {}", path.display()))?,
+            Vec::new(),
+        )
+    };
+    if !args.unlock.is_empty() {
+        let source = args.password_file.clone().map_or(PasswordSource::Prompt, PasswordSource::File);
+        let password = source.read(false)?;
+        for address in &args.unlock {
+            let key = keystore
+                .unlock(address, password.as_bytes())
+                .with_context(|| format!("cannot unlock {address:#x}"))?;
+            signers.push(key);
+        }
+    }
+    std::fs::create_dir_all(datadir).with_context(|| format!("cannot create {}", datadir.display()))?;
+    let chain = Chain::open(&datadir.join("chaindata"), genesis, StoreOptions::default())
+        .with_context(|| format!("cannot open the chain in {}", datadir.display()))?;
+    let head = chain.head()?;
+    log(&format!(
+        "chain {} at block #{} {} (data in {})",
+        chain.genesis().chain_id,
+        head.number,
+        head.hash(),
+        datadir.display()
+    ));
+    let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient));
+    if !node.accounts().is_empty() {
+        let tx = node.chain().store().read()?;
+        log("accounts unlocked for eth_sendTransaction:");
+        for (i, a) in node.accounts().iter().enumerate() {
+            let balance = crate::chain::account(&tx, a)?.map_or(U256::ZERO, |r| r.balance);
+            log(&format!("  ({i}) {a:#x} {balance} Shor"));
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("qoin-el-rpc")
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = match mining {
+        LocalMining::Interval(ms) => {
+            let (node, stop) = (node.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    if let Err(e) = node.produce(true) {
+                        log(&format!("block production failed: {e}"));
+                    }
+                }
+            }))
+        }
+        LocalMining::Instant | LocalMining::Off => None,
+    };
+    let mode = match mining {
+        LocalMining::Off => "off (waiting for a consensus client)".to_string(),
+        LocalMining::Instant => "instant (a block per transaction)".to_string(),
+        LocalMining::Interval(ms) => format!("a block every {ms} ms"),
+    };
+    log(&format!("local block production: {mode}"));
+    runtime.block_on(async {
+        let addr = SocketAddr::new(args.http_addr, args.http_port);
+        let (bound, handle) = crate::rpc::serve(node.clone(), addr)
+            .await
+            .with_context(|| format!("cannot listen for JSON-RPC on {addr}"))?;
+        log(&format!("JSON-RPC listening on http://{bound}"));
+        shutdown_signal().await;
+        log("shutting down");
+        let _ = handle.stop();
+        handle.stopped().await;
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    if let Some(p) = producer {
+        let _ = p.join();
+    }
+    log("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

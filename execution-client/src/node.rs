@@ -1,0 +1,224 @@
+//! A running execution node: the chain, the transaction pool, the keys it holds for
+//! `eth_sendTransaction`, and (without a consensus client) a local block producer.
+//!
+//! Local block production is the development mode of `geth --dev` and anvil: with
+//! `automine` a block is built as soon as a transaction arrives; with a period, one block is
+//! built every period (empty or not). A consensus client driving the node over the engine
+//! API replaces both.
+
+use crate::block::ElHeader;
+use crate::chain::Chain;
+use crate::db::Accounts;
+use crate::execute::ExecError;
+use crate::txpool::{AccountState, Admitted, PoolConfig, PoolError, TxPool};
+use alloy_primitives::{keccak256, Address, B256, U256};
+use qoin_crypto::Keypair;
+use qoin_primitives::{SignedTx, TxKind};
+use qoin_store::{TransactionKind, Tx};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Account nonces and balances of the latest state, read through one transaction (what the
+/// pool checks transactions against).
+pub struct LatestState<'a, 'db, K: TransactionKind>(pub &'a Tx<'db, K>);
+
+impl<K: TransactionKind> AccountState for LatestState<'_, '_, K> {
+    fn nonce_and_balance(&self, address: &Address) -> (u64, U256) {
+        // A read failure leaves the account looking empty: the pool then refuses the
+        // transaction ("insufficient funds") rather than admitting one it cannot check.
+        match self.0.get::<Accounts>(address) {
+            Ok(Some(a)) => (a.nonce, a.balance),
+            _ => (0, U256::ZERO),
+        }
+    }
+}
+
+/// How blocks are produced when no consensus client drives the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalMining {
+    /// Never: a consensus client builds blocks through the engine API.
+    Off,
+    /// A block as soon as transactions arrive (anvil's default).
+    Instant,
+    /// One block every this many milliseconds, empty or not.
+    Interval(u64),
+}
+
+/// A block this node produced locally.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    /// Its header.
+    pub header: ElHeader,
+    /// Transactions included, with their gas used and success.
+    pub transactions: Vec<(SignedTx, u64, bool)>,
+}
+
+/// The execution node behind the JSON-RPC server.
+pub struct Node {
+    chain: Chain,
+    pool: Mutex<TxPool>,
+    signers: Vec<Keypair>,
+    producing: Mutex<()>,
+    mining: LocalMining,
+    beneficiary: Address,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({:?}, {} signers, {:?})", self.chain, self.signers.len(), self.mining)
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Why a transaction was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The pool refused it (geth's wording).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The database failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+impl Node {
+    /// A node over `chain` holding `signers`, producing blocks as `mining` says, paying fees
+    /// to `beneficiary`.
+    pub fn new(chain: Chain, signers: Vec<Keypair>, mining: LocalMining, beneficiary: Address) -> Self {
+        let g = chain.genesis();
+        let pool =
+            TxPool::new(PoolConfig::new(g.chain_id, g.gas_limit, u128::from(crate::chain::MIN_BASE_FEE)));
+        Self { pool: Mutex::new(pool), signers, producing: Mutex::new(()), mining, beneficiary, chain }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// How this node produces blocks.
+    pub fn mining(&self) -> LocalMining {
+        self.mining
+    }
+
+    /// The pool, locked. A panic while it was held does not lose it: the pool's invariants
+    /// hold between its method calls, so the data is still consistent.
+    pub fn pool(&self) -> MutexGuard<'_, TxPool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Addresses whose keys the node holds (`eth_accounts`), in the order given.
+    pub fn accounts(&self) -> Vec<Address> {
+        self.signers.iter().map(Keypair::address).collect()
+    }
+
+    /// The key of `address`, if the node holds it.
+    pub fn signer(&self, address: &Address) -> Option<&Keypair> {
+        self.signers.iter().find(|k| k.address() == *address)
+    }
+
+    /// The next nonce of `address` counting pooled transactions.
+    pub fn next_nonce(&self, address: &Address) -> Result<u64, ExecError> {
+        let tx = self.chain.store().read()?;
+        Ok(self.pool().next_nonce(address, &LatestState(&tx)))
+    }
+
+    /// Checks a transaction (signature included) and adds it to the pool; with instant
+    /// mining, also builds a block with it. Returns the transaction id.
+    pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
+        let id = tx.id();
+        let summary = describe(&tx);
+        let admitted = {
+            let read = self.chain.store().read().map_err(ExecError::from)?;
+            self.pool().add(tx, &LatestState(&read), Instant::now())?
+        };
+        let state = match admitted {
+            Admitted::Pending => "pending",
+            Admitted::Queued => "queued behind a nonce gap",
+            Admitted::Replaced(_) => "pending, replacing an earlier one",
+        };
+        log(&format!("tx {id} {summary} accepted ({state})"));
+        if self.mining == LocalMining::Instant && admitted != Admitted::Queued {
+            self.produce(false)?;
+        }
+        Ok(id)
+    }
+
+    /// Builds and commits a block on the head from the pool's pending transactions (skipping
+    /// any that fail). Without `allow_empty`, does nothing when nothing is pending.
+    pub fn produce(&self, allow_empty: bool) -> Result<Option<Produced>, ExecError> {
+        let _one_at_a_time = self.producing.lock().unwrap_or_else(|e| e.into_inner());
+        let head = self.chain.head()?;
+        let timestamp = unix_secs().max(head.timestamp + 1);
+        let randao = keccak256(head.hash());
+        let env = self.chain.child_env(&head, timestamp, self.beneficiary, randao);
+        let candidates = {
+            let read = self.chain.store().read()?;
+            self.pool().pending(&LatestState(&read), env.base_fee)
+        };
+        if candidates.is_empty() && !allow_empty {
+            return Ok(None);
+        }
+        let executed = self.chain.build(&env, candidates, Vec::new())?;
+        self.chain.commit_built(&executed)?;
+        {
+            let read = self.chain.store().read()?;
+            self.pool().prune(&LatestState(&read), Instant::now());
+        }
+        let mut prev = 0;
+        let transactions: Vec<(SignedTx, u64, bool)> = executed
+            .transactions
+            .iter()
+            .zip(&executed.receipts)
+            .map(|(t, r)| {
+                let used = r.cumulative_gas_used - prev;
+                prev = r.cumulative_gas_used;
+                (t.clone(), used, r.success)
+            })
+            .collect();
+        let h = &executed.header;
+        log(&format!(
+            "block #{} {} txs={} gas={} base_fee={} state_root={}",
+            h.number,
+            h.hash(),
+            transactions.len(),
+            h.gas_used,
+            h.base_fee_per_gas,
+            h.state_root
+        ));
+        for (t, used, ok) in &transactions {
+            let created = match t.request().to {
+                TxKind::Create => format!(" created {}", t.sender().create(t.request().nonce)),
+                TxKind::Call(_) => String::new(),
+            };
+            log(&format!(
+                "  tx {} {} gas_used={used} {}{created}",
+                t.id(),
+                describe(t),
+                if *ok { "ok" } else { "REVERTED" }
+            ));
+        }
+        Ok(Some(Produced { header: executed.header, transactions }))
+    }
+}
+
+fn describe(tx: &SignedTx) -> String {
+    let r = tx.request();
+    match r.to {
+        TxKind::Create => format!("from {} nonce {} deploys ({} bytes)", tx.sender(), r.nonce, r.input.len()),
+        TxKind::Call(to) if r.input.is_empty() => {
+            format!("from {} nonce {} pays {} Shor to {to}", tx.sender(), r.nonce, r.value)
+        }
+        TxKind::Call(to) => format!("from {} nonce {} calls {to}", tx.sender(), r.nonce),
+    }
+}
+
+/// One log line on standard error, with a UTC time of day.
+pub fn log(line: &str) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let s = now.as_secs() % 86_400;
+    eprintln!("{:02}:{:02}:{:02}.{:03} qoin-el {line}", s / 3600, (s / 60) % 60, s % 60, now.subsec_millis());
+}
