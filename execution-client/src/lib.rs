@@ -9,11 +9,16 @@
 //! - [`execute`]: block execution in revm and the state writes and new root it produces;
 //! - [`chain`]: genesis, importing blocks (one write transaction each), building payloads,
 //!   unwinding for reorgs;
+//! - [`txpool`]: the transaction pool (nonce queues, replacement, limits, geth's wording);
+//! - [`precompiles`]: Falcon-512, ML-DSA-44 and dual-signature verification for contracts;
+//! - [`node`]: a running node (chain, pool, held keys, local block production);
+//! - [`rpc`]: the Ethereum JSON-RPC server dapp tools use;
+//! - [`cli`]: `qoin-el node`;
 //! - [`account`]: the validator's keystore accounts (`qoin-el account new | import | list |
 //!   show`).
 //!
-//! Still to come here: the transaction pool, the JSON-RPC server dapp developers use, the
-//! post-quantum signature precompiles and the market contracts.
+//! Still to come here: the engine API server the consensus client drives, and the market
+//! contracts.
 
 pub mod account;
 pub mod block;

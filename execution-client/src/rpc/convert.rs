@@ -189,6 +189,12 @@ pub(super) fn tx_json(tx: &SignedTx, at: Option<Location>) -> Value {
         "input": data(&r.input),
         "accessList": access,
         "signatureSuite": q(tx.signature().suite().as_byte()),
+        // The signature is the dual post-quantum one; these ECDSA fields are zero and present
+        // only because ethers and others refuse transaction objects without them.
+        "v": "0x0",
+        "yParity": "0x0",
+        "r": B256::ZERO,
+        "s": B256::ZERO,
         "blockHash": at.map(|l| json!(l.block_hash)),
         "blockNumber": at.map(|l| q(l.number)),
         "transactionIndex": at.map(|l| q(l.index as u64)),

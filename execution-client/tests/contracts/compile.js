@@ -1,10 +1,13 @@
-// Compiles Counter.sol with the pinned solc-js and writes Counter.json (ABI + bytecode).
+// Compiles the contracts with the pinned solc-js and writes <Name>.json (ABI + bytecode).
 // Run: npm ci && node compile.js   (works offline once node_modules is present)
 const fs = require("fs");
 const solc = require("solc");
+const names = ["Counter", "Token"];
+const sources = {};
+for (const n of names) sources[n + ".sol"] = { content: fs.readFileSync(__dirname + "/" + n + ".sol", "utf8") };
 const input = {
   language: "Solidity",
-  sources: { "Counter.sol": { content: fs.readFileSync(__dirname + "/Counter.sol", "utf8") } },
+  sources,
   settings: {
     evmVersion: "prague",
     optimizer: { enabled: true, runs: 200 },
@@ -16,12 +19,14 @@ for (const e of out.errors || []) {
   console.error(e.formattedMessage);
   if (e.severity === "error") process.exit(1);
 }
-const c = out.contracts["Counter.sol"].Counter;
-const artifact = {
-  compiler: "solc " + solc.version(),
-  abi: c.abi,
-  bytecode: "0x" + c.evm.bytecode.object,
-  deployedBytecode: "0x" + c.evm.deployedBytecode.object,
-};
-fs.writeFileSync(__dirname + "/Counter.json", JSON.stringify(artifact, null, 2) + "\n");
-console.log("wrote Counter.json with", artifact.compiler);
+for (const n of names) {
+  const c = out.contracts[n + ".sol"][n];
+  const artifact = {
+    compiler: "solc " + solc.version(),
+    abi: c.abi,
+    bytecode: "0x" + c.evm.bytecode.object,
+    deployedBytecode: "0x" + c.evm.deployedBytecode.object,
+  };
+  fs.writeFileSync(__dirname + "/" + n + ".json", JSON.stringify(artifact, null, 2) + "\n");
+  console.log("wrote " + n + ".json with", artifact.compiler);
+}

@@ -16,9 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running `qoin-el node --dev`, killed on drop.
-struct Node {
+pub(crate) struct Node {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Node {
@@ -29,7 +29,7 @@ impl Drop for Node {
 }
 
 impl Node {
-    fn start(datadir: &Path) -> Self {
+    pub(crate) fn start(datadir: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
             .arg("--datadir")
             .arg(datadir)

@@ -49,3 +49,252 @@ mod revm_result {
     /// The precompile logic's result type.
     pub(crate) type Result = revm::precompile::EthPrecompileResult;
 }
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use qoin_execution::block::{Body, Credit, ElHeader};
+use qoin_execution::chain::Chain;
+use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, SignedTx, TxKind, TxRequest};
+use qoin_store::StoreOptions;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Accounts funded in the import benchmarks' genesis, each with its own key; every one
+/// sends one transaction (key generation, ~1.3 ms each, takes about a minute on 2 cores).
+const FUNDED: usize = 100_000;
+/// Transactions per block.
+const PER_BLOCK: usize = 5_000;
+/// Blocks imported per run.
+const BLOCKS: u64 = (FUNDED / PER_BLOCK) as u64;
+const CHAIN_ID: u64 = 4242;
+const TOKEN: Address = Address::repeat_byte(0x70);
+
+fn bench_genesis(funded: &[Address], token: Option<(&[u8], &[Address])>) -> Genesis {
+    let mut alloc: BTreeMap<Address, GenesisAccount> = funded
+        .iter()
+        .map(|a| (*a, GenesisAccount { balance: U256::from(1_000_000_000u64), ..Default::default() }))
+        .collect();
+    if let Some((code, holders)) = token {
+        let storage = holders
+            .iter()
+            .map(|h| {
+                let mut pre = [0u8; 64];
+                pre[12..32].copy_from_slice(h.as_slice());
+                (keccak256(pre), B256::from(U256::from(1_000_000u64)))
+            })
+            .collect();
+        alloc.insert(
+            TOKEN,
+            GenesisAccount { code: Bytes::copy_from_slice(code), storage, ..Default::default() },
+        );
+    }
+    Genesis {
+        chain_id: CHAIN_ID,
+        timestamp: 1_767_225_600,
+        gas_limit: 500_000_000,
+        base_fee_per_gas: U256::from(7u64),
+        target_block_time_ms: 1000,
+        pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
+        rewards: RewardParams::default(),
+        alloc,
+    }
+}
+
+fn open(dir: &std::path::Path, genesis: Genesis) -> Chain {
+    let options = StoreOptions { max_size: 1 << 36, durable: true, ..Default::default() };
+    match Chain::open(dir, genesis, options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot open a chain in {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn tmpdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("qoin-bench-{}-{}", std::process::id(), rand_suffix()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A deterministic pseudo-random address among `n` funded ones.
+fn pick(funded: &[Address], i: u64) -> Address {
+    let h = keccak256(i.to_be_bytes());
+    funded[(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % funded.len() as u64) as usize]
+}
+
+/// Builds `BLOCKS` blocks of one transaction per sender on one chain, then imports them
+/// into a fresh chain, timing only the import (decode, signature checks in parallel,
+/// execution, state root, one MDBX commit per block).
+fn import_bench(name: &str, erc20: bool) {
+    let t0 = Instant::now();
+    let keys: Vec<Keypair> = (0..FUNDED as u32)
+        .into_par_iter()
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            seed[4..8].copy_from_slice(b"BNCH");
+            Keypair::from_seed(&seed)
+        })
+        .collect();
+    let funded: Vec<Address> = keys.iter().map(Keypair::address).collect();
+    eprintln!("{name}: {FUNDED} keys in {:.1} s", t0.elapsed().as_secs_f64());
+    let code = if erc20 { Some(token_code()) } else { None };
+    let genesis = bench_genesis(&funded, code.as_deref().map(|c| (c, &funded[..])));
+
+    let build_dir = tmpdir();
+    let builder = open(&build_dir, genesis.clone());
+    let mut blocks: Vec<(ElHeader, Body)> = Vec::new();
+    for b in 0..BLOCKS {
+        let senders = &keys[b as usize * PER_BLOCK..(b as usize + 1) * PER_BLOCK];
+        let txs: Vec<SignedTx> = senders
+            .par_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let to = pick(&funded, b * PER_BLOCK as u64 + i as u64);
+                let (to, value, input, gas) = if erc20 {
+                    let mut data = keccak256("transfer(address,uint256)")[..4].to_vec();
+                    data.extend_from_slice(B256::left_padding_from(to.as_slice()).as_slice());
+                    data.extend_from_slice(&U256::from(1u8).to_be_bytes::<32>());
+                    (TOKEN, U256::ZERO, Bytes::from(data), 100_000)
+                } else {
+                    (to, U256::from(1_000u64), Bytes::new(), 21_000)
+                };
+                TxRequest {
+                    chain_id: CHAIN_ID,
+                    nonce: 0,
+                    max_priority_fee_per_gas: 1,
+                    max_fee_per_gas: 1_000,
+                    gas_limit: gas,
+                    to: TxKind::Call(to),
+                    value,
+                    input,
+                    access_list: Vec::new(),
+                }
+                .sign(k)
+            })
+            .collect();
+        let head = builder.head().unwrap_or_else(|e| fail(&e));
+        let env = builder.child_env(&head, head.timestamp + 1, Address::repeat_byte(0xfe), B256::ZERO);
+        let executed = builder.build(&env, txs, Vec::<Credit>::new()).unwrap_or_else(|e| fail(&e));
+        if executed.transactions.len() != PER_BLOCK || executed.receipts.iter().any(|r| !r.success) {
+            fail(&format!(
+                "block {b}: {} of {PER_BLOCK} transactions succeeded",
+                executed.transactions.len()
+            ));
+        }
+        builder.commit_built(&executed).unwrap_or_else(|e| fail(&e));
+        let body = Body {
+            transactions: executed.transactions.iter().map(|t| Bytes::from(t.encode())).collect(),
+            credits: executed.credits.clone(),
+        };
+        blocks.push((executed.header, body));
+    }
+    drop(builder);
+    let _ = std::fs::remove_dir_all(&build_dir);
+
+    let import_dir = tmpdir();
+    let chain = open(&import_dir, genesis);
+    let mut per_block = Vec::new();
+    let start = Instant::now();
+    for (header, body) in &blocks {
+        let t = Instant::now();
+        chain.import(header, body).unwrap_or_else(|e| fail(&e));
+        per_block.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let txs = BLOCKS as usize * PER_BLOCK;
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&import_dir);
+    per_block.sort_by(f64::total_cmp);
+    emit(&json!({
+        "bench": name, "unit": "tx/s", "value": round(txs as f64 / secs),
+        "transactions": txs, "blocks": BLOCKS, "txs_per_block": PER_BLOCK, "funded_accounts": FUNDED,
+        "block_ms_median": round(per_block[per_block.len() / 2]), "block_ms_max": round(per_block[per_block.len() - 1]),
+        "threads": rayon::current_num_threads(),
+    }));
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ! {
+    eprintln!("benchmark failed: {e}");
+    std::process::exit(1)
+}
+
+fn token_code() -> Vec<u8> {
+    let artifact: serde_json::Value =
+        serde_json::from_str(include_str!("../../../execution-client/tests/contracts/Token.json"))
+            .unwrap_or_else(|e| fail(&e));
+    let hex = artifact["deployedBytecode"].as_str().unwrap_or_default().trim_start_matches("0x");
+    hex::decode(hex).unwrap_or_else(|e| fail(&e))
+}
+
+pub(crate) fn import_transfers() {
+    import_bench("import-transfers", false);
+}
+
+pub(crate) fn import_erc20() {
+    import_bench("import-erc20", true);
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// A state of `ACCOUNTS` accounts, then blocks crediting `TOUCHED` random ones: the time to
+/// compute the new root (execution of the credits is negligible) and to commit it.
+pub(crate) fn state_root() {
+    const ACCOUNTS: u64 = 1_000_000;
+    const TOUCHED: u64 = 10_000;
+    const ROUNDS: u64 = 5;
+    let funded: Vec<Address> =
+        (0..ACCOUNTS).map(|i| Address::from_word(keccak256(i.to_be_bytes()))).collect();
+    let genesis = bench_genesis(&funded, None);
+    let dir = tmpdir();
+    let t = Instant::now();
+    let chain = open(&dir, genesis);
+    let genesis_secs = t.elapsed().as_secs_f64();
+    let mut roots = Vec::new();
+    let mut commits = Vec::new();
+    for r in 0..ROUNDS {
+        let credits: Vec<Credit> = (0..TOUCHED)
+            .map(|i| Credit {
+                address: pick(&funded, r * TOUCHED + i + 1_000_000_007),
+                amount: U256::from(1u8),
+            })
+            .collect();
+        let head = chain.head().unwrap_or_else(|e| fail(&e));
+        let env = chain.child_env(&head, head.timestamp + 1, Address::ZERO, B256::ZERO);
+        let t = Instant::now();
+        let executed = chain.build(&env, Vec::new(), credits).unwrap_or_else(|e| fail(&e));
+        roots.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        chain.commit_built(&executed).unwrap_or_else(|e| fail(&e));
+        commits.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let rss = rss_mib();
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
+    roots.sort_by(f64::total_cmp);
+    commits.sort_by(f64::total_cmp);
+    emit(&json!({
+        "bench": "state-root", "unit": "ms", "value": round(roots[roots.len() / 2]),
+        "what": "median time to execute and compute the state root after touching accounts",
+        "accounts": ACCOUNTS, "touched": TOUCHED, "rounds": ROUNDS,
+        "max_ms": round(roots[roots.len() - 1]), "commit_ms_median": round(commits[commits.len() / 2]),
+        "genesis_build_s": round(genesis_secs), "threads": 1,
+    }));
+    emit(
+        &json!({"bench": "state-root", "unit": "MiB", "value": round(rss), "what": "resident memory of the process", "accounts": ACCOUNTS}),
+    );
+}

@@ -23,6 +23,9 @@ const BENCHES: &[(&str, &str)] = &[
     ("mq-verify", "full seal verifications per second on one core; ticket verification separately"),
     ("difficulty-sim", "mean and spread of simulated block times at the target, constant hash rate"),
     ("precompiles", "time per call of the Falcon, ML-DSA and dual signature precompiles, and their gas"),
+    ("import-transfers", "blocks of PQ-signed transfers imported end to end (signatures, EVM, root, commit)"),
+    ("import-erc20", "blocks of PQ-signed ERC-20 transfer calls imported end to end"),
+    ("state-root", "state root after touching 10,000 of 1,000,000 accounts; resident memory"),
 ];
 
 /// Qoin benchmarks; prints JSON lines.
@@ -140,6 +143,9 @@ fn main() {
         "mq-verify" => pow::mq_verify(cli.seconds),
         "difficulty-sim" => pow::difficulty_sim(),
         "precompiles" => exec::precompile_costs(cli.seconds),
+        "import-transfers" => exec::import_transfers(),
+        "import-erc20" => exec::import_erc20(),
+        "state-root" => exec::state_root(),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {

@@ -1,0 +1,63 @@
+// Deploys and uses the solc-compiled Counter with ethers (JsonRpcSigner) and viem (JSON-RPC
+// account) against a running `qoin-el node --dev`. Exits non-zero on the first mismatch.
+// Usage: node check.mjs <Counter.json> <http://host:port>
+import { JsonRpcProvider, ContractFactory } from "ethers";
+import { createWalletClient, createPublicClient, http, defineChain, BaseError, ContractFunctionRevertedError } from "viem";
+import fs from "fs";
+import assert from "assert/strict";
+
+const art = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const url = process.argv[3];
+
+// ethers 6: JsonRpcSigner -> eth_sendTransaction with the node's unlocked key.
+const provider = new JsonRpcProvider(url);
+const signer = await provider.getSigner(0);
+const c = await new ContractFactory(art.abi, art.bytecode, signer).deploy(5);
+await c.waitForDeployment();
+const rc = await (await c.add(7)).wait();
+assert.equal(rc.status, 1);
+assert.equal(rc.logs.length, 1);
+assert.equal(await c.count(), 12n);
+await assert.rejects(c.add.staticCall(42), (e) => e.reason === "no 42");
+await assert.rejects(c.add.staticCall(5000), (e) => e.revert?.name === "TooBig" && e.revert.args[0] === 5000n);
+const events = await c.queryFilter(c.filters.Increased());
+assert.equal(events.length, 1);
+assert.equal(events[0].args.total, 12n);
+const fee = await provider.getFeeData();
+assert.ok(fee.maxFeePerGas > 0n && fee.maxPriorityFeePerGas > 0n);
+console.log("ethers: deploy, call, revert reason, custom error, events: ok");
+
+// viem 2: JSON-RPC account (eth_accounts + eth_sendTransaction).
+const chain = defineChain({
+  id: 1337, name: "qoin-dev", nativeCurrency: { name: "Qoin", symbol: "QOIN", decimals: 18 },
+  rpcUrls: { default: { http: [url] } },
+});
+const pub = createPublicClient({ chain, transport: http(url) });
+const [account] = await createWalletClient({ chain, transport: http(url) }).getAddresses();
+const wallet = createWalletClient({ account, chain, transport: http(url) });
+const hash = await wallet.deployContract({ abi: art.abi, bytecode: art.bytecode, args: [5n] });
+const deployed = await pub.waitForTransactionReceipt({ hash });
+assert.equal(deployed.status, "success");
+const address = deployed.contractAddress;
+const h2 = await wallet.writeContract({ address, abi: art.abi, functionName: "add", args: [7n] });
+assert.equal((await pub.waitForTransactionReceipt({ hash: h2 })).status, "success");
+assert.equal(await pub.readContract({ address, abi: art.abi, functionName: "count" }), 12n);
+const revertOf = async (amount) => {
+  try {
+    await pub.simulateContract({ account, address, abi: art.abi, functionName: "add", args: [amount] });
+  } catch (e) {
+    if (e instanceof BaseError) {
+      const r = e.walk((x) => x instanceof ContractFunctionRevertedError);
+      if (r) return r.data ?? { reason: r.reason };
+    }
+    throw e;
+  }
+  throw new Error("no revert");
+};
+assert.deepEqual((await revertOf(42n)).args, ["no 42"]);
+const custom = await revertOf(5000n);
+assert.equal(custom.errorName, "TooBig");
+assert.deepEqual(custom.args, [5000n]);
+const logs = await pub.getContractEvents({ address, abi: art.abi, eventName: "Increased", fromBlock: 0n });
+assert.equal(logs.length, 1);
+console.log("viem: deploy, call, revert reason, custom error, events: ok");
