@@ -65,3 +65,47 @@ fn new_list_show_import() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not in"), "{missing:?}");
 }
+
+#[test]
+fn node_unlocks_keystore_accounts_for_eth_send_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let created = el(dir.path(), &["account", "new", "--password-file", pw, "--light-kdf"]);
+    let address = stdout(&created).lines().next().unwrap().strip_prefix("New account: ").unwrap().to_string();
+
+    // A wrong password stops the node at start, saying which account.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let refused = el(
+        dir.path(),
+        &[
+            "node",
+            "--dev",
+            "--http.port",
+            "0",
+            "--unlock",
+            &address,
+            "--password-file",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(&format!("cannot unlock {address}")), "{err}");
+
+    let node = crate::rpc::Node::start_with(dir.path(), &["--unlock", &address, "--password-file", pw]);
+    let accounts = node.ok("eth_accounts", serde_json::json!([]));
+    assert_eq!(accounts.as_array().unwrap().len(), 11, "{accounts}");
+    assert_eq!(accounts[10], serde_json::json!(address));
+    // Fund it from a dev account, then it sends with its own key.
+    let dev0 = accounts[0].clone();
+    let fund = node
+        .ok("eth_sendTransaction", serde_json::json!([{"from": dev0, "to": address, "value": "0x3b9aca00"}]));
+    assert!(fund.is_string());
+    let sent =
+        node.ok("eth_sendTransaction", serde_json::json!([{"from": address, "to": dev0, "value": "0x1"}]));
+    assert!(sent.is_string());
+    assert_eq!(node.ok("eth_getTransactionCount", serde_json::json!([address, "latest"])), "0x1");
+}

@@ -30,10 +30,16 @@ impl Drop for Node {
 
 impl Node {
     pub(crate) fn start(datadir: &Path) -> Self {
+        Self::start_with(datadir, &[])
+    }
+
+    /// Starts `qoin-el node --dev` with extra arguments.
+    pub(crate) fn start_with(datadir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
             .arg("--datadir")
             .arg(datadir)
             .args(["node", "--dev", "--http.port", "0"])
+            .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -86,7 +92,7 @@ impl Node {
         }
     }
 
-    fn ok(&self, method: &str, params: Value) -> Value {
+    pub(crate) fn ok(&self, method: &str, params: Value) -> Value {
         self.call(method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
