@@ -222,3 +222,60 @@ pub fn log(line: &str) {
     let s = now.as_secs() % 86_400;
     eprintln!("{:02}:{:02}:{:02}.{:03} qoin-el {line}", s / 3600, (s / 60) % 60, s % 60, now.subsec_millis());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, TxRequest};
+    use qoin_store::StoreOptions;
+
+    #[test]
+    fn produced_blocks_take_the_best_tips_that_fit_and_leave_the_rest_pooled() {
+        let keys: Vec<Keypair> = (1..=3u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+        let genesis = Genesis {
+            chain_id: 9,
+            timestamp: 1_767_225_600,
+            gas_limit: 50_000, // two transfers fit
+            base_fee_per_gas: U256::from(7u8),
+            target_block_time_ms: 1000,
+            pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
+            rewards: RewardParams::default(),
+            alloc: keys
+                .iter()
+                .map(|k| {
+                    (k.address(), GenesisAccount { balance: U256::from(10u64.pow(12)), ..Default::default() })
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let chain =
+            Chain::open(dir.path(), genesis, StoreOptions { max_size: 1 << 30, ..Default::default() })
+                .unwrap();
+        let node = Node::new(chain, Vec::new(), LocalMining::Off, Address::repeat_byte(0xbe));
+        assert!(node.produce(false).unwrap().is_none(), "nothing pending, no block");
+        let mut ids = Vec::new();
+        for (k, tip) in keys.iter().zip([1u128, 5, 3]) {
+            let tx = TxRequest {
+                chain_id: 9,
+                max_priority_fee_per_gas: tip,
+                max_fee_per_gas: 100,
+                gas_limit: 21_000,
+                to: TxKind::Call(Address::repeat_byte(0x77)),
+                value: U256::from(1u8),
+                ..Default::default()
+            }
+            .sign(k);
+            ids.push(node.submit(tx).unwrap());
+        }
+        let first = node.produce(false).unwrap().unwrap();
+        let included: Vec<B256> = first.transactions.iter().map(|(t, _, _)| t.id()).collect();
+        assert_eq!(included, vec![ids[1], ids[2]], "highest effective tip first, within the gas limit");
+        assert_eq!(first.header.gas_used, 42_000);
+        assert_eq!(node.chain().head().unwrap(), first.header);
+        assert_eq!(node.pool().len(), 1, "the one that did not fit stays pooled");
+        let second = node.produce(false).unwrap().unwrap();
+        assert_eq!(second.transactions[0].0.id(), ids[0]);
+        assert!(node.pool().is_empty());
+        assert_eq!(second.header.parent_hash, first.header.hash());
+    }
+}
