@@ -1,11 +1,14 @@
 //! # qoin-engine-api
 //!
-//! Will own the engine API between `qoin-cl` and `qoin-el`: `proto/engine.proto`, the tonic
-//! server (run inside `qoin-el`) and client (used by `qoin-cl`), JWT (HS256) authentication
-//! with a shared secret file, and version/capability negotiation. The methods are
-//! `ExchangeCapabilities`, `NewPayload`, `ForkchoiceUpdated`, `GetPayload`,
-//! `GetAccountProofs` and a stream of new local transactions, with Ethereum's status
-//! semantics (VALID / INVALID / SYNCING / ACCEPTED).
+//! Owns the engine API between `qoin-cl` and `qoin-el`. Today: [`jwt`], the HS256
+//! authentication every engine call carries (a 32-byte hex secret file shared by both
+//! programs, generated if absent; `iat` within ±60 s), as Ethereum's engine API does it.
 //!
-//! Nothing is implemented here yet: this crate is filled by the engine-API work, which
-//! builds on the execution client. It exists now so the workspace has its final shape.
+//! Still to come here (the engine-API work): `proto/engine.proto`, the tonic server (run
+//! inside `qoin-el`) and client (used by `qoin-cl`) for `ExchangeCapabilities`, `NewPayload`,
+//! `ForkchoiceUpdated`, `GetPayload`, `GetAccountProofs` and the stream of new local
+//! transactions, with Ethereum's status semantics (VALID / INVALID / SYNCING / ACCEPTED) and
+//! version negotiation.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod jwt;
