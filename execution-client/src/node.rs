@@ -69,7 +69,8 @@ impl std::fmt::Debug for Node {
     }
 }
 
-fn unix_secs() -> u64 {
+/// Unix time in seconds (0 if the clock is before 1970).
+pub(crate) fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

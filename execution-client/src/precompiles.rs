@@ -61,46 +61,51 @@ fn charge(base: u64, msg_len: usize, gas_limit: u64) -> Result<u64, PrecompileHa
     }
 }
 
+/// `key ‖ sig ‖ msg` with fixed key and signature lengths.
+fn split_fixed(input: &[u8], key_len: usize, sig_len: usize) -> Option<(&[u8], &[u8], &[u8])> {
+    let (key, rest) = input.split_at_checked(key_len)?;
+    let (sig, msg) = rest.split_at_checked(sig_len)?;
+    Some((key, sig, msg))
+}
+
+/// Charges for the message (0 bytes when the input is malformed), then answers whether
+/// `check(key, sig, msg)` holds.
+fn answer(
+    base: u64,
+    parsed: Option<(&[u8], &[u8], &[u8])>,
+    gas_limit: u64,
+    check: impl FnOnce(&[u8], &[u8], &[u8]) -> bool,
+) -> EthPrecompileResult {
+    let gas = charge(base, parsed.map_or(0, |(_, _, m)| m.len()), gas_limit)?;
+    let ok = parsed.is_some_and(|(key, sig, msg)| check(key, sig, msg));
+    Ok(EthPrecompileOutput::new(gas, word(ok)))
+}
+
 /// The Falcon-512 precompile's logic.
 pub fn falcon512(input: &[u8], gas_limit: u64) -> EthPrecompileResult {
-    let parsed = input.get(..FALCON_PK).zip(input.get(FALCON_PK..FALCON_PK + 2)).and_then(|(pk, len)| {
-        let sig_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        let start = FALCON_PK + 2;
-        Some((pk, input.get(start..start + sig_len)?, input.get(start + sig_len..)?))
+    let parsed = input.split_at_checked(FALCON_PK).and_then(|(pk, rest)| {
+        let (len, rest) = rest.split_at_checked(2)?;
+        let (sig, msg) = rest.split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
+        Some((pk, sig, msg))
     });
-    let msg_len = parsed.map_or(0, |(_, _, m)| m.len());
-    let gas = charge(FALCON512_BASE_GAS, msg_len, gas_limit)?;
-    let ok = parsed.is_some_and(|(pk, sig, msg)| verify_falcon512(pk, msg, sig).is_ok());
-    Ok(EthPrecompileOutput::new(gas, word(ok)))
+    answer(FALCON512_BASE_GAS, parsed, gas_limit, |pk, sig, msg| verify_falcon512(pk, msg, sig).is_ok())
 }
 
 /// The ML-DSA-44 precompile's logic.
 pub fn mldsa44(input: &[u8], gas_limit: u64) -> EthPrecompileResult {
-    let parsed = input
-        .get(..MLDSA_PK)
-        .zip(input.get(MLDSA_PK..MLDSA_PK + MLDSA_SIG))
-        .zip(input.get(MLDSA_PK + MLDSA_SIG..));
-    let msg_len = parsed.map_or(0, |(_, m)| m.len());
-    let gas = charge(MLDSA44_BASE_GAS, msg_len, gas_limit)?;
-    let ok = parsed.is_some_and(|((pk, sig), msg)| verify_mldsa44(pk, msg, sig).is_ok());
-    Ok(EthPrecompileOutput::new(gas, word(ok)))
+    answer(MLDSA44_BASE_GAS, split_fixed(input, MLDSA_PK, MLDSA_SIG), gas_limit, |pk, sig, msg| {
+        verify_mldsa44(pk, msg, sig).is_ok()
+    })
 }
 
 /// The dual-signature precompile's logic.
 pub fn dual(input: &[u8], gas_limit: u64) -> EthPrecompileResult {
-    let parsed = input
-        .get(..KEYS_LEN)
-        .zip(input.get(KEYS_LEN..KEYS_LEN + DUAL_SIG_LEN))
-        .zip(input.get(KEYS_LEN + DUAL_SIG_LEN..));
-    let msg_len = parsed.map_or(0, |(_, m)| m.len());
-    let gas = charge(DUAL_BASE_GAS, msg_len, gas_limit)?;
-    let ok = parsed.is_some_and(|((keys, sig), msg)| {
+    answer(DUAL_BASE_GAS, split_fixed(input, KEYS_LEN, DUAL_SIG_LEN), gas_limit, |keys, sig, msg| {
         match (PublicKeys::from_bytes(keys), DualSignature::from_bytes(sig)) {
             (Ok(keys), Ok(sig)) => verify(&keys, Domain::Contract, msg, &sig).is_ok(),
             _ => false,
         }
-    });
-    Ok(EthPrecompileOutput::new(gas, word(ok)))
+    })
 }
 
 fn falcon512_fn(input: &[u8], gas_limit: u64, reservoir: u64) -> PrecompileResult {

@@ -3,7 +3,7 @@
 
 use super::RpcError;
 use crate::block::{Body, ElHeader, Receipt};
-use alloy_primitives::{Address, Bytes, Log, B256, U256};
+use alloy_primitives::{Log, B256, U256};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use qoin_primitives::{SignedTx, TxKind};
 use serde::de::DeserializeOwned;
@@ -90,8 +90,7 @@ impl BlockTag {
             Value::Number(_) => quantity_u64(v, "block number").map(Self::Number),
             Value::Object(o) => {
                 if let Some(h) = o.get("blockHash") {
-                    let h: B256 = serde_json::from_value(h.clone())
-                        .map_err(|e| RpcError::invalid_params(format!("invalid blockHash: {e}")))?;
+                    let h: B256 = parse(h, "blockHash")?;
                     Ok(Self::Hash(h))
                 } else if let Some(n) = o.get("blockNumber") {
                     Self::parse(n)
@@ -314,12 +313,7 @@ pub(super) fn block_json(header: &ElHeader, body: &Body, txs: &[SignedTx], full:
     })
 }
 
-/// Decodes a 0x-hex byte string parameter.
-pub(super) fn parse_bytes(v: &Value, what: &str) -> Result<Bytes, RpcError> {
-    serde_json::from_value(v.clone()).map_err(|e| RpcError::invalid_params(format!("invalid {what}: {e}")))
-}
-
-/// Decodes an address parameter.
-pub(super) fn parse_address(v: &Value, what: &str) -> Result<Address, RpcError> {
+/// Deserializes a parameter (an address, hash, byte string, …); a mismatch is -32602.
+pub(super) fn parse<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, RpcError> {
     serde_json::from_value(v.clone()).map_err(|e| RpcError::invalid_params(format!("invalid {what}: {e}")))
 }

@@ -1,8 +1,8 @@
 //! The `eth_`, `net_` and `web3_` methods.
 
 use super::convert::{
-    data, effective_gas_price, log_json, parse_address, parse_bytes, q, quantity_u256, quantity_u64,
-    receipts_json, tx_json, Args, BlockTag, Location,
+    data, effective_gas_price, log_json, parse, q, quantity_u256, quantity_u64, receipts_json, tx_json, Args,
+    BlockTag, Location,
 };
 use super::{RpcError, RpcResult};
 use crate::block::{next_base_fee, Body, ElHeader, Receipt};
@@ -16,7 +16,7 @@ use alloy_primitives::{keccak256, Address, BloomInput, Bytes, B256, U256};
 use qoin_primitives::{AccessListItem, SignedTx, TxKind, TxRequest};
 use qoin_store::{Tx, RO};
 use revm::bytecode::Bytecode;
-use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, OutOfGasError};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
 use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
@@ -143,7 +143,7 @@ pub(super) fn accounts(node: &Node, _: &Args) -> RpcResult {
 
 fn address_arg(args: &Args, i: usize) -> Result<Address, RpcError> {
     let v = args.get(i).ok_or_else(|| RpcError::invalid_params("missing value for address"))?;
-    parse_address(v, "address")
+    parse(v, "address")
 }
 
 fn map_state<T>(r: Result<T, StateError>) -> Result<T, RpcError> {
@@ -339,7 +339,7 @@ fn parse_request(v: Option<&Value>) -> Result<CallRequest, RpcError> {
                 "both \"data\" and \"input\" are set and not equal. Please use \"input\" to pass transaction call data",
             ))
         }
-        (Some(v), _) | (None, Some(v)) => parse_bytes(v, "input")?,
+        (Some(v), _) | (None, Some(v)) => parse(v, "input")?,
         (None, None) => Bytes::new(),
     };
     let access_list = match field("accessList") {
@@ -352,8 +352,7 @@ fn parse_request(v: Option<&Value>) -> Result<CallRequest, RpcError> {
                 #[serde(default)]
                 storage_keys: Vec<B256>,
             }
-            let items: Vec<Item> = serde_json::from_value(v.clone())
-                .map_err(|e| RpcError::invalid_params(format!("invalid accessList: {e}")))?;
+            let items: Vec<Item> = parse(v, "accessList")?;
             items
                 .into_iter()
                 .map(|i| AccessListItem { address: i.address, storage_keys: i.storage_keys })
@@ -361,8 +360,8 @@ fn parse_request(v: Option<&Value>) -> Result<CallRequest, RpcError> {
         }
     };
     Ok(CallRequest {
-        from: field("from").map(|v| parse_address(v, "from")).transpose()?,
-        to: field("to").map(|v| parse_address(v, "to")).transpose()?,
+        from: field("from").map(|v| parse(v, "from")).transpose()?,
+        to: field("to").map(|v| parse(v, "to")).transpose()?,
         gas: field("gas").map(|v| quantity_u64(v, "gas")).transpose()?,
         gas_price: u128_field(o, "gasPrice")?,
         max_fee: u128_field(o, "maxFeePerGas")?,
@@ -387,17 +386,13 @@ fn request_fees(r: &CallRequest) -> (u128, u128) {
 }
 
 /// The block environment calls run in: the block itself, or for `pending` the next one.
-fn call_block(node: &Node, header: &ElHeader, pending: bool) -> BlockEnv {
+fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
     let (number, timestamp, basefee) = if pending {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .max(header.timestamp + 1);
+        let now = crate::node::unix_secs().max(header.timestamp + 1);
         (header.number + 1, now, next_base_fee(header, MIN_BASE_FEE))
     } else {
         (header.number, header.timestamp, header.base_fee_per_gas)
     };
-    let _ = node;
     BlockEnv {
         number: U256::from(number),
         beneficiary: header.beneficiary,
@@ -506,7 +501,7 @@ fn revert_error(output: &Bytes) -> RpcError {
 
 fn halt_message(reason: &HaltReason) -> String {
     match reason {
-        HaltReason::OutOfGas(OutOfGasError::Basic) | HaltReason::OutOfGas(_) => "out of gas".into(),
+        HaltReason::OutOfGas(_) => "out of gas".into(),
         HaltReason::OpcodeNotFound | HaltReason::InvalidFEOpcode => "invalid opcode".into(),
         HaltReason::StackUnderflow => "stack underflow".into(),
         HaltReason::StackOverflow => "stack limit reached".into(),
@@ -517,17 +512,13 @@ fn halt_message(reason: &HaltReason) -> String {
     }
 }
 
-fn call_tag(args: &Args, i: usize) -> Result<BlockTag, RpcError> {
-    args.block(i)
-}
-
 pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
     let r = parse_request(args.get(0))?;
-    let tag = call_tag(args, 1)?;
+    let tag = args.block(1)?;
     let tx = read(node)?;
     let header = resolve_required(&tx, tag)?;
     let state = StateAt::new(&tx, &header)?;
-    let block = call_block(node, &header, tag == BlockTag::Pending);
+    let block = call_block(&header, tag == BlockTag::Pending);
     let gas = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
     match run_call(node, &state, &block, &r, gas)? {
         ExecutionResult::Success { output, .. } => Ok(data(output.data())),
@@ -540,7 +531,7 @@ pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
 fn estimate(node: &Node, tx: &Tx<'_, RO>, r: &CallRequest, tag: BlockTag) -> Result<u64, RpcError> {
     let header = resolve_required(tx, tag)?;
     let state = StateAt::new(tx, &header)?;
-    let block = call_block(node, &header, tag == BlockTag::Pending || tag == BlockTag::Latest);
+    let block = call_block(&header, tag == BlockTag::Pending || tag == BlockTag::Latest);
     let mut hi = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
     let (fee, _) = request_fees(r);
     if fee > 0 {
@@ -601,10 +592,7 @@ fn submit(node: &Node, tx: SignedTx) -> RpcResult {
 }
 
 pub(super) fn send_raw_transaction(node: &Node, args: &Args) -> RpcResult {
-    let raw = parse_bytes(
-        args.get(0).ok_or_else(|| RpcError::invalid_params("missing raw transaction"))?,
-        "raw transaction",
-    )?;
+    let raw: Bytes = args.req(0, "raw transaction")?;
     let tx = SignedTx::decode(&raw).map_err(|e| RpcError::server(e.to_string()))?;
     submit(node, tx)
 }
@@ -738,10 +726,8 @@ impl LogFilter {
     fn parse(o: &Map<String, Value>) -> Result<Self, RpcError> {
         let addresses = match o.get("address").filter(|v| !v.is_null()) {
             None => Vec::new(),
-            Some(Value::Array(a)) => {
-                a.iter().map(|v| parse_address(v, "address")).collect::<Result<_, _>>()?
-            }
-            Some(v) => vec![parse_address(v, "address")?],
+            Some(Value::Array(a)) => a.iter().map(|v| parse(v, "address")).collect::<Result<_, _>>()?,
+            Some(v) => vec![parse(v, "address")?],
         };
         let mut topics = Vec::new();
         if let Some(t) = o.get("topics").filter(|v| !v.is_null()) {
@@ -753,14 +739,10 @@ impl LogFilter {
                 topics.push(match v {
                     Value::Null => None,
                     Value::Array(alts) if alts.is_empty() => None,
-                    Value::Array(alts) => Some(
-                        alts.iter()
-                            .map(|a| serde_json::from_value(a.clone()))
-                            .collect::<Result<Vec<B256>, _>>()
-                            .map_err(|e| RpcError::invalid_params(format!("invalid topic: {e}")))?,
-                    ),
-                    v => Some(vec![serde_json::from_value(v.clone())
-                        .map_err(|e| RpcError::invalid_params(format!("invalid topic: {e}")))?]),
+                    Value::Array(alts) => {
+                        Some(alts.iter().map(|a| parse(a, "topic")).collect::<Result<_, _>>()?)
+                    }
+                    v => Some(vec![parse(v, "topic")?]),
                 });
             }
         }
@@ -799,8 +781,7 @@ pub(super) fn get_logs(node: &Node, args: &Args) -> RpcResult {
         {
             return Err(RpcError::invalid_params("cannot specify both blockHash and fromBlock/toBlock"));
         }
-        let h: B256 = serde_json::from_value(h.clone())
-            .map_err(|e| RpcError::invalid_params(format!("invalid blockHash: {e}")))?;
+        let h: B256 = parse(h, "blockHash")?;
         let header = resolve(&tx, BlockTag::Hash(h))?.ok_or_else(|| RpcError::server("unknown block"))?;
         (header.number, header.number)
     } else {

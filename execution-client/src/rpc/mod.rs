@@ -106,19 +106,6 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_getProof", eth::get_proof),
 ];
 
-/// Calls `method` directly (what the server does for each request; tests use it too).
-pub fn dispatch(node: &Node, method: &str, params: Vec<Value>) -> RpcResult {
-    let args = Args::new(params);
-    match METHODS.iter().find(|(name, _)| *name == method) {
-        Some((_, f)) => f(node, &args),
-        None => Err(RpcError {
-            code: -32601,
-            message: format!("the method {method} does not exist/is not available"),
-            data: None,
-        }),
-    }
-}
-
 /// The jsonrpsee module with every method in [`METHODS`]; each runs on a blocking thread
 /// (they read MDBX and run the EVM).
 pub fn module(node: Arc<Node>) -> RpcModule<Node> {

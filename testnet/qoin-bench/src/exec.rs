@@ -21,7 +21,7 @@ pub(crate) fn precompile_costs(secs: f64) {
     let mut dual = k.public().to_bytes();
     dual.extend_from_slice(&k.sign(Domain::Contract, &msg).to_bytes());
     dual.extend_from_slice(&msg);
-    type Logic = fn(&[u8], u64) -> revm_result::Result;
+    type Logic = fn(&[u8], u64) -> revm::precompile::EthPrecompileResult;
     let cases: [(&str, Logic, Vec<u8>); 3] = [
         ("falcon512", precompiles::falcon512, falcon),
         ("mldsa44", precompiles::mldsa44, mldsa),
@@ -43,11 +43,6 @@ pub(crate) fn precompile_costs(secs: f64) {
             "target_gas_per_us": precompiles::GAS_PER_MICROSECOND, "threads": 1,
         }));
     }
-}
-
-mod revm_result {
-    /// The precompile logic's result type.
-    pub(crate) type Result = revm::precompile::EthPrecompileResult;
 }
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
@@ -112,12 +107,12 @@ fn open(dir: &std::path::Path, genesis: Genesis) -> Chain {
 }
 
 fn tmpdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("qoin-bench-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!("qoin-bench-{}-{}", std::process::id(), unique_suffix()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-fn rand_suffix() -> u64 {
+fn unique_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
