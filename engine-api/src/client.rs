@@ -1,0 +1,191 @@
+//! The engine API client the consensus client uses: every call carries a fresh JWT and the
+//! protocol version; errors come back as [`EngineError`].
+
+use crate::jwt::JwtSecret;
+use crate::proto::{self, engine_client};
+use crate::types::{
+    parse_u256, AccountProof, Attributes, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
+    METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Adds `authorization` and `qoin-engine-version` to every call.
+#[derive(Clone)]
+pub struct Auth {
+    secret: JwtSecret,
+    version: u32,
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let token = self
+            .secret
+            .token_now()
+            .map_err(|e| tonic::Status::internal(format!("cannot make a JWT: {e}")))?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| tonic::Status::internal("JWT is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        request.metadata_mut().insert(VERSION_HEADER, self.version.into());
+        Ok(request)
+    }
+}
+
+/// What the server said about itself in `ExchangeCapabilities`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Its software name and version.
+    pub client: String,
+    /// Protocol versions it speaks.
+    pub versions: Vec<u32>,
+    /// Its methods.
+    pub methods: Vec<String>,
+}
+
+/// An engine API client over one (lazily connected, automatically reconnecting) channel.
+#[derive(Clone)]
+pub struct EngineClient {
+    inner: engine_client::EngineClient<InterceptedService<Channel, Auth>>,
+    version: u32,
+    name: String,
+}
+
+impl std::fmt::Debug for EngineClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EngineClient(v{}, {})", self.version, self.name)
+    }
+}
+
+fn status_err(s: &tonic::Status) -> EngineError {
+    EngineError::from_status(s)
+}
+
+impl EngineClient {
+    /// A client of the server at `url` (e.g. `http://127.0.0.1:8551`) signing tokens with
+    /// `secret`, speaking the newest protocol version this build knows. Connects on first use.
+    pub fn new(url: &str, secret: JwtSecret, name: &str) -> Result<Self, EngineError> {
+        let newest = PROTOCOL_VERSIONS.iter().copied().max().unwrap_or(1);
+        Self::with_version(url, secret, name, newest)
+    }
+
+    /// A client that speaks protocol `version` (tests of version negotiation use this).
+    pub fn with_version(url: &str, secret: JwtSecret, name: &str, version: u32) -> Result<Self, EngineError> {
+        let channel = Channel::from_shared(url.to_string())
+            .map_err(|e| EngineError::InvalidParams(format!("engine URL {url:?}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_lazy();
+        let inner = engine_client::EngineClient::with_interceptor(channel, Auth { secret, version })
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok(Self { inner, version, name: name.to_string() })
+    }
+
+    /// Exchanges capabilities and checks the server speaks this client's version and has every
+    /// method it needs; otherwise a clear [`EngineError::UnsupportedVersion`].
+    pub async fn exchange_capabilities(&self) -> Result<ServerInfo, EngineError> {
+        let ours = proto::Capabilities {
+            versions: vec![self.version],
+            methods: METHODS_V1.iter().map(|m| m.to_string()).collect(),
+            client: self.name.clone(),
+        };
+        let r =
+            self.inner.clone().exchange_capabilities(ours).await.map_err(|s| status_err(&s))?.into_inner();
+        let info = ServerInfo { client: r.client, versions: r.versions, methods: r.methods };
+        if !info.versions.contains(&self.version) {
+            return Err(EngineError::UnsupportedVersion(format!(
+                "{} speaks engine API version(s) {:?}, {} needs version {}; upgrade the older program",
+                info.client, info.versions, self.name, self.version
+            )));
+        }
+        let missing: Vec<&str> =
+            METHODS_V1.iter().copied().filter(|m| !info.methods.iter().any(|x| x == m)).collect();
+        if !missing.is_empty() {
+            return Err(EngineError::UnsupportedVersion(format!(
+                "{} lacks methods {missing:?}",
+                info.client
+            )));
+        }
+        Ok(info)
+    }
+
+    /// `NewPayload`.
+    pub async fn new_payload(&self, payload: &Payload) -> Result<PayloadStatus, EngineError> {
+        let r = self.inner.clone().new_payload(payload.to_proto()).await.map_err(|s| status_err(&s))?;
+        PayloadStatus::from_proto(r.get_ref())
+    }
+
+    /// `ForkchoiceUpdated`: the head's status and, with attributes and a valid head, the id
+    /// of the payload being built.
+    pub async fn forkchoice_updated(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<&Attributes>,
+    ) -> Result<(PayloadStatus, Option<PayloadId>), EngineError> {
+        let req = proto::ForkchoiceUpdatedRequest {
+            head_block_hash: head.to_vec(),
+            finalized_block_hash: finalized.map(|h| h.to_vec()).unwrap_or_default(),
+            attributes: attributes.map(Attributes::to_proto),
+        };
+        let r = self.inner.clone().forkchoice_updated(req).await.map_err(|s| status_err(&s))?.into_inner();
+        let status = r
+            .status
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidParams("forkchoice response without a status".into()))
+            .and_then(PayloadStatus::from_proto)?;
+        let id =
+            if r.payload_id.is_empty() { None } else { Some(crate::types::parse_payload_id(&r.payload_id)?) };
+        Ok((status, id))
+    }
+
+    /// `GetPayload`: the payload and its value to the fee recipient.
+    pub async fn get_payload(&self, id: PayloadId) -> Result<(Payload, U256), EngineError> {
+        let r = self
+            .inner
+            .clone()
+            .get_payload(proto::GetPayloadRequest { payload_id: id.to_vec() })
+            .await
+            .map_err(|s| status_err(&s))?
+            .into_inner();
+        let payload = r
+            .payload
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidParams("GetPayload response without a payload".into()))
+            .and_then(Payload::from_proto)?;
+        Ok((payload, parse_u256("block_value", &r.block_value)?))
+    }
+
+    /// `GetAccountProofs`.
+    pub async fn account_proofs(
+        &self,
+        state_root: B256,
+        addresses: &[Address],
+    ) -> Result<Vec<AccountProof>, EngineError> {
+        let req = proto::GetAccountProofsRequest {
+            state_root: state_root.to_vec(),
+            addresses: addresses.iter().map(|a| a.to_vec()).collect(),
+        };
+        let r = self.inner.clone().get_account_proofs(req).await.map_err(|s| status_err(&s))?.into_inner();
+        r.accounts.iter().map(AccountProof::from_proto).collect()
+    }
+
+    /// `SubscribeTransactions`: new pool transactions until the connection ends.
+    pub async fn subscribe_transactions(
+        &self,
+    ) -> Result<impl Stream<Item = Result<PooledTx, EngineError>>, EngineError> {
+        let r = self
+            .inner
+            .clone()
+            .subscribe_transactions(proto::SubscribeTransactionsRequest {})
+            .await
+            .map_err(|s| status_err(&s))?
+            .into_inner();
+        Ok(r.map(|item| {
+            let t = item.map_err(|s| status_err(&s))?;
+            Ok(PooledTx { hash: crate::types::parse_b256("hash", &t.hash)?, raw: Bytes::from(t.raw) })
+        }))
+    }
+}

@@ -1,0 +1,240 @@
+//! The engine API server: a tonic service over an [`EngineBackend`] (the execution client),
+//! behind JWT authentication and the protocol-version check.
+//!
+//! Every call must carry a valid `authorization: Bearer <JWT>`; one without is refused with
+//! `UNAUTHENTICATED` before the backend sees it. Every call but `ExchangeCapabilities` must
+//! carry a `qoin-engine-version` this server speaks, or is refused with `UNIMPLEMENTED` and a
+//! message naming both sides' versions. The backend's methods are synchronous (database
+//! work) and run on tokio's blocking pool.
+
+use crate::jwt::JwtSecret;
+use crate::proto::engine_server::{Engine, EngineServer};
+use crate::proto::{self};
+use crate::types::{
+    parse_address, parse_b256, parse_payload_id, AccountProof, Attributes, EngineError, Payload, PayloadId,
+    PayloadStatus, PooledTx, MAX_PROOF_ADDRESSES, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+};
+use alloy_primitives::{Address, B256, U256};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status};
+
+/// What the execution client implements to serve the engine API.
+pub trait EngineBackend: Send + Sync + 'static {
+    /// Software name and version, e.g. `qoin-el/0.1.0`.
+    fn client_name(&self) -> String;
+    /// Validates and executes a payload (does not move the head).
+    fn new_payload(&self, payload: Payload) -> Result<PayloadStatus, EngineError>;
+    /// Moves the head to `head` (a payload block hash); with attributes, starts building on it.
+    fn forkchoice_updated(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<Attributes>,
+    ) -> Result<(PayloadStatus, Option<PayloadId>), EngineError>;
+    /// The best payload for `id` and its value (priority fees) to the fee recipient.
+    fn get_payload(&self, id: PayloadId) -> Result<(Payload, U256), EngineError>;
+    /// Accounts with proofs against `state_root`.
+    fn account_proofs(
+        &self,
+        state_root: B256,
+        addresses: &[Address],
+    ) -> Result<Vec<AccountProof>, EngineError>;
+    /// A receiver of transactions as they enter the pool.
+    fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx>;
+}
+
+/// Checks a request's token and returns it unchanged (the tonic interceptor).
+pub(crate) fn authenticate(secret: &JwtSecret, request: Request<()>) -> Result<Request<()>, Status> {
+    let header = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{0}"));
+    match secret.validate_header(header) {
+        Ok(()) => Ok(request),
+        Err(e) => Err(EngineError::Unauthenticated(e.to_string()).to_status()),
+    }
+}
+
+fn check_version<T>(request: &Request<T>) -> Result<(), Status> {
+    let raw = request.metadata().get(VERSION_HEADER).and_then(|v| v.to_str().ok());
+    let version: Option<u32> = raw.and_then(|v| v.trim().parse().ok());
+    match version {
+        Some(v) if PROTOCOL_VERSIONS.contains(&v) => Ok(()),
+        _ => Err(EngineError::UnsupportedVersion(format!(
+            "the caller speaks engine API version {}, this server speaks {:?}; upgrade the older program",
+            raw.unwrap_or("(none)"),
+            PROTOCOL_VERSIONS
+        ))
+        .to_status()),
+    }
+}
+
+struct Service<B: EngineBackend> {
+    backend: Arc<B>,
+}
+
+async fn blocking<B: EngineBackend, T: Send + 'static>(
+    backend: &Arc<B>,
+    f: impl FnOnce(&B) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, Status> {
+    let backend = backend.clone();
+    tokio::task::spawn_blocking(move || f(&backend))
+        .await
+        .map_err(|e| EngineError::Internal(format!("engine task failed: {e}")).to_status())?
+        .map_err(|e| e.to_status())
+}
+
+type TxStream = Pin<Box<dyn Stream<Item = Result<proto::PooledTransaction, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<B: EngineBackend> Engine for Service<B> {
+    async fn exchange_capabilities(
+        &self,
+        _request: Request<proto::Capabilities>,
+    ) -> Result<Response<proto::Capabilities>, Status> {
+        Ok(Response::new(proto::Capabilities {
+            versions: PROTOCOL_VERSIONS.to_vec(),
+            methods: METHODS_V1.iter().map(|m| m.to_string()).collect(),
+            client: self.backend.client_name(),
+        }))
+    }
+
+    async fn new_payload(
+        &self,
+        request: Request<proto::ExecutionPayload>,
+    ) -> Result<Response<proto::PayloadStatus>, Status> {
+        check_version(&request)?;
+        let payload = Payload::from_proto(request.get_ref()).map_err(|e| e.to_status())?;
+        let status = blocking(&self.backend, move |b| b.new_payload(payload)).await?;
+        Ok(Response::new(status.to_proto()))
+    }
+
+    async fn forkchoice_updated(
+        &self,
+        request: Request<proto::ForkchoiceUpdatedRequest>,
+    ) -> Result<Response<proto::ForkchoiceUpdatedResponse>, Status> {
+        check_version(&request)?;
+        let r = request.get_ref();
+        let parse = || -> Result<_, EngineError> {
+            let head = parse_b256("head_block_hash", &r.head_block_hash)?;
+            let finalized = if r.finalized_block_hash.is_empty() {
+                None
+            } else {
+                Some(parse_b256("finalized_block_hash", &r.finalized_block_hash)?)
+            };
+            let attributes = r.attributes.as_ref().map(Attributes::from_proto).transpose()?;
+            Ok((head, finalized, attributes))
+        };
+        let (head, finalized, attributes) = parse().map_err(|e| e.to_status())?;
+        let (status, id) =
+            blocking(&self.backend, move |b| b.forkchoice_updated(head, finalized, attributes)).await?;
+        Ok(Response::new(proto::ForkchoiceUpdatedResponse {
+            status: Some(status.to_proto()),
+            payload_id: id.map(|i| i.to_vec()).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_payload(
+        &self,
+        request: Request<proto::GetPayloadRequest>,
+    ) -> Result<Response<proto::GetPayloadResponse>, Status> {
+        check_version(&request)?;
+        let id = parse_payload_id(&request.get_ref().payload_id).map_err(|e| e.to_status())?;
+        let (payload, value) = blocking(&self.backend, move |b| b.get_payload(id)).await?;
+        Ok(Response::new(proto::GetPayloadResponse {
+            payload: Some(payload.to_proto()),
+            block_value: value.to_be_bytes::<32>().to_vec(),
+        }))
+    }
+
+    async fn get_account_proofs(
+        &self,
+        request: Request<proto::GetAccountProofsRequest>,
+    ) -> Result<Response<proto::GetAccountProofsResponse>, Status> {
+        check_version(&request)?;
+        let r = request.get_ref();
+        let parse = || -> Result<_, EngineError> {
+            if r.addresses.len() > MAX_PROOF_ADDRESSES {
+                return Err(EngineError::InvalidParams(format!(
+                    "{} addresses, at most {MAX_PROOF_ADDRESSES}",
+                    r.addresses.len()
+                )));
+            }
+            let root = parse_b256("state_root", &r.state_root)?;
+            let addresses: Vec<Address> =
+                r.addresses.iter().map(|a| parse_address("address", a)).collect::<Result<_, _>>()?;
+            Ok((root, addresses))
+        };
+        let (root, addresses) = parse().map_err(|e| e.to_status())?;
+        let accounts = blocking(&self.backend, move |b| b.account_proofs(root, &addresses)).await?;
+        Ok(Response::new(proto::GetAccountProofsResponse {
+            accounts: accounts.iter().map(AccountProof::to_proto).collect(),
+        }))
+    }
+
+    type SubscribeTransactionsStream = TxStream;
+
+    async fn subscribe_transactions(
+        &self,
+        request: Request<proto::SubscribeTransactionsRequest>,
+    ) -> Result<Response<TxStream>, Status> {
+        check_version(&request)?;
+        let rx = self.backend.subscribe_transactions();
+        // A subscriber that falls behind skips what it missed (the miner only needs to know
+        // that something new arrived).
+        let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
+            .filter_map(|item| item.ok())
+            .map(|tx| Ok(proto::PooledTransaction { hash: tx.hash.to_vec(), raw: tx.raw.to_vec() }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// A running engine server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting calls and waits up to two seconds for calls in flight (open
+    /// transaction streams never finish by themselves, so they are cut after that).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut self.task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+/// Serves the engine API for `backend` on `addr` (port 0: any free port), requiring tokens
+/// signed with `secret`. Returns once listening.
+pub async fn serve<B: EngineBackend>(
+    backend: Arc<B>,
+    addr: SocketAddr,
+    secret: JwtSecret,
+) -> std::io::Result<ServerHandle> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = EngineServer::new(Service { backend })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let service =
+        tonic::service::interceptor::InterceptedService::new(server, move |r| authenticate(&secret, r));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task =
+        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+            incoming,
+            async {
+                let _ = rx.await;
+            },
+        ));
+    Ok(ServerHandle { addr, shutdown: Some(tx), task })
+}

@@ -1,0 +1,225 @@
+//! The server and client against a recording backend: authentication, version negotiation,
+//! error mapping and conversions.
+
+use crate::jwt::JwtSecret;
+use crate::*;
+use alloy_primitives::{Address, Bytes, B256, U256};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio_stream::StreamExt as _;
+
+struct Recorder {
+    calls: AtomicUsize,
+    last_head: Mutex<Option<B256>>,
+    txs: broadcast::Sender<PooledTx>,
+}
+
+fn payload() -> Payload {
+    Payload {
+        parent_hash: B256::repeat_byte(1),
+        number: 7,
+        timestamp: 1_700_000_000,
+        fee_recipient: Address::repeat_byte(2),
+        state_root: B256::repeat_byte(3),
+        receipts_root: B256::repeat_byte(4),
+        logs_bloom: Default::default(),
+        gas_limit: 30_000_000,
+        gas_used: 21_000,
+        base_fee_per_gas: 7,
+        prev_randao: B256::repeat_byte(5),
+        block_hash: B256::repeat_byte(6),
+        transactions: vec![Bytes::from_static(&[0x51, 1, 2, 3])],
+        credits: vec![Credit { address: Address::repeat_byte(9), amount: U256::from(427_789u64) }],
+    }
+}
+
+impl EngineBackend for Recorder {
+    fn client_name(&self) -> String {
+        "recorder/1".into()
+    }
+    fn new_payload(&self, p: Payload) -> Result<PayloadStatus, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(p, payload(), "the payload arrives intact");
+        Ok(PayloadStatus::invalid(Some(p.parent_hash), "state root mismatch"))
+    }
+    fn forkchoice_updated(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<Attributes>,
+    ) -> Result<(PayloadStatus, Option<PayloadId>), EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_head.lock().unwrap() = Some(head);
+        if finalized.is_some() {
+            return Err(EngineError::InvalidForkchoiceState("finalized is not an ancestor of head".into()));
+        }
+        match attributes {
+            Some(a) if a.timestamp_ms == 0 => Err(EngineError::InvalidAttributes("timestamp 0".into())),
+            Some(a) => Ok((PayloadStatus::valid(), Some(a.payload_id(&head)))),
+            None => Ok((PayloadStatus::syncing(), None)),
+        }
+    }
+    fn get_payload(&self, id: PayloadId) -> Result<(Payload, U256), EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if id == [0; 8] {
+            return Err(EngineError::UnknownPayload);
+        }
+        Ok((payload(), U256::from(5u8)))
+    }
+    fn account_proofs(&self, root: B256, addresses: &[Address]) -> Result<Vec<AccountProof>, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(addresses
+            .iter()
+            .map(|a| AccountProof {
+                address: *a,
+                exists: true,
+                nonce: 1,
+                balance: U256::from(2u8),
+                storage_root: root,
+                code_hash: B256::ZERO,
+                proof: vec![Bytes::from_static(b"node")],
+            })
+            .collect())
+    }
+    fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx> {
+        self.txs.subscribe()
+    }
+}
+
+async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
+    let backend = Arc::new(Recorder {
+        calls: AtomicUsize::new(0),
+        last_head: Mutex::new(None),
+        txs: broadcast::channel(16).0,
+    });
+    let secret = JwtSecret::random();
+    let handle = serve(backend.clone(), "127.0.0.1:0".parse().unwrap(), secret.clone()).await.unwrap();
+    (backend, handle, secret)
+}
+
+fn url(h: &ServerHandle) -> String {
+    format!("http://{}", h.addr)
+}
+
+fn attrs(ts: u64) -> Attributes {
+    Attributes {
+        timestamp_ms: ts,
+        fee_recipient: Address::repeat_byte(0xfe),
+        credits: vec![Credit { address: Address::repeat_byte(0xfe), amount: U256::from(10u8) }],
+        prev_randao: B256::repeat_byte(0xaa),
+    }
+}
+
+#[tokio::test]
+async fn calls_round_trip_with_statuses_and_distinct_errors() {
+    let (backend, handle, secret) = start().await;
+    let c = EngineClient::new(&url(&handle), secret, "test-cl").unwrap();
+    let info = c.exchange_capabilities().await.unwrap();
+    assert_eq!(info.client, "recorder/1");
+    assert_eq!(info.versions, vec![1]);
+
+    let st = c.new_payload(&payload()).await.unwrap();
+    assert_eq!(st.status, Status::Invalid);
+    assert_eq!(st.latest_valid_hash, Some(B256::repeat_byte(1)));
+    assert_eq!(st.validation_error.as_deref(), Some("state root mismatch"));
+
+    let head = B256::repeat_byte(0x11);
+    let (st, id) = c.forkchoice_updated(head, None, Some(&attrs(1_000))).await.unwrap();
+    assert_eq!(st.status, Status::Valid);
+    let (_, again) = c.forkchoice_updated(head, None, Some(&attrs(1_000))).await.unwrap();
+    assert_eq!(id, again, "the same attributes on the same head give the same payload id");
+    let (_, other) = c.forkchoice_updated(head, None, Some(&attrs(2_000))).await.unwrap();
+    assert_ne!(id, other);
+    let (st, none) = c.forkchoice_updated(head, None, None).await.unwrap();
+    assert_eq!((st.status, none), (Status::Syncing, None));
+
+    assert_eq!(
+        c.forkchoice_updated(head, Some(B256::ZERO), None).await.unwrap_err(),
+        EngineError::InvalidForkchoiceState("finalized is not an ancestor of head".into())
+    );
+    assert_eq!(
+        c.forkchoice_updated(head, None, Some(&attrs(0))).await.unwrap_err(),
+        EngineError::InvalidAttributes("timestamp 0".into())
+    );
+    assert_eq!(c.get_payload([0; 8]).await.unwrap_err(), EngineError::UnknownPayload);
+    let (p, value) = c.get_payload(id.unwrap()).await.unwrap();
+    assert_eq!((p, value), (payload(), U256::from(5u8)));
+
+    let proofs = c.account_proofs(B256::repeat_byte(7), &[Address::repeat_byte(1)]).await.unwrap();
+    assert_eq!(proofs[0].storage_root, B256::repeat_byte(7));
+    let too_many = vec![Address::ZERO; types::MAX_PROOF_ADDRESSES + 1];
+    assert!(matches!(
+        c.account_proofs(B256::ZERO, &too_many).await.unwrap_err(),
+        EngineError::InvalidParams(_)
+    ));
+
+    let mut stream = Box::pin(c.subscribe_transactions().await.unwrap());
+    // The subscription is registered once the call returned; a sent transaction arrives.
+    let tx = PooledTx { hash: B256::repeat_byte(0x77), raw: Bytes::from_static(&[0x51]) };
+    backend.txs.send(tx.clone()).unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), tx);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_or_missing_token_is_unauthenticated_and_has_no_effect() {
+    let (backend, handle, _secret) = start().await;
+    let wrong = EngineClient::new(&url(&handle), JwtSecret::random(), "intruder").unwrap();
+    let e = wrong.forkchoice_updated(B256::repeat_byte(1), None, Some(&attrs(5))).await.unwrap_err();
+    assert!(matches!(&e, EngineError::Unauthenticated(m) if m.contains("signature")), "{e}");
+    assert!(matches!(wrong.exchange_capabilities().await.unwrap_err(), EngineError::Unauthenticated(_)));
+    assert!(matches!(wrong.new_payload(&payload()).await.unwrap_err(), EngineError::Unauthenticated(_)));
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 0, "the backend never saw a call");
+    assert_eq!(*backend.last_head.lock().unwrap(), None);
+
+    // No token at all, through the raw generated client.
+    let channel = tonic::transport::Channel::from_shared(url(&handle)).unwrap().connect().await.unwrap();
+    let mut raw = proto::engine_client::EngineClient::new(channel);
+    let s = raw.exchange_capabilities(proto::Capabilities::default()).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Unauthenticated);
+    assert!(s.message().contains("missing"), "{}", s.message());
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_newer_client_gets_a_clear_version_error() {
+    let (backend, handle, secret) = start().await;
+    let newer = client::EngineClient::with_version(&url(&handle), secret, "qoin-cl/9", 2).unwrap();
+    let e = newer.exchange_capabilities().await.unwrap_err();
+    let EngineError::UnsupportedVersion(msg) = &e else { panic!("{e:?}") };
+    assert!(msg.contains("recorder/1") && msg.contains("[1]") && msg.contains("version 2"), "{msg}");
+    // Skipping the exchange does not help: every call is checked.
+    let e = newer.new_payload(&payload()).await.unwrap_err();
+    assert!(matches!(&e, EngineError::UnsupportedVersion(m) if m.contains("version 2")), "{e:?}");
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 0);
+    handle.stop().await;
+}
+
+#[test]
+fn malformed_fields_are_errors_not_panics() {
+    let mut p = payload().to_proto();
+    p.state_root = vec![1; 31];
+    assert!(
+        matches!(Payload::from_proto(&p), Err(EngineError::InvalidParams(m)) if m.contains("state_root"))
+    );
+    let bytes = payload().to_bytes();
+    assert_eq!(Payload::from_bytes(&bytes).unwrap(), payload());
+    assert!(Payload::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+    assert!(Payload::from_bytes(&[0xff; 40]).is_err());
+}
+
+#[test]
+fn every_engine_error_survives_the_status_round_trip() {
+    for e in [
+        EngineError::UnknownPayload,
+        EngineError::InvalidForkchoiceState("a".into()),
+        EngineError::InvalidAttributes("b".into()),
+        EngineError::InvalidParams("c".into()),
+        EngineError::UnsupportedVersion("d".into()),
+        EngineError::Unauthenticated("e".into()),
+        EngineError::Internal("f".into()),
+    ] {
+        assert_eq!(EngineError::from_status(&e.to_status()), e);
+    }
+}
