@@ -43,6 +43,12 @@ pub struct ServerInfo {
     pub versions: Vec<u32>,
     /// Its methods.
     pub methods: Vec<String>,
+    /// Its chain id.
+    pub chain_id: u64,
+    /// Its genesis block hash.
+    pub genesis_hash: B256,
+    /// Its genesis state root.
+    pub genesis_state_root: B256,
 }
 
 /// An engine API client over one (lazily connected, automatically reconnecting) channel.
@@ -90,10 +96,19 @@ impl EngineClient {
             versions: vec![self.version],
             methods: METHODS_V1.iter().map(|m| m.to_string()).collect(),
             client: self.name.clone(),
+            ..Default::default()
         };
         let r =
             self.inner.clone().exchange_capabilities(ours).await.map_err(|s| status_err(&s))?.into_inner();
-        let info = ServerInfo { client: r.client, versions: r.versions, methods: r.methods };
+        let info = ServerInfo {
+            client: r.client,
+            versions: r.versions,
+            methods: r.methods,
+            chain_id: r.chain_id,
+            genesis_hash: crate::types::parse_b256("genesis_hash", &r.genesis_hash).unwrap_or_default(),
+            genesis_state_root: crate::types::parse_b256("genesis_state_root", &r.genesis_state_root)
+                .unwrap_or_default(),
+        };
         if !info.versions.contains(&self.version) {
             return Err(EngineError::UnsupportedVersion(format!(
                 "{} speaks engine API version(s) {:?}, {} needs version {}; upgrade the older program",

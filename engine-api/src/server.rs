@@ -26,6 +26,8 @@ use tonic::{Request, Response, Status};
 pub trait EngineBackend: Send + Sync + 'static {
     /// Software name and version, e.g. `qoin-el/0.1.0`.
     fn client_name(&self) -> String;
+    /// Chain id, genesis block hash and genesis state root.
+    fn chain_info(&self) -> Result<(u64, B256, B256), EngineError>;
     /// Validates and executes a payload (does not move the head).
     fn new_payload(&self, payload: Payload) -> Result<PayloadStatus, EngineError>;
     /// Moves the head to `head` (a payload block hash); with attributes, starts building on it.
@@ -93,10 +95,14 @@ impl<B: EngineBackend> Engine for Service<B> {
         &self,
         _request: Request<proto::Capabilities>,
     ) -> Result<Response<proto::Capabilities>, Status> {
+        let (chain_id, genesis, root) = blocking(&self.backend, |b| b.chain_info()).await?;
         Ok(Response::new(proto::Capabilities {
             versions: PROTOCOL_VERSIONS.to_vec(),
             methods: METHODS_V1.iter().map(|m| m.to_string()).collect(),
             client: self.backend.client_name(),
+            chain_id,
+            genesis_hash: genesis.to_vec(),
+            genesis_state_root: root.to_vec(),
         }))
     }
 

@@ -38,6 +38,9 @@ impl EngineBackend for Recorder {
     fn client_name(&self) -> String {
         "recorder/1".into()
     }
+    fn chain_info(&self) -> Result<(u64, B256, B256), EngineError> {
+        Ok((9, B256::repeat_byte(0x99), B256::repeat_byte(0x98)))
+    }
     fn new_payload(&self, p: Payload) -> Result<PayloadStatus, EngineError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         assert_eq!(p, payload(), "the payload arrives intact");
@@ -118,6 +121,7 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
     let info = c.exchange_capabilities().await.unwrap();
     assert_eq!(info.client, "recorder/1");
     assert_eq!(info.versions, vec![1]);
+    assert_eq!((info.chain_id, info.genesis_hash), (9, B256::repeat_byte(0x99)));
 
     let st = c.new_payload(&payload()).await.unwrap();
     assert_eq!(st.status, Status::Invalid);

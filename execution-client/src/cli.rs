@@ -3,10 +3,12 @@
 
 use crate::account::PasswordSource;
 use crate::chain::Chain;
+use crate::engine::EngineHandler;
 use crate::node::{log, LocalMining, Node};
 use alloy_primitives::{Address, U256};
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::Keystore;
+use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::dev::{dev_genesis, dev_keys};
 use qoin_primitives::Genesis;
 use qoin_store::StoreOptions;
@@ -19,12 +21,13 @@ use std::time::Duration;
 /// Options of `qoin-el node`.
 #[derive(clap::Args, Debug)]
 pub struct NodeArgs {
-    /// Development chain: the embedded dev genesis, its ten funded accounts unlocked for
-    /// `eth_sendTransaction`, and a block as soon as a transaction arrives (unless --mine).
+    /// Development chain: the ten deterministic dev accounts unlocked for
+    /// `eth_sendTransaction`, the embedded dev genesis (unless --genesis), and a block as soon
+    /// as a transaction arrives (unless --mine).
     #[arg(long)]
     pub dev: bool,
     /// Genesis file (required without --dev).
-    #[arg(long, conflicts_with = "dev")]
+    #[arg(long)]
     pub genesis: Option<PathBuf>,
     /// JSON-RPC listen address.
     #[arg(long = "http.addr", default_value = "127.0.0.1")]
@@ -46,6 +49,22 @@ pub struct NodeArgs {
     /// Account credited with the priority fees of locally produced blocks.
     #[arg(long, default_value_t = Address::ZERO)]
     pub fee_recipient: Address,
+    /// Engine API (gRPC) listen address, for the consensus client.
+    #[arg(long = "authrpc.addr", default_value = "127.0.0.1")]
+    pub authrpc_addr: IpAddr,
+    /// Engine API port (0: any free port; the one chosen is logged).
+    #[arg(long = "authrpc.port", default_value_t = 8551)]
+    pub authrpc_port: u16,
+    /// The engine API's JWT secret (32 bytes hex), shared with qoin-cl; created if absent.
+    /// Default: `<datadir>/jwt.hex`.
+    #[arg(long = "authrpc.jwtsecret")]
+    pub jwt_secret: Option<PathBuf>,
+    /// Serve Prometheus metrics on this port (`GET /metrics`); off without it.
+    #[arg(long = "metrics.port")]
+    pub metrics_port: Option<u16>,
+    /// Metrics listen address.
+    #[arg(long = "metrics.addr", default_value = "127.0.0.1")]
+    pub metrics_addr: IpAddr,
 }
 
 fn parse_mining(arg: Option<&str>, dev: bool) -> anyhow::Result<LocalMining> {
@@ -68,17 +87,16 @@ fn parse_mining(arg: Option<&str>, dev: bool) -> anyhow::Result<LocalMining> {
 /// Runs the node until interrupted.
 pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow::Result<()> {
     let mining = parse_mining(args.mine.as_deref(), args.dev)?;
-    let (genesis, mut signers) = if args.dev {
-        let keys = dev_keys();
-        (dev_genesis(&keys), keys)
-    } else {
-        let Some(path) = &args.genesis else {
-            bail!("pass --genesis <file>, or --dev for a development chain")
-        };
-        (
+    let (genesis, mut signers) = match (&args.genesis, args.dev) {
+        (Some(path), dev) => (
             Genesis::from_file(path).with_context(|| format!("cannot load genesis {}", path.display()))?,
-            Vec::new(),
-        )
+            if dev { dev_keys() } else { Vec::new() },
+        ),
+        (None, true) => {
+            let keys = dev_keys();
+            (dev_genesis(&keys), keys)
+        }
+        (None, false) => bail!("pass --genesis <file>, or --dev for a development chain"),
     };
     if !args.unlock.is_empty() {
         let source = args.password_file.clone().map_or(PasswordSource::Prompt, PasswordSource::File);
@@ -138,16 +156,39 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
         LocalMining::Interval(ms) => format!("a block every {ms} ms"),
     };
     log(&format!("local block production: {mode}"));
+    let jwt_path = args.jwt_secret.clone().unwrap_or_else(|| datadir.join("jwt.hex"));
+    let secret = JwtSecret::load_or_create(&jwt_path)
+        .with_context(|| format!("cannot load the engine API secret {}", jwt_path.display()))?;
+    let registry = Arc::new(qoin_metrics::Registry::new());
+    let engine = Arc::new(EngineHandler::new(node.clone()).with_metrics(&registry));
     runtime.block_on(async {
         let addr = SocketAddr::new(args.http_addr, args.http_port);
         let (bound, handle) = crate::rpc::serve(node.clone(), addr)
             .await
             .with_context(|| format!("cannot listen for JSON-RPC on {addr}"))?;
         log(&format!("JSON-RPC listening on http://{bound}"));
+        let auth_addr = SocketAddr::new(args.authrpc_addr, args.authrpc_port);
+        let engine_server = qoin_engine_api::serve(engine, auth_addr, secret)
+            .await
+            .with_context(|| format!("cannot listen for the engine API on {auth_addr}"))?;
+        log(&format!(
+            "engine API listening on http://{} (JWT secret {})",
+            engine_server.addr,
+            jwt_path.display()
+        ));
+        if let Some(port) = args.metrics_port {
+            let addr = SocketAddr::new(args.metrics_addr, port);
+            let bound = qoin_metrics::serve(registry.clone(), addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            log(&format!("metrics on http://{bound}/metrics"));
+            spawn_gauges(node.clone(), &registry);
+        }
         shutdown_signal().await;
         log("shutting down");
         let _ = handle.stop();
         handle.stopped().await;
+        engine_server.stop().await;
         anyhow::Ok(())
     })?;
     stop.store(true, Ordering::Relaxed);
@@ -156,6 +197,25 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
     }
     log("stopped");
     Ok(())
+}
+
+/// Refreshes the head and pool gauges once a second.
+fn spawn_gauges(node: Arc<Node>, registry: &qoin_metrics::Registry) {
+    let height = registry.gauge("qoin_el_head_height", "Number of the execution client's head block.");
+    let pool = registry.gauge("qoin_el_txpool_size", "Transactions in the pool (pending and queued).");
+    let gas = registry.gauge("qoin_el_head_gas_used", "Gas used by the head block.");
+    let base_fee = registry.gauge("qoin_el_head_base_fee", "Base fee per gas of the head block, in Shor.");
+    tokio::spawn(async move {
+        loop {
+            if let Ok(h) = node.chain().head() {
+                height.set(h.number as f64);
+                gas.set(h.gas_used as f64);
+                base_fee.set(h.base_fee_per_gas as f64);
+            }
+            pool.set(node.pool().len() as f64);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }
 
 async fn shutdown_signal() {

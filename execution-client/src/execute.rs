@@ -124,6 +124,12 @@ pub(crate) struct TrieAccountRlp {
     pub(crate) code_hash: B256,
 }
 
+/// Decodes an account leaf of the state trie into (nonce, balance, storage root, code hash).
+pub fn decode_trie_account(rlp: &[u8]) -> Result<(u64, U256, B256, B256), alloy_rlp::Error> {
+    let a: TrieAccountRlp = alloy_rlp::Decodable::decode(&mut &rlp[..])?;
+    Ok((a.nonce, a.balance, a.storage_root, a.code_hash))
+}
+
 fn slot_value_rlp(v: U256) -> Vec<u8> {
     alloy_rlp::encode(v)
 }
@@ -297,8 +303,14 @@ pub fn execute<K: TransactionKind>(
             }
         }
     }
-    let credit_amounts: Vec<(Address, u128)> =
-        credits.iter().map(|c| (c.address, u128::try_from(c.amount).unwrap_or(u128::MAX))).collect();
+    // One entry per account: revm's `increment_balances` keeps only the last of duplicate
+    // addresses, and a miner may be credited twice (its block and a sibling it mined).
+    let mut credit_amounts: BTreeMap<Address, u128> = BTreeMap::new();
+    for c in &credits {
+        let amount = u128::try_from(c.amount).unwrap_or(u128::MAX);
+        let entry = credit_amounts.entry(c.address).or_default();
+        *entry = entry.saturating_add(amount);
+    }
     state.increment_balances(credit_amounts).map_err(|e| StateError(e.to_string()))?;
     state.merge_transitions(BundleRetention::Reverts);
     let bundle = state.take_bundle();

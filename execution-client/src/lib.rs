@@ -25,6 +25,7 @@ pub mod block;
 pub mod chain;
 pub mod cli;
 pub mod db;
+pub mod engine;
 pub mod execute;
 pub mod node;
 pub mod precompiles;

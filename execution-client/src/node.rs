@@ -13,10 +13,13 @@ use crate::execute::ExecError;
 use crate::txpool::{AccountState, Admitted, PoolConfig, PoolError, TxPool};
 use alloy_primitives::{keccak256, Address, B256, U256};
 use qoin_crypto::Keypair;
+use qoin_engine_api::PooledTx;
 use qoin_primitives::{SignedTx, TxKind};
 use qoin_store::{TransactionKind, Tx};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
 
 /// Account nonces and balances of the latest state, read through one transaction (what the
 /// pool checks transactions against).
@@ -61,6 +64,8 @@ pub struct Node {
     producing: Mutex<()>,
     mining: LocalMining,
     beneficiary: Address,
+    pool_generation: AtomicU64,
+    tx_events: broadcast::Sender<PooledTx>,
 }
 
 impl std::fmt::Debug for Node {
@@ -92,7 +97,43 @@ impl Node {
         let g = chain.genesis();
         let pool =
             TxPool::new(PoolConfig::new(g.chain_id, g.gas_limit, u128::from(crate::chain::MIN_BASE_FEE)));
-        Self { pool: Mutex::new(pool), signers, producing: Mutex::new(()), mining, beneficiary, chain }
+        Self {
+            pool: Mutex::new(pool),
+            signers,
+            producing: Mutex::new(()),
+            mining,
+            beneficiary,
+            chain,
+            pool_generation: AtomicU64::new(0),
+            tx_events: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Counts transactions admitted to the pool: a payload built at an older count may be
+    /// improved.
+    pub fn pool_generation(&self) -> u64 {
+        self.pool_generation.load(Ordering::SeqCst)
+    }
+
+    /// Transactions as they are admitted to the pool.
+    pub fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx> {
+        self.tx_events.subscribe()
+    }
+
+    /// Held while a block is produced or imported, so only one happens at a time.
+    pub fn producing(&self) -> MutexGuard<'_, ()> {
+        self.producing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts a transaction from an unwound block back in the pool (quietly: one that no
+    /// longer fits is dropped). Returns whether it was admitted.
+    pub fn readd(&self, tx: SignedTx) -> bool {
+        let Ok(read) = self.chain.store().read() else { return false };
+        let admitted = self.pool().add(tx, &LatestState(&read), Instant::now()).is_ok();
+        if admitted {
+            self.pool_generation.fetch_add(1, Ordering::SeqCst);
+        }
+        admitted
     }
 
     /// The chain.
@@ -132,10 +173,14 @@ impl Node {
     pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
         let id = tx.id();
         let summary = describe(&tx);
+        let raw = alloy_primitives::Bytes::from(tx.encode());
         let admitted = {
             let read = self.chain.store().read().map_err(ExecError::from)?;
             self.pool().add(tx, &LatestState(&read), Instant::now())?
         };
+        self.pool_generation.fetch_add(1, Ordering::SeqCst);
+        // No subscriber is not an error.
+        let _ = self.tx_events.send(PooledTx { hash: id, raw });
         let state = match admitted {
             Admitted::Pending => "pending",
             Admitted::Queued => "queued behind a nonce gap",
@@ -151,7 +196,7 @@ impl Node {
     /// Builds and commits a block on the head from the pool's pending transactions (skipping
     /// any that fail). Without `allow_empty`, does nothing when nothing is pending.
     pub fn produce(&self, allow_empty: bool) -> Result<Option<Produced>, ExecError> {
-        let _one_at_a_time = self.producing.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.producing();
         let head = self.chain.head()?;
         let timestamp = unix_secs().max(head.timestamp + 1);
         let randao = keccak256(head.hash());
@@ -180,30 +225,59 @@ impl Node {
                 (t.clone(), used, r.success)
             })
             .collect();
-        let h = &executed.header;
-        log(&format!(
-            "block #{} {} txs={} gas={} base_fee={} state_root={}",
-            h.number,
-            h.hash(),
-            transactions.len(),
-            h.gas_used,
-            h.base_fee_per_gas,
-            h.state_root
-        ));
-        for (t, used, ok) in &transactions {
-            let created = match t.request().to {
-                TxKind::Create => format!(" created {}", t.sender().create(t.request().nonce)),
-                TxKind::Call(_) => String::new(),
-            };
-            log(&format!(
-                "  tx {} {} gas_used={used} {}{created}",
-                t.id(),
-                describe(t),
-                if *ok { "ok" } else { "REVERTED" }
-            ));
-        }
+        log_block(&executed.header, &transactions, "");
         Ok(Some(Produced { header: executed.header, transactions }))
     }
+}
+
+/// The log lines of a block: one for the block, one per transaction (gas used, outcome,
+/// created contract).
+pub fn log_block(h: &ElHeader, transactions: &[(SignedTx, u64, bool)], source: &str) {
+    log(&format!(
+        "block #{} {} txs={} gas={} base_fee={} state_root={}{source}",
+        h.number,
+        h.hash(),
+        transactions.len(),
+        h.gas_used,
+        h.base_fee_per_gas,
+        h.state_root
+    ));
+    for (t, used, ok) in transactions {
+        let created = match t.request().to {
+            TxKind::Create => format!(" created {}", t.sender().create(t.request().nonce)),
+            TxKind::Call(_) => String::new(),
+        };
+        log(&format!(
+            "  tx {} {} gas_used={used} {}{created}",
+            t.id(),
+            describe(t),
+            if *ok { "ok" } else { "REVERTED" }
+        ));
+    }
+}
+
+/// The transactions of canonical block `number` with their gas used and success.
+pub fn block_transactions<K: TransactionKind>(
+    tx: &Tx<'_, K>,
+    number: u64,
+) -> Result<Vec<(SignedTx, u64, bool)>, ExecError> {
+    let (Some(body), Some(receipts)) =
+        (tx.get::<crate::db::Bodies>(&number)?, tx.get::<crate::db::Receipts>(&number)?)
+    else {
+        return Ok(Vec::new());
+    };
+    let body: crate::block::Body = alloy_rlp::Decodable::decode(&mut &body[..])
+        .map_err(|e| ExecError::InvalidBlock(format!("stored body {number}: {e}")))?;
+    let receipts: Vec<crate::block::Receipt> = alloy_rlp::Decodable::decode(&mut &receipts[..])
+        .map_err(|e| ExecError::InvalidBlock(format!("stored receipts {number}: {e}")))?;
+    let mut prev = 0;
+    let mut out = Vec::with_capacity(body.transactions.len());
+    for (raw, r) in body.transactions.iter().zip(&receipts) {
+        let t = SignedTx::decode(raw).map_err(|e| ExecError::InvalidBlock(format!("stored tx: {e}")))?;
+        out.push((t, r.cumulative_gas_used - prev, r.success));
+        prev = r.cumulative_gas_used;
+    }
+    Ok(out)
 }
 
 fn describe(tx: &SignedTx) -> String {

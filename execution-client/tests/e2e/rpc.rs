@@ -38,7 +38,7 @@ impl Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
             .arg("--datadir")
             .arg(datadir)
-            .args(["node", "--dev", "--http.port", "0"])
+            .args(["node", "--dev", "--http.port", "0", "--authrpc.port", "0"])
             .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -204,12 +204,16 @@ pub async fn serve(registry: Arc<Registry>, addr: SocketAddr) -> std::io::Result
             let Ok((mut socket, _)) = listener.accept().await else { continue };
             let registry = registry.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-                let request = String::from_utf8_lossy(&buf[..n]);
+                // Read the request head (up to 8 KiB, 5 s), which may arrive in pieces.
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                    match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk)).await {
+                        Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf);
                 let path = request.split_whitespace().nth(1).unwrap_or("");
                 let (status, ctype, body) =
                     if request.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {

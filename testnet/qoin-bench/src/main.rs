@@ -5,6 +5,7 @@
 //! `{"bench":"sig-verify","unit":"verifications/s","value":23456.7,"threads":2}`.
 //! `qoin-bench list` names them all. Results are recorded in `docs/benchmarks.md`.
 
+mod engine;
 mod exec;
 mod pow;
 
@@ -26,6 +27,14 @@ const BENCHES: &[(&str, &str)] = &[
     ("import-transfers", "blocks of PQ-signed transfers imported end to end (signatures, EVM, root, commit)"),
     ("import-erc20", "blocks of PQ-signed ERC-20 transfer calls imported end to end"),
     ("state-root", "state root after touching 10,000 of 1,000,000 accounts; resident memory"),
+    (
+        "engine-roundtrip",
+        "NewPayload + ForkchoiceUpdated over gRPC+JWT, empty and 1,000-tx payloads (p50, p99)",
+    ),
+    (
+        "devnet-blocktime",
+        "mean and spread of block times of a running devnet over 200 blocks at the 1 s target",
+    ),
 ];
 
 /// Qoin benchmarks; prints JSON lines.
@@ -146,6 +155,8 @@ fn main() {
         "import-transfers" => exec::import_transfers(),
         "import-erc20" => exec::import_erc20(),
         "state-root" => exec::state_root(),
+        "engine-roundtrip" => engine::engine_roundtrip(),
+        "devnet-blocktime" => engine::devnet_blocktime(),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {

@@ -1,0 +1,213 @@
+//! Block validation as pure, I/O-free functions: the header against its parent, siblings and
+//! the chain parameters, then the payload against the header. Cheap checks first (structure,
+//! height, time, difficulty, siblings), then the proof of work, then the ticket signature.
+//! Nothing here panics on any input; the fuzz-style property test feeds it random bytes.
+
+use crate::params::{prev_randao, ChainParams};
+use alloy_primitives::{Address, B256, U256};
+use qoin_engine_api::Payload;
+use qoin_pow::{check_timestamp, Difficulty, PowError, TimeError};
+use qoin_primitives::{Header, HeaderError};
+
+/// What fork choice and validation need of a known block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// Its hash (the genesis block's is the execution genesis hash).
+    pub hash: B256,
+    /// Its parent's hash (zero for genesis).
+    pub parent_hash: B256,
+    /// Height.
+    pub height: u64,
+    /// Timestamp in milliseconds.
+    pub timestamp_ms: u64,
+    /// The execution payload's block hash.
+    pub payload_hash: B256,
+    /// State root after the payload.
+    pub state_root: B256,
+    /// Receives reward and fees.
+    pub coinbase: Address,
+    /// Work of its proof of work.
+    pub work: U256,
+    /// Siblings of its parent it references.
+    pub siblings: Vec<B256>,
+}
+
+impl BlockMeta {
+    /// The genesis block of `params`.
+    pub fn genesis(params: &ChainParams) -> Self {
+        Self {
+            hash: params.genesis_hash,
+            parent_hash: B256::ZERO,
+            height: 0,
+            timestamp_ms: params.genesis_time_ms,
+            payload_hash: params.genesis_hash,
+            state_root: params.genesis_state_root,
+            coinbase: Address::ZERO,
+            work: U256::ZERO,
+            siblings: Vec::new(),
+        }
+    }
+
+    /// The meta of a header whose hash is `hash` (its difficulty must decode).
+    pub fn of(header: &Header, hash: B256) -> Result<Self, InvalidBlock> {
+        let d = Difficulty::from_compact(header.difficulty).map_err(|e| InvalidBlock::Pow(e.into()))?;
+        Ok(Self {
+            hash,
+            parent_hash: header.parent_hash,
+            height: header.height,
+            timestamp_ms: header.timestamp_ms,
+            payload_hash: header.payload_hash,
+            state_root: header.state_root,
+            coinbase: header.coinbase,
+            work: d.work(),
+            siblings: header.siblings.clone(),
+        })
+    }
+}
+
+/// Why a block is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidBlock {
+    /// The header cannot be encoded or decoded.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The parent is not the one given.
+    #[error("parent hash {got} is not the parent {want}")]
+    WrongParent {
+        /// In the header.
+        got: B256,
+        /// The parent given.
+        want: B256,
+    },
+    /// Height is not the parent's plus one.
+    #[error("height {got}, expected {want}")]
+    Height {
+        /// In the header.
+        got: u64,
+        /// Parent's + 1.
+        want: u64,
+    },
+    /// A timestamp rule is broken.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// The difficulty does not follow the adjustment rule.
+    #[error("difficulty {got:#x}, the adjustment rule requires {want:#x}")]
+    Difficulty {
+        /// In the header.
+        got: u64,
+        /// Required.
+        want: u64,
+    },
+    /// A sibling reference breaks a rule.
+    #[error("sibling {hash}: {why}")]
+    Sibling {
+        /// The sibling.
+        hash: B256,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The proof of work is wrong.
+    #[error(transparent)]
+    Pow(#[from] PowError),
+    /// The payload does not match the header.
+    #[error("payload: {0}")]
+    Payload(String),
+}
+
+/// Validates `header` (whose hash is `hash`) as a child of `parent` referencing `siblings`
+/// (the metas of `header.siblings`, in order), at local time `now_ms`. Returns the block's
+/// meta (with its work).
+pub fn validate_header(
+    header: &Header,
+    parent: &BlockMeta,
+    siblings: &[BlockMeta],
+    params: &ChainParams,
+    now_ms: u64,
+) -> Result<BlockMeta, InvalidBlock> {
+    let hash = header.hash()?;
+    if header.parent_hash != parent.hash {
+        return Err(InvalidBlock::WrongParent { got: header.parent_hash, want: parent.hash });
+    }
+    let want = parent.height.saturating_add(1);
+    if header.height != want {
+        return Err(InvalidBlock::Height { got: header.height, want });
+    }
+    check_timestamp(parent.timestamp_ms, header.timestamp_ms, now_ms)?;
+    let required = params.child_difficulty(parent.height, parent.timestamp_ms).to_compact();
+    if header.difficulty != required {
+        return Err(InvalidBlock::Difficulty { got: header.difficulty, want: required });
+    }
+    if siblings.len() != header.siblings.len() {
+        return Err(InvalidBlock::Sibling { hash: B256::ZERO, why: "unknown sibling" });
+    }
+    for (i, (h, s)) in header.siblings.iter().zip(siblings).enumerate() {
+        let bad = |why| Err(InvalidBlock::Sibling { hash: *h, why });
+        if s.hash != *h {
+            return bad("unknown sibling");
+        }
+        if header.siblings[..i].contains(h) {
+            return bad("referenced twice");
+        }
+        if *h == parent.hash {
+            return bad("is the parent itself");
+        }
+        if parent.height == 0 || s.parent_hash != parent.parent_hash || s.height != parent.height {
+            return bad("not a sibling of the parent (same parent, same height)");
+        }
+    }
+    qoin_pow::verify_seal(header)?;
+    header.verify_ticket()?;
+    BlockMeta::of(header, hash)
+}
+
+/// Checks that `payload` is the execution part `header` commits to: its hash, state root,
+/// transactions, fee recipient, time, randomness, parent and the credits the rules give.
+pub fn validate_payload(
+    header: &Header,
+    payload: &Payload,
+    parent: &BlockMeta,
+    sibling_coinbases: &[Address],
+    params: &ChainParams,
+) -> Result<(), InvalidBlock> {
+    let bad = |m: String| Err(InvalidBlock::Payload(m));
+    if payload.block_hash != header.payload_hash {
+        return bad(format!("block hash {} is not the header's {}", payload.block_hash, header.payload_hash));
+    }
+    if payload.parent_hash != parent.payload_hash {
+        return bad(format!(
+            "parent {} is not the parent block's payload {}",
+            payload.parent_hash, parent.payload_hash
+        ));
+    }
+    if payload.number != header.height {
+        return bad(format!("number {} is not the height {}", payload.number, header.height));
+    }
+    if payload.state_root != header.state_root {
+        return bad(format!("state root {} is not the header's {}", payload.state_root, header.state_root));
+    }
+    if payload.timestamp != header.timestamp_ms / 1000 {
+        return bad(format!(
+            "timestamp {} s does not match the header's {} ms",
+            payload.timestamp, header.timestamp_ms
+        ));
+    }
+    if payload.fee_recipient != header.coinbase {
+        return bad(format!(
+            "fee recipient {} is not the coinbase {}",
+            payload.fee_recipient, header.coinbase
+        ));
+    }
+    if payload.prev_randao != prev_randao(&header.parent_hash) {
+        return bad("prev_randao is not the parent's hash".into());
+    }
+    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
+    let root = qoin_primitives::transactions_root(&txs)?;
+    if root != header.transactions_root {
+        return bad(format!("transactions root {root} is not the header's {}", header.transactions_root));
+    }
+    let want = params.credits(header.height, header.coinbase, sibling_coinbases);
+    if payload.credits != want {
+        return bad(format!("credits {:?} are not the reward rule's {want:?}", payload.credits));
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! `qoin-el` and `qoin-cl` as real processes, as an operator runs them: blocks mined with
+//! the post-quantum proof of work and executed by the execution client; the execution client
+//! killed with SIGKILL and restarted while the consensus client keeps running; a consensus
+//! client holding the wrong JWT secret refused.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn el_binary() -> PathBuf {
+    let cl = PathBuf::from(env!("CARGO_BIN_EXE_qoin-cl"));
+    let el = cl.with_file_name("qoin-el");
+    assert!(
+        el.exists(),
+        "{} missing: run `cargo build --bins` (cargo test --workspace builds it)",
+        el.display()
+    );
+    el
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rpc(addr: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
+    let mut request = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    request["params"] = params;
+    let body = request.to_string();
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (_, payload) = raw.split_once("\r\n\r\n").ok_or("no body")?;
+    let v: Value = serde_json::from_str(payload).map_err(|e| format!("{e}: {payload}"))?;
+    match v.get("error") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(v["result"].clone()),
+    }
+}
+
+fn block_number(addr: SocketAddr) -> Option<u64> {
+    rpc(addr, "eth_blockNumber", json!([]))
+        .ok()
+        .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A dev genesis starting now, with an easy first difficulty (2^16) so the first blocks come
+/// fast on any machine.
+fn write_genesis(dir: &Path) -> PathBuf {
+    let mut g = qoin_primitives::dev::dev_genesis(&qoin_primitives::dev::dev_keys());
+    g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    g.pow.initial_equations = 16;
+    let path = dir.join("genesis.json");
+    std::fs::write(&path, g.to_json()).unwrap();
+    path
+}
+
+struct Pair {
+    dir: PathBuf,
+    genesis: PathBuf,
+    http: u16,
+    engine: u16,
+}
+
+impl Pair {
+    fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf(), genesis: write_genesis(dir), http: free_port(), engine: free_port() }
+    }
+
+    fn http(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http))
+    }
+
+    fn start_el(&self) -> Proc {
+        let child = Command::new(el_binary())
+            .arg("--datadir")
+            .arg(self.dir.join("el"))
+            .args(["node", "--dev", "--mine", "off", "--genesis"])
+            .arg(&self.genesis)
+            .args(["--http.port", &self.http.to_string(), "--authrpc.port", &self.engine.to_string()])
+            .arg("--authrpc.jwtsecret")
+            .arg(self.dir.join("jwt.hex"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Proc(child);
+        wait_for("qoin-el's JSON-RPC", 60, || block_number(self.http()));
+        p
+    }
+
+    fn cl_command(&self, jwt: &Path) -> Command {
+        let ks = qoin_crypto::keystore::Keystore::new(self.dir.join("keystore"));
+        if ks.list().map(|l| l.is_empty()).unwrap_or(true) {
+            ks.create(b"pw", qoin_crypto::keystore::KdfParams::LIGHT).unwrap();
+            std::fs::write(self.dir.join("password"), "pw\n").unwrap();
+        }
+        let mut c = Command::new(env!("CARGO_BIN_EXE_qoin-cl"));
+        c.arg("--datadir")
+            .arg(self.dir.join("cl"))
+            .arg("--genesis")
+            .arg(&self.genesis)
+            .args(["--execution-endpoint", &format!("http://127.0.0.1:{}", self.engine)])
+            .arg("--execution-jwt")
+            .arg(jwt)
+            .arg("--keystore")
+            .arg(self.dir.join("keystore"))
+            .arg("--password-file")
+            .arg(self.dir.join("password"))
+            .args(["--miner.threads", "1"]);
+        c
+    }
+}
+
+#[test]
+fn the_consensus_client_recovers_when_the_execution_client_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::new(dir.path());
+    let el = pair.start_el();
+    let metrics = free_port();
+    let _cl = Proc(
+        pair.cl_command(&dir.path().join("jwt.hex"))
+            .args(["--metrics.port", &metrics.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = pair.http();
+    wait_for("three mined blocks", 120, || block_number(addr).filter(|n| *n >= 3));
+
+    // A PQ-signed transfer from a node-held dev key is mined with a receipt.
+    let to = "0x000000000000000000000000000000000000beef";
+    let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[1].address());
+    let hash = rpc(addr, "eth_sendTransaction", json!([{"from": from, "to": to, "value": "0x2a"}])).unwrap();
+    let receipt = wait_for("the transfer's receipt", 60, || {
+        rpc(addr, "eth_getTransactionReceipt", json!([hash])).ok().filter(|r| !r.is_null())
+    });
+    assert_eq!(receipt["status"], "0x1");
+    assert_eq!(rpc(addr, "eth_getBalance", json!([to, "latest"])).unwrap(), "0x2a");
+
+    // Sampling ran on every block and found nothing wrong; the metrics say so.
+    let text = http_get(metrics, "/metrics");
+    assert!(metric(&text, "qoin_cl_sampled_accounts_total") >= 1.0, "{text}");
+    assert_eq!(metric(&text, "qoin_cl_sampling_failures_total"), 0.0);
+    assert!(metric(&text, "qoin_cl_head_height") >= 3.0);
+
+    // SIGKILL the execution client; remember every committed block.
+    let before = block_number(addr).unwrap();
+    let hashes: Vec<Value> = (0..=before)
+        .map(|n| {
+            rpc(addr, "eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap()["hash"].clone()
+        })
+        .collect();
+    drop(el);
+    std::thread::sleep(Duration::from_millis(1500));
+    let _el = pair.start_el();
+    let after = wait_for("mining to resume", 120, || block_number(addr).filter(|n| *n >= before + 2));
+    assert!(after >= before + 2);
+    for (n, h) in hashes.iter().enumerate() {
+        let now =
+            rpc(addr, "eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap()["hash"].clone();
+        assert_eq!(&now, h, "block {n} survived the kill");
+    }
+    let receipt = rpc(addr, "eth_getTransactionReceipt", json!([hash])).unwrap();
+    assert_eq!(receipt["status"], "0x1", "the mined transfer is still there");
+}
+
+#[test]
+fn a_consensus_client_with_the_wrong_jwt_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::new(dir.path());
+    let _el = pair.start_el();
+    let wrong = dir.path().join("other-jwt.hex");
+    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    let out = pair.cl_command(&wrong).stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "qoin-cl must stop: {log}");
+    assert!(log.contains("refused our JWT"), "{log}");
+    assert!(log.contains("signature"), "the reason is given: {log}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(block_number(pair.http()), Some(0), "nothing was built or imported");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}

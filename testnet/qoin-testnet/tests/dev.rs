@@ -1,0 +1,214 @@
+//! `qoin-testnet dev` as a newcomer runs it: both programs start, blocks are mined, PQ-signed
+//! transfers and a Solidity deployment sent through JSON-RPC are mined with receipts; Ctrl-C
+//! stops both cleanly and a second run continues the chain; if one program dies the command
+//! says which and stops the other.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rpc(addr: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
+    let mut request = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    request["params"] = params;
+    let body = request.to_string();
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (_, payload) = raw.split_once("\r\n\r\n").ok_or("no body")?;
+    let v: Value = serde_json::from_str(payload).map_err(|e| format!("{e}: {payload}"))?;
+    match v.get("error") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(v["result"].clone()),
+    }
+}
+
+fn quantity(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+fn block_number(addr: SocketAddr) -> Option<u64> {
+    rpc(addr, "eth_blockNumber", json!([])).ok().map(|v| quantity(&v))
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `qoin-testnet dev`; its standard output lines arrive on `lines`.
+struct Devnet {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devnet {
+    fn start(dir: &Path, http: u16, engine: u16) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-testnet"))
+            .env_remove("CARGO") // use the binaries already built beside this one
+            .args(["dev", "--datadir"])
+            .arg(dir)
+            .args(["--http-port", &http.to_string(), "--engine-port", &engine.to_string()])
+            .args(["--miner-threads", "1", "--block-time-ms", "500"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Self { child, lines, seen: Vec::new() }
+    }
+
+    fn pid_of(&mut self, program: &str) -> u32 {
+        let prefix = format!("qoin-testnet: started {program} (pid ");
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| l.starts_with(&prefix)) {
+                return l[prefix.len()..].split(')').next().unwrap().parse().unwrap();
+            }
+            let l = self.lines.recv_timeout(Duration::from_secs(120)).expect("no start line");
+            self.seen.push(l);
+        }
+    }
+
+    /// Waits for the command to exit; returns its success and everything it printed.
+    fn wait(mut self, secs: u64) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "qoin-testnet did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.lines.try_iter());
+        (status.success(), self.seen.join("\n"))
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().unwrap().success()
+}
+
+fn receipt(addr: SocketAddr, hash: &Value) -> Value {
+    wait_for("a receipt", 90, || {
+        rpc(addr, "eth_getTransactionReceipt", json!([hash])).ok().filter(|r| !r.is_null())
+    })
+}
+
+#[test]
+fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports_a_death() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let (http, engine) = (free_port(), free_port());
+    let addr = SocketAddr::from(([127, 0, 0, 1], http));
+    let keys = qoin_primitives::dev::dev_keys();
+
+    let mut net = Devnet::start(&data, http, engine);
+    let (el, cl) = (net.pid_of("qoin-el"), net.pid_of("qoin-cl"));
+    wait_for("two mined blocks", 120, || block_number(addr).filter(|n| *n >= 2));
+
+    // A transfer signed by the node (eth_sendTransaction) and one signed here (raw).
+    let to = "0x000000000000000000000000000000000000c0de";
+    let from0 = format!("{:#x}", keys[0].address());
+    let sent =
+        rpc(addr, "eth_sendTransaction", json!([{"from": from0, "to": to, "value": "0x3e8"}])).unwrap();
+    let nonce = quantity(
+        &rpc(addr, "eth_getTransactionCount", json!([format!("{:#x}", keys[3].address()), "pending"]))
+            .unwrap(),
+    );
+    let raw = qoin_primitives::TxRequest {
+        chain_id: 1337,
+        nonce,
+        max_priority_fee_per_gas: 2,
+        max_fee_per_gas: 1_000_000,
+        gas_limit: 21_000,
+        to: qoin_primitives::TxKind::Call(to.parse().unwrap()),
+        value: qoin_primitives::U256::from(24u8),
+        ..Default::default()
+    }
+    .sign(&keys[3]);
+    let raw_hash =
+        rpc(addr, "eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw.encode()))])).unwrap();
+    // A Solidity contract deployed by a dev account.
+    let artifact: Value =
+        serde_json::from_str(include_str!("../../../execution-client/tests/contracts/Counter.json")).unwrap();
+    let from1 = format!("{:#x}", keys[1].address());
+    // `constructor(uint256 start)` with start = 7.
+    let init = format!("{}{:064x}", artifact["bytecode"].as_str().unwrap(), 7);
+    let deploy = rpc(addr, "eth_sendTransaction", json!([{"from": from1, "data": init}])).unwrap();
+
+    for h in [&sent, &raw_hash, &deploy] {
+        assert_eq!(receipt(addr, h)["status"], "0x1");
+    }
+    assert_eq!(quantity(&rpc(addr, "eth_getBalance", json!([to, "latest"])).unwrap()), 1024);
+    let contract = receipt(addr, &deploy)["contractAddress"].clone();
+    let code = rpc(addr, "eth_getCode", json!([contract, "latest"])).unwrap();
+    assert!(code.as_str().unwrap().len() > 100, "the contract's code is on chain");
+    // The validator was paid: block rewards reach its coinbase.
+    let block = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).unwrap();
+    let miner = block["miner"].clone();
+    assert!(quantity(&rpc(addr, "eth_getBalance", json!([miner, "latest"])).unwrap()) > 0);
+
+    // Ctrl-C: both stop, cleanly.
+    let height = block_number(addr).unwrap();
+    signal(net.child.id(), "-INT");
+    let (ok, out) = net.wait(30);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("qoin-cl stopped (exit status: 0)") && out.contains("qoin-el stopped (exit status: 0)"),
+        "{out}"
+    );
+    assert!(!alive(el) && !alive(cl));
+
+    // Again: the chain continues from the data directory.
+    let mut net = Devnet::start(&data, http, engine);
+    let el = net.pid_of("qoin-el");
+    let cl = net.pid_of("qoin-cl");
+    wait_for("the chain to continue", 120, || block_number(addr).filter(|n| *n > height));
+    assert_eq!(receipt(addr, &deploy)["contractAddress"], contract);
+
+    // The execution client dies: the command says so and stops the consensus client.
+    signal(el, "-KILL");
+    let (ok, out) = net.wait(30);
+    assert!(!ok);
+    assert!(out.contains("qoin-el exited unexpectedly") && out.contains("stopping qoin-cl"), "{out}");
+    assert!(!alive(cl), "qoin-cl was stopped");
+}
