@@ -82,6 +82,7 @@ impl EngineClient {
         let channel = Channel::from_shared(url.to_string())
             .map_err(|e| EngineError::InvalidParams(format!("engine URL {url:?}: {e}")))?
             .connect_timeout(std::time::Duration::from_secs(2))
+            .tcp_nodelay(true)
             .connect_lazy();
         let inner = engine_client::EngineClient::with_interceptor(channel, Auth { secret, version })
             .max_decoding_message_size(64 << 20)

@@ -228,7 +228,14 @@ pub async fn serve<B: EngineBackend>(
 ) -> std::io::Result<ServerHandle> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle: a response that does not fill a segment must not wait for the peer's delayed
+    // ACK (measured: +40 ms per GetPayload and GetAccountProofs without this).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    });
     let server = EngineServer::new(Service { backend })
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
