@@ -13,12 +13,13 @@
 //! - [`precompiles`]: Falcon-512, ML-DSA-44 and dual-signature verification for contracts;
 //! - [`node`]: a running node (chain, pool, held keys, local block production);
 //! - [`rpc`]: the Ethereum JSON-RPC server dapp tools use;
+//! - [`engine`]: the engine API backend the consensus client drives (payload building,
+//!   import, reorgs through the change sets, account proofs, the pool's transaction stream);
 //! - [`cli`]: `qoin-el node`;
 //! - [`account`]: the validator's keystore accounts (`qoin-el account new | import | list |
 //!   show`).
 //!
-//! Still to come here: the engine API server the consensus client drives, and the market
-//! contracts.
+//! Still to come here: the market contracts.
 
 pub mod account;
 pub mod block;
