@@ -121,15 +121,15 @@ fn fixed<const N: usize>(field: &str, bytes: &[u8]) -> Result<[u8; N], EngineErr
         .map_err(|_| EngineError::InvalidParams(format!("{field}: {} bytes, expected {N}", bytes.len())))
 }
 
-fn b256(field: &str, bytes: &[u8]) -> Result<B256, EngineError> {
+pub(crate) fn parse_b256(field: &str, bytes: &[u8]) -> Result<B256, EngineError> {
     fixed::<32>(field, bytes).map(B256::from)
 }
 
-fn address(field: &str, bytes: &[u8]) -> Result<Address, EngineError> {
+pub(crate) fn parse_address(field: &str, bytes: &[u8]) -> Result<Address, EngineError> {
     fixed::<20>(field, bytes).map(Address::from)
 }
 
-fn u256(field: &str, bytes: &[u8]) -> Result<U256, EngineError> {
+pub(crate) fn parse_u256(field: &str, bytes: &[u8]) -> Result<U256, EngineError> {
     fixed::<32>(field, bytes).map(U256::from_be_bytes)
 }
 
@@ -145,8 +145,8 @@ pub struct Credit {
 impl Credit {
     fn from_proto(c: &proto::Credit) -> Result<Self, EngineError> {
         Ok(Self {
-            address: address("credit.address", &c.address)?,
-            amount: u256("credit.amount", &c.amount)?,
+            address: parse_address("credit.address", &c.address)?,
+            amount: parse_u256("credit.amount", &c.amount)?,
         })
     }
 
@@ -193,18 +193,18 @@ impl Payload {
     pub fn from_proto(p: &proto::ExecutionPayload) -> Result<Self, EngineError> {
         let bloom: [u8; 256] = fixed("logs_bloom", &p.logs_bloom)?;
         Ok(Self {
-            parent_hash: b256("parent_hash", &p.parent_hash)?,
+            parent_hash: parse_b256("parent_hash", &p.parent_hash)?,
             number: p.number,
             timestamp: p.timestamp,
-            fee_recipient: address("fee_recipient", &p.fee_recipient)?,
-            state_root: b256("state_root", &p.state_root)?,
-            receipts_root: b256("receipts_root", &p.receipts_root)?,
+            fee_recipient: parse_address("fee_recipient", &p.fee_recipient)?,
+            state_root: parse_b256("state_root", &p.state_root)?,
+            receipts_root: parse_b256("receipts_root", &p.receipts_root)?,
             logs_bloom: Bloom::from(bloom),
             gas_limit: p.gas_limit,
             gas_used: p.gas_used,
             base_fee_per_gas: p.base_fee_per_gas,
-            prev_randao: b256("prev_randao", &p.prev_randao)?,
-            block_hash: b256("block_hash", &p.block_hash)?,
+            prev_randao: parse_b256("prev_randao", &p.prev_randao)?,
+            block_hash: parse_b256("block_hash", &p.block_hash)?,
             transactions: p.transactions.iter().map(|t| Bytes::copy_from_slice(t)).collect(),
             credits: p.credits.iter().map(Credit::from_proto).collect::<Result<_, _>>()?,
         })
@@ -264,9 +264,9 @@ impl Attributes {
     pub fn from_proto(a: &proto::PayloadAttributes) -> Result<Self, EngineError> {
         Ok(Self {
             timestamp_ms: a.timestamp_ms,
-            fee_recipient: address("attributes.fee_recipient", &a.fee_recipient)?,
+            fee_recipient: parse_address("attributes.fee_recipient", &a.fee_recipient)?,
             credits: a.credits.iter().map(Credit::from_proto).collect::<Result<_, _>>()?,
-            prev_randao: b256("attributes.prev_randao", &a.prev_randao)?,
+            prev_randao: parse_b256("attributes.prev_randao", &a.prev_randao)?,
         })
     }
 
@@ -349,7 +349,7 @@ impl PayloadStatus {
         let latest_valid_hash = if p.latest_valid_hash.is_empty() {
             None
         } else {
-            Some(b256("latest_valid_hash", &p.latest_valid_hash)?)
+            Some(parse_b256("latest_valid_hash", &p.latest_valid_hash)?)
         };
         let validation_error = (!p.validation_error.is_empty()).then(|| p.validation_error.clone());
         Ok(Self { status, latest_valid_hash, validation_error })
@@ -394,12 +394,12 @@ impl AccountProof {
     /// Checked conversion from the message.
     pub fn from_proto(p: &proto::AccountProof) -> Result<Self, EngineError> {
         Ok(Self {
-            address: address("account.address", &p.address)?,
+            address: parse_address("account.address", &p.address)?,
             exists: p.exists,
             nonce: p.nonce,
-            balance: u256("account.balance", &p.balance)?,
-            storage_root: b256("account.storage_root", &p.storage_root)?,
-            code_hash: b256("account.code_hash", &p.code_hash)?,
+            balance: parse_u256("account.balance", &p.balance)?,
+            storage_root: parse_b256("account.storage_root", &p.storage_root)?,
+            code_hash: parse_b256("account.code_hash", &p.code_hash)?,
             proof: p.proof.iter().map(|n| Bytes::copy_from_slice(n)).collect(),
         })
     }
@@ -425,18 +425,6 @@ pub struct PooledTx {
     pub hash: B256,
     /// Its EIP-2718 encoding.
     pub raw: Bytes,
-}
-
-pub(crate) fn parse_b256(field: &str, bytes: &[u8]) -> Result<B256, EngineError> {
-    b256(field, bytes)
-}
-
-pub(crate) fn parse_address(field: &str, bytes: &[u8]) -> Result<Address, EngineError> {
-    address(field, bytes)
-}
-
-pub(crate) fn parse_u256(field: &str, bytes: &[u8]) -> Result<U256, EngineError> {
-    u256(field, bytes)
 }
 
 pub(crate) fn parse_payload_id(bytes: &[u8]) -> Result<PayloadId, EngineError> {

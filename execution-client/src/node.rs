@@ -301,27 +301,13 @@ pub fn log(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, TxRequest};
+    use qoin_primitives::TxRequest;
     use qoin_store::StoreOptions;
 
     #[test]
     fn produced_blocks_take_the_best_tips_that_fit_and_leave_the_rest_pooled() {
         let keys: Vec<Keypair> = (1..=3u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
-        let genesis = Genesis {
-            chain_id: 9,
-            timestamp: 1_767_225_600,
-            gas_limit: 50_000, // two transfers fit
-            base_fee_per_gas: U256::from(7u8),
-            target_block_time_ms: 1000,
-            pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
-            rewards: RewardParams::default(),
-            alloc: keys
-                .iter()
-                .map(|k| {
-                    (k.address(), GenesisAccount { balance: U256::from(10u64.pow(12)), ..Default::default() })
-                })
-                .collect(),
-        };
+        let genesis = crate::tests::funded_genesis(&keys, 50_000); // two transfers fit
         let dir = tempfile::tempdir().unwrap();
         let chain =
             Chain::open(dir.path(), genesis, StoreOptions { max_size: 1 << 30, ..Default::default() })

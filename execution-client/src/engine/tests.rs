@@ -3,27 +3,13 @@
 use super::*;
 use qoin_crypto::Keypair;
 use qoin_engine_api::Status;
-use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, TxKind, TxRequest};
+use qoin_primitives::{TxKind, TxRequest};
 use qoin_store::StoreOptions;
 
 const T0: u64 = 1_767_225_600;
 
 fn node(keys: &[Keypair]) -> (tempfile::TempDir, EngineHandler) {
-    let genesis = Genesis {
-        chain_id: 9,
-        timestamp: T0,
-        gas_limit: 30_000_000,
-        base_fee_per_gas: U256::from(7u8),
-        target_block_time_ms: 1000,
-        pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
-        rewards: RewardParams::default(),
-        alloc: keys
-            .iter()
-            .map(|k| {
-                (k.address(), GenesisAccount { balance: U256::from(10u64.pow(12)), ..Default::default() })
-            })
-            .collect(),
-    };
+    let genesis = crate::tests::funded_genesis(keys, 30_000_000);
     let dir = tempfile::tempdir().unwrap();
     let chain =
         Chain::open(dir.path(), genesis, StoreOptions { max_size: 1 << 30, ..Default::default() }).unwrap();
