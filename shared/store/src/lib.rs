@@ -1,6 +1,7 @@
 //! # qoin-store
 //!
-//! Owns typed storage over MDBX (`libmdbx`), used by both clients:
+//! Owns typed storage over MDBX (through `signet-libmdbx`, whose `signet-mdbx-sys` ships
+//! pre-generated bindings and builds MDBX's C with `cc` alone), used by both clients:
 //!
 //! - **tables as types**: a [`Table`] names its key and value types, each with a byte codec
 //!   ([`Encode`] / [`Decode`]); business code never handles raw byte slices;
@@ -33,8 +34,11 @@ mod store;
 
 pub use alloy_primitives::{Address, B256};
 pub use codec::{Decode, DecodeError, Encode, FixedWidth};
-pub use libmdbx::{TransactionKind, RO, RW};
-pub use store::{Cursor, ReadTx, Schema, Store, StoreError, StoreOptions, Table, Tx, Walk, WriteTx};
+pub use signet_libmdbx::TransactionKind;
+pub use store::{
+    Cursor, ReadTx, Schema, Store, StoreError, StoreOptions, Table, Tx, Walk, WriteTx, MAX_KEY_LEN,
+    MAX_VALUE_LEN, RO, RW,
+};
 
 /// Declares a table type: `table!(/// doc
 /// Name: KeyType => ValueType);`

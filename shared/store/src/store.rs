@@ -1,13 +1,20 @@
 //! The database, its transactions and cursors.
 
 use crate::codec::{Decode, DecodeError, Encode};
-use libmdbx::{
-    Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, SyncMode, TableFlags, TransactionKind,
-    WriteFlags, RO, RW,
+use signet_libmdbx::{
+    Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, MdbxError, Mode, ReadError, Ro, Rw,
+    SyncMode, TransactionKind, WriteFlags,
 };
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+
+/// Longest key the store accepts. MDBX's own limit with 4 KiB pages is about 2 KiB, and it
+/// aborts the process (it does not return an error) on a longer one, so the store refuses
+/// first. Qoin's keys are at most 84 bytes.
+pub const MAX_KEY_LEN: usize = 511;
+/// Largest value the store accepts (MDBX's limit is just under 2 GiB).
+pub const MAX_VALUE_LEN: usize = 1 << 30;
 
 /// A table: a name, a key type and a value type.
 pub trait Table: 'static {
@@ -55,7 +62,19 @@ impl Default for StoreOptions {
 pub enum StoreError {
     /// MDBX reported an error.
     #[error("MDBX: {0}")]
-    Mdbx(#[from] libmdbx::Error),
+    Mdbx(#[from] MdbxError),
+    /// A key or value is longer than the store accepts.
+    #[error("table {table}: {what} of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The table.
+        table: &'static str,
+        /// `"key"` or `"value"`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The database folder could not be created.
     #[error("cannot create database folder {path}: {source}")]
     Io {
@@ -103,9 +122,19 @@ const META_TABLE: &str = "__meta";
 const META_NAME: &[u8] = b"schema_name";
 const META_VERSION: &[u8] = b"schema_version";
 
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Mdbx(e) => Self::Mdbx(e),
+            // Only raw byte slices are read through MDBX; typed decoding happens here.
+            ReadError::Decoding(e) => Self::Corrupt(e.to_string()),
+        }
+    }
+}
+
 /// An open MDBX database with a checked schema.
 pub struct Store {
-    db: Database<NoWriteMap>,
+    env: Environment,
     path: PathBuf,
     schema: Schema,
 }
@@ -123,28 +152,25 @@ impl Store {
         std::fs::create_dir_all(path)
             .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         let to_isize = |v: usize| isize::try_from(v).unwrap_or(isize::MAX);
-        let db = Database::open_with_options(
-            path,
-            DatabaseOptions {
-                max_tables: Some(schema.tables.len() as u64 + 1),
-                mode: Mode::ReadWrite(ReadWriteOptions {
-                    sync_mode: if options.durable { SyncMode::Durable } else { SyncMode::SafeNoSync },
-                    max_size: Some(to_isize(options.max_size)),
-                    growth_step: Some(to_isize(options.growth_step)),
-                    ..Default::default()
-                }),
+        let sync_mode = if options.durable { SyncMode::Durable } else { SyncMode::SafeNoSync };
+        let env = Environment::builder()
+            .set_max_dbs(schema.tables.len() + 1)
+            .set_flags(EnvironmentFlags { mode: Mode::ReadWrite { sync_mode }, ..Default::default() })
+            .set_geometry(Geometry {
+                size: Some(..options.max_size),
+                growth_step: Some(to_isize(options.growth_step)),
                 ..Default::default()
-            },
-        )?;
+            })
+            .open(path)?;
         {
-            let tx = db.begin_rw_txn()?;
-            let meta = tx.create_table(Some(META_TABLE), TableFlags::default())?;
-            let name = tx.get::<Vec<u8>>(&meta, META_NAME)?;
-            let version = tx.get::<Vec<u8>>(&meta, META_VERSION)?;
+            let tx = env.begin_rw_unsync()?;
+            let meta = tx.create_db(Some(META_TABLE), DatabaseFlags::default())?;
+            let name = tx.get::<Vec<u8>>(meta.dbi(), META_NAME)?;
+            let version = tx.get::<Vec<u8>>(meta.dbi(), META_VERSION)?;
             match (name, version) {
                 (None, None) => {
-                    tx.put(&meta, META_NAME, schema.name.as_bytes(), WriteFlags::default())?;
-                    tx.put(&meta, META_VERSION, schema.version.to_be_bytes(), WriteFlags::default())?;
+                    tx.put(meta, META_NAME, schema.name.as_bytes(), WriteFlags::default())?;
+                    tx.put(meta, META_VERSION, schema.version.to_be_bytes(), WriteFlags::default())?;
                 }
                 (Some(name), Some(version)) => {
                     if name != schema.name.as_bytes() {
@@ -161,11 +187,11 @@ impl Store {
                 _ => return Err(StoreError::Corrupt("schema name or version missing".into())),
             }
             for t in schema.tables {
-                tx.create_table(Some(t), TableFlags::default())?;
+                tx.create_db(Some(t), DatabaseFlags::default())?;
             }
             tx.commit()?;
         }
-        Ok(Self { db, path: path.to_path_buf(), schema: *schema })
+        Ok(Self { env, path: path.to_path_buf(), schema: *schema })
     }
 
     /// The database folder.
@@ -180,25 +206,31 @@ impl Store {
 
     /// Starts a read-only transaction: a consistent snapshot, unaffected by later commits.
     pub fn read(&self) -> Result<ReadTx<'_>, StoreError> {
-        Ok(Tx { inner: self.db.begin_ro_txn()?, tables: self.schema.tables })
+        Ok(Tx { inner: self.env.begin_ro_unsync()?, tables: self.schema.tables, _store: PhantomData })
     }
 
     /// Starts the (single) write transaction. Nothing it does is visible to anyone, or
     /// survives a crash, until [`WriteTx::commit`]; dropping it aborts.
     pub fn write(&self) -> Result<WriteTx<'_>, StoreError> {
-        Ok(Tx { inner: self.db.begin_rw_txn()?, tables: self.schema.tables })
+        Ok(Tx { inner: self.env.begin_rw_unsync()?, tables: self.schema.tables, _store: PhantomData })
     }
 }
 
-/// A transaction over the store; see [`ReadTx`] and [`WriteTx`].
+/// A transaction over the store; see [`ReadTx`] and [`WriteTx`]. It borrows the [`Store`]
+/// so that no transaction outlives the database it reads.
 pub struct Tx<'db, K: TransactionKind> {
-    inner: libmdbx::Transaction<'db, K, NoWriteMap>,
+    inner: signet_libmdbx::tx::Tx<K>,
     tables: &'static [&'static str],
+    _store: PhantomData<&'db Store>,
 }
 
-/// A read-only snapshot.
+/// Marker of read-only transactions.
+pub type RO = Ro;
+/// Marker of the write transaction.
+pub type RW = Rw;
+/// A read-only snapshot. It may move to another thread but not be shared by two.
 pub type ReadTx<'db> = Tx<'db, RO>;
-/// The write transaction.
+/// The write transaction. It stays on the thread that began it (MDBX's rule for writers).
 pub type WriteTx<'db> = Tx<'db, RW>;
 
 fn decode<T: Table, V: Decode>(bytes: &[u8]) -> Result<V, StoreError> {
@@ -206,17 +238,18 @@ fn decode<T: Table, V: Decode>(bytes: &[u8]) -> Result<V, StoreError> {
 }
 
 impl<K: TransactionKind> Tx<'_, K> {
-    fn table<T: Table>(&self) -> Result<libmdbx::Table<'_>, StoreError> {
+    fn table<T: Table>(&self) -> Result<Database, StoreError> {
         if !self.tables.contains(&T::NAME) {
             return Err(StoreError::UnknownTable(T::NAME));
         }
-        Ok(self.inner.open_table(Some(T::NAME))?)
+        Ok(self.inner.open_db(Some(T::NAME))?)
     }
 
     /// The value stored under `key`.
     pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StoreError> {
         let table = self.table::<T>()?;
-        match self.inner.get::<Cow<'_, [u8]>>(&table, &key.encode())? {
+        let key = checked_key::<T>(key)?;
+        match self.inner.get::<Cow<'_, [u8]>>(table.dbi(), &key)? {
             Some(bytes) => Ok(Some(decode::<T, T::Value>(&bytes)?)),
             None => Ok(None),
         }
@@ -225,13 +258,13 @@ impl<K: TransactionKind> Tx<'_, K> {
     /// Number of entries in the table.
     pub fn entries<T: Table>(&self) -> Result<usize, StoreError> {
         let table = self.table::<T>()?;
-        Ok(self.inner.table_stat(&table)?.entries())
+        Ok(self.inner.db_stat(&table)?.entries())
     }
 
     /// A cursor over the table, ordered by encoded key.
     pub fn cursor<T: Table>(&self) -> Result<Cursor<'_, K, T>, StoreError> {
         let table = self.table::<T>()?;
-        Ok(Cursor { inner: self.inner.cursor(&table)?, _table: PhantomData })
+        Ok(Cursor { inner: self.inner.cursor(table)?, _table: PhantomData })
     }
 }
 
@@ -239,20 +272,31 @@ impl WriteTx<'_> {
     /// Stores `value` under `key`, replacing what was there.
     pub fn put<T: Table>(&self, key: &T::Key, value: &T::Value) -> Result<(), StoreError> {
         let table = self.table::<T>()?;
-        self.inner.put(&table, key.encode(), value.encode(), WriteFlags::default())?;
+        let key = checked_key::<T>(key)?;
+        let value = value.encode();
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge {
+                table: T::NAME,
+                what: "value",
+                len: value.len(),
+                limit: MAX_VALUE_LEN,
+            });
+        }
+        self.inner.put(table, key, value, WriteFlags::default())?;
         Ok(())
     }
 
     /// Removes `key`; returns whether it was there.
     pub fn delete<T: Table>(&self, key: &T::Key) -> Result<bool, StoreError> {
         let table = self.table::<T>()?;
-        Ok(self.inner.del(&table, key.encode(), None)?)
+        let key = checked_key::<T>(key)?;
+        Ok(self.inner.del(table, key, None)?)
     }
 
     /// Removes every entry of the table.
     pub fn clear<T: Table>(&self) -> Result<(), StoreError> {
         let table = self.table::<T>()?;
-        self.inner.clear_table(&table)?;
+        self.inner.clear_db(table)?;
         Ok(())
     }
 
@@ -263,9 +307,17 @@ impl WriteTx<'_> {
     }
 }
 
+fn checked_key<T: Table>(key: &T::Key) -> Result<Cow<'_, [u8]>, StoreError> {
+    let key = key.encode();
+    if key.len() > MAX_KEY_LEN {
+        return Err(StoreError::TooLarge { table: T::NAME, what: "key", len: key.len(), limit: MAX_KEY_LEN });
+    }
+    Ok(key)
+}
+
 /// A typed cursor over one table.
 pub struct Cursor<'tx, K: TransactionKind, T: Table> {
-    inner: libmdbx::Cursor<'tx, K>,
+    inner: signet_libmdbx::Cursor<'tx, K>,
     _table: PhantomData<T>,
 }
 
@@ -304,7 +356,8 @@ impl<'tx, K: TransactionKind, T: Table> Cursor<'tx, K, T> {
 
     /// The first entry whose key is ≥ `key`.
     pub fn seek(&mut self, key: &T::Key) -> Result<Entry<T>, StoreError> {
-        Self::typed(self.inner.set_range(&key.encode())?)
+        let key = checked_key::<T>(key)?;
+        Self::typed(self.inner.set_range(&key)?)
     }
 
     /// Every entry from `start` (or the beginning) to the end, in key order.

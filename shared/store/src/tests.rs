@@ -146,6 +146,23 @@ fn unknown_tables_and_bad_values_are_errors() {
     assert!(err.to_string().contains("expected 8 bytes, got 3"), "{err}");
 }
 
+#[test]
+fn oversized_keys_are_refused_before_mdbx_sees_them() {
+    // MDBX aborts the process on a key beyond its limit; the store answers with an error.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    let tx = store.write().unwrap();
+    let err = tx.put::<Counters>(&long, &1).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { what: "key", .. }), "{err}");
+    assert!(matches!(tx.get::<Counters>(&long), Err(StoreError::TooLarge { .. })));
+    assert!(matches!(tx.delete::<Counters>(&long), Err(StoreError::TooLarge { .. })));
+    // A key at the limit is fine.
+    tx.put::<Counters>(&"k".repeat(MAX_KEY_LEN), &2).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.read().unwrap().get::<Counters>(&"k".repeat(MAX_KEY_LEN)).unwrap(), Some(2));
+}
+
 // ---- crash safety ----
 
 const CHILD_ENV: &str = "QOIN_STORE_CRASH_CHILD_DIR";
