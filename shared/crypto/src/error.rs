@@ -40,3 +40,12 @@ pub enum CryptoError {
     #[error("malformed encoding: {0}")]
     Malformed(&'static str),
 }
+
+/// `Ok` when a component has the length its suite requires.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CryptoError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CryptoError::BadLength { what, expected, got })
+    }
+}

@@ -1,7 +1,8 @@
-//! Key pairs, public keys, seeded key derivation and addresses.
+//! Key pairs: seeded key derivation and signing with both schemes.
 
-use crate::{signature, CryptoError, Domain, DualSignature, Suite};
-use alloy_primitives::{Address, B256};
+use crate::domain::signing_message;
+use crate::{CryptoError, Domain, DualSignature, PublicKeys, Suite};
+use alloy_primitives::Address;
 use pqcrypto_falcon::falconpadded512 as falcon;
 use pqcrypto_mldsa::mldsa44 as mldsa;
 use pqcrypto_traits::sign::SecretKey as _;
@@ -12,101 +13,9 @@ use zeroize::Zeroizing;
 /// Length of the master seed a key pair is derived from.
 pub const SEED_LEN: usize = 32;
 
-/// Tag hashed in front of the public keys when deriving an address.
-const ADDRESS_TAG: &[u8] = b"QOIN/ADDRESS/v1";
 /// Tags that separate the two per-scheme seeds derived from one master seed.
 const FALCON_KEYGEN_TAG: &[u8] = b"QOIN/KEYGEN/FALCON-512/v1";
 const MLDSA_KEYGEN_TAG: &[u8] = b"QOIN/KEYGEN/ML-DSA-44/v1";
-
-/// The two public keys of an account, checked for length against their suite.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct PublicKeys {
-    suite: Suite,
-    falcon: Vec<u8>,
-    mldsa: Vec<u8>,
-}
-
-impl PublicKeys {
-    /// Builds public keys from their encodings, checking the suite and both lengths.
-    pub fn new(suite: Suite, falcon: Vec<u8>, mldsa: Vec<u8>) -> Result<Self, CryptoError> {
-        suite.ensure_supported()?;
-        check_len("Falcon public key", suite.falcon_pk_len(), falcon.len())?;
-        check_len("ML-DSA public key", suite.mldsa_pk_len(), mldsa.len())?;
-        // Falcon-512 public keys start with the header byte 0x00 | logn (logn = 9).
-        if falcon.first() != Some(&0x09) {
-            return Err(CryptoError::InvalidKey("Falcon-512 public key header"));
-        }
-        Ok(Self { suite, falcon, mldsa })
-    }
-
-    /// The suite of both keys.
-    pub fn suite(&self) -> Suite {
-        self.suite
-    }
-
-    /// The Falcon public key encoding.
-    pub fn falcon(&self) -> &[u8] {
-        &self.falcon
-    }
-
-    /// The ML-DSA public key encoding.
-    pub fn mldsa(&self) -> &[u8] {
-        &self.mldsa
-    }
-
-    /// The account address: the last 20 bytes of
-    /// `keccak256("QOIN/ADDRESS/v1" ‖ suite ‖ falcon_pk ‖ mldsa_pk)`.
-    pub fn address(&self) -> Address {
-        let mut h = alloy_primitives::Keccak256::new();
-        h.update(ADDRESS_TAG);
-        h.update([self.suite.as_byte()]);
-        h.update(&self.falcon);
-        h.update(&self.mldsa);
-        Address::from_word(h.finalize())
-    }
-
-    /// `keccak256(suite ‖ falcon_pk ‖ mldsa_pk)`: a 32-byte commitment to both keys.
-    pub fn hash(&self) -> B256 {
-        let mut h = alloy_primitives::Keccak256::new();
-        h.update([self.suite.as_byte()]);
-        h.update(&self.falcon);
-        h.update(&self.mldsa);
-        h.finalize()
-    }
-
-    /// Wire encoding: `suite ‖ falcon_pk ‖ mldsa_pk` (lengths fixed by the suite).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + self.falcon.len() + self.mldsa.len());
-        out.push(self.suite.as_byte());
-        out.extend_from_slice(&self.falcon);
-        out.extend_from_slice(&self.mldsa);
-        out
-    }
-
-    /// Decodes [`PublicKeys::to_bytes`], rejecting wrong lengths and unknown suites.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let (&suite, rest) = bytes.split_first().ok_or(CryptoError::Malformed("empty public keys"))?;
-        let suite = Suite::supported(suite)?;
-        let want = suite.falcon_pk_len() + suite.mldsa_pk_len();
-        check_len("public keys", want, rest.len())?;
-        let (f, m) = rest.split_at(suite.falcon_pk_len());
-        Self::new(suite, f.to_vec(), m.to_vec())
-    }
-}
-
-impl fmt::Debug for PublicKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKeys({}, {})", self.suite, self.address())
-    }
-}
-
-pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CryptoError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CryptoError::BadLength { what, expected, got })
-    }
-}
 
 /// A dual key pair: Falcon-512 and ML-DSA-44 secret keys with their public keys.
 pub struct Keypair {
@@ -179,7 +88,7 @@ impl Keypair {
 
     /// Signs `msg` under `domain` with both schemes.
     pub fn sign(&self, domain: Domain, msg: &[u8]) -> DualSignature {
-        let m = signature::signing_message(domain, msg);
+        let m = signing_message(domain, msg);
         let f = pqcrypto_falcon::falconpadded512::detached_sign(&m, &self.falcon_sk);
         let d = pqcrypto_mldsa::mldsa44::detached_sign(&m, &self.mldsa_sk);
         use pqcrypto_traits::sign::DetachedSignature as _;

@@ -24,16 +24,20 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod batch;
+mod domain;
 mod error;
 mod keys;
 pub mod keystore;
+mod public;
 mod signature;
 mod suite;
 
 pub use batch::{verify_batch, VerifyItem};
+pub use domain::{signing_message, Domain};
 pub use error::CryptoError;
-pub use keys::{Keypair, PublicKeys, SEED_LEN};
-pub use signature::{signing_message, verify, verify_falcon512, verify_mldsa44, Domain, DualSignature};
+pub use keys::{Keypair, SEED_LEN};
+pub use public::PublicKeys;
+pub use signature::{verify, verify_falcon512, verify_mldsa44, DualSignature};
 pub use suite::Suite;
 
 /// keccak256 of `data`, the hash used for addresses and transaction ids.

@@ -1,40 +1,9 @@
-//! The dual signature, its wire encoding, domains and verification.
+//! The dual signature, its wire encoding and verification.
 
-use crate::{keys::check_len, CryptoError, PublicKeys, Suite};
+use crate::domain::signing_message;
+use crate::error::check_len;
+use crate::{CryptoError, Domain, PublicKeys, Suite};
 use pqcrypto_traits::sign::{DetachedSignature as _, PublicKey as _};
-
-/// What a signature is for. The domain tag is part of the signed message, so a signature
-/// made for one domain never verifies in another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Domain {
-    /// A transaction's signature over its signing hash.
-    Transaction,
-    /// A miner's ticket over a block header pre-image.
-    MiningTicket,
-    /// A message signed for a contract, checked by the dual-signature precompile.
-    Contract,
-}
-
-impl Domain {
-    /// The ASCII tag that prefixes every message signed in this domain.
-    pub const fn tag(self) -> &'static [u8] {
-        match self {
-            Self::Transaction => b"QOIN/TX/v1",
-            Self::MiningTicket => b"QOIN/MINING-TICKET/v1",
-            Self::Contract => b"QOIN/CONTRACT/v1",
-        }
-    }
-}
-
-/// The message both schemes sign: `len(tag) as u8 ‖ tag ‖ msg`.
-pub fn signing_message(domain: Domain, msg: &[u8]) -> Vec<u8> {
-    let tag = domain.tag();
-    let mut m = Vec::with_capacity(1 + tag.len() + msg.len());
-    m.push(tag.len() as u8);
-    m.extend_from_slice(tag);
-    m.extend_from_slice(msg);
-    m
-}
 
 /// A Falcon signature and an ML-DSA signature over the same message, with their suite.
 ///
