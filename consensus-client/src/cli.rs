@@ -1,12 +1,13 @@
 //! `qoin-cl`'s command line.
 
 use crate::metrics::ClMetrics;
-use crate::node::{log, run, Config, MinerConfig};
+use crate::node::{run, Config, MinerConfig};
 use alloy_primitives::Address;
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::Keystore;
 use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::Genesis;
+use qoin_tracing::targets;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub struct Cli {
     /// Metrics listen address.
     #[arg(long = "metrics.addr", default_value = "127.0.0.1")]
     pub metrics_addr: IpAddr,
+    /// Logging.
+    #[command(flatten)]
+    pub log: qoin_tracing::LogArgs,
 }
 
 fn default_datadir() -> PathBuf {
@@ -128,7 +132,7 @@ pub fn main_with(cli: &Cli) -> anyhow::Result<()> {
             let bound = qoin_metrics::serve(metrics.registry.clone(), addr)
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-            log(&format!("metrics on http://{bound}/metrics"));
+            tracing::info!(target: targets::METRICS, "metrics on http://{bound}/metrics");
         }
         run(config, metrics, shutdown_signal()).await
     })
@@ -143,10 +147,10 @@ async fn shutdown_signal() {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            log("shutting down");
+            tracing::info!(target: targets::NODE, "shutting down");
             return;
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-    log("shutting down");
+    tracing::info!(target: targets::NODE, "shutting down");
 }

@@ -17,6 +17,7 @@ use qoin_kernels::{SealError, Solver};
 use qoin_pow::Difficulty;
 use qoin_primitives::{Genesis, Header, MAX_SIBLINGS};
 use qoin_store::StoreOptions;
+use qoin_tracing::targets;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,13 +29,6 @@ use tokio_stream::StreamExt as _;
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// One log line on standard error, with a UTC time of day.
-pub fn log(line: &str) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let s = now.as_secs() % 86_400;
-    eprintln!("{:02}:{:02}:{:02}.{:03} qoin-cl {line}", s / 3600, (s / 60) % 60, s % 60, now.subsec_millis());
 }
 
 /// The miner's part of the configuration.
@@ -102,7 +96,7 @@ pub async fn connect(
             Ok(info) => return Ok(info),
             Err(EngineError::Transport(e)) => {
                 if tries.is_multiple_of(20) {
-                    log(&format!("waiting for the execution client at {url} ({e})"));
+                    tracing::info!(target: targets::ENGINE, "waiting for the execution client at {url} ({e})");
                 }
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -131,10 +125,8 @@ impl Node {
                 config.genesis.chain_id
             );
         }
-        log(&format!(
-            "connected to {} (engine API v{:?}), genesis {}",
-            info.client, info.versions, info.genesis_hash
-        ));
+        tracing::info!(target: targets::ENGINE, "connected to {} (engine API v{:?}), genesis {}",
+            info.client, info.versions, info.genesis_hash);
         let params = ChainParams::new(&config.genesis, info.genesis_hash, info.genesis_state_root)
             .context("genesis pow parameters")?;
         std::fs::create_dir_all(&config.datadir)?;
@@ -145,11 +137,9 @@ impl Node {
             StoreOptions::default(),
         )?;
         let head = store.head();
-        log(&format!(
-            "chain store: {} blocks, head #{} {head}",
+        tracing::info!(target: targets::STORE, "chain store: {} blocks, head #{} {head}",
             store.tree().len(),
-            store.meta(&head).map_or(0, |m| m.height)
-        ));
+            store.meta(&head).map_or(0, |m| m.height));
         Ok(Self { params, store, engine, metrics, sample_k: config.sample_k })
     }
 
@@ -187,7 +177,7 @@ impl Node {
                 }
                 Status::Invalid => {
                     let why = status.validation_error.unwrap_or_default();
-                    log(&format!("the execution client calls head #{} invalid: {why}", head.height));
+                    tracing::warn!(target: targets::ENGINE, "the execution client calls head #{} invalid: {why}", head.height);
                     self.store
                         .mark_invalid(&head.hash, &why)
                         .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -211,7 +201,7 @@ impl Node {
             }
             start -= 1;
         }
-        log(&format!("replaying {} blocks to the execution client", path.len() - start));
+        tracing::info!(target: targets::ENGINE, "replaying {} blocks to the execution client", path.len() - start);
         for h in &path[start..] {
             let (_, payload) = self.stored(h)?;
             let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
@@ -316,10 +306,8 @@ impl Node {
                 let verdict = self.sample(payload, &parent).await?;
                 if let Err(why) = verdict {
                     self.metrics.sampling_failures.inc();
-                    log(&format!(
-                        "EXECUTION CLIENT FAULTY: sampling block #{} {hash} found {why}; block marked invalid",
-                        header.height
-                    ));
+                    tracing::error!(target: targets::SAMPLING, "EXECUTION CLIENT FAULTY: sampling block #{} {hash} found {why}; block marked invalid",
+                        header.height);
                     self.store
                         .mark_invalid(&hash, &format!("sampling: {why}"))
                         .map_err(anyhow::Error::from)?;
@@ -429,7 +417,7 @@ pub async fn run(
     let (solver, pool) = match &config.miner {
         Some(m) => {
             let (solver, line) = qoin_kernels::choose();
-            log(&format!("{line}; {} search threads; mining to {:#x}", m.threads, m.coinbase));
+            tracing::info!(target: targets::MINER, "{line}; {} search threads; mining to {:#x}", m.threads, m.coinbase);
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(m.threads.max(1))
                 .thread_name(|i| format!("qoin-mq-{i}"))
@@ -438,7 +426,7 @@ pub async fn run(
             (Some(Arc::<dyn Solver>::from(solver)), Some(Arc::new(pool)))
         }
         None => {
-            log("mining off: following the chain only");
+            tracing::info!(target: targets::MINER, "mining off: following the chain only");
             (None, None)
         }
     };
@@ -452,10 +440,10 @@ pub async fn run(
                         synced = true;
                         let h = node.head_meta()?;
                         node.metrics.head_height.set(h.height as f64);
-                        log(&format!("execution client at head #{} {}", h.height, h.hash));
+                        tracing::info!(target: targets::ENGINE, "execution client at head #{} {}", h.height, h.hash);
                     }
                     Err(EngineError::Transport(e)) => {
-                        log(&format!("execution client unreachable ({e}); retrying"));
+                        tracing::warn!(target: targets::ENGINE, "execution client unreachable ({e}); retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                             _ = &mut shutdown => break,
@@ -480,7 +468,7 @@ pub async fn run(
         let (header, payload) = match prepared {
             Ok(x) => x,
             Err(e) => {
-                log(&format!("cannot prepare a block: {e}"));
+                tracing::warn!(target: targets::MINER, "cannot prepare a block: {e}");
                 if matches!(e, ImportError::Engine(EngineError::Transport(_))) {
                     synced = false;
                 }
@@ -523,7 +511,7 @@ pub async fn run(
             Ok(s) => s,
             Err(SealError::Cancelled) => continue,
             Err(e) => {
-                log(&format!("sealing failed: {e}"));
+                tracing::error!(target: targets::MINER, "sealing failed: {e}");
                 continue;
             }
         };
@@ -536,22 +524,27 @@ pub async fn run(
                 let d = Difficulty::from_compact(sealed_header.difficulty)
                     .map(|d| d.to_string())
                     .unwrap_or_default();
-                log(&format!(
-                    "mined block #{} {hash} txs={} difficulty={d} search={:.0} ms ({:.2e} candidates/s) siblings={}",
-                    sealed_header.height,
-                    payload.transactions.len(),
-                    elapsed.as_secs_f64() * 1000.0,
-                    sealed.candidates as f64 / elapsed.as_secs_f64().max(1e-6),
-                    sealed_header.siblings.len(),
-                ));
+                tracing::info!(
+                    target: targets::MINER,
+                    number = sealed_header.height,
+                    hash = %hash,
+                    txs = payload.transactions.len(),
+                    difficulty = %d,
+                    search_ms = (elapsed.as_secs_f64() * 1000.0).round(),
+                    rate = %format_args!("{:.2e}", sealed.candidates as f64 / elapsed.as_secs_f64().max(1e-6)),
+                    siblings = sealed_header.siblings.len(),
+                    "mined block"
+                );
             }
             Err(ImportError::Engine(EngineError::Transport(e))) => {
-                log(&format!("execution client unreachable while importing #{} ({e})", sealed_header.height));
+                tracing::warn!(target: targets::ENGINE, "execution client unreachable while importing #{} ({e})", sealed_header.height);
                 synced = false;
             }
-            Err(e) => log(&format!("mined block #{} {hash} not imported: {e}", sealed_header.height)),
+            Err(e) => {
+                tracing::warn!(target: targets::MINER, "mined block #{} {hash} not imported: {e}", sealed_header.height)
+            }
         }
     }
-    log("stopped");
+    tracing::info!(target: targets::NODE, "stopped");
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::account::PasswordSource;
 use crate::chain::Chain;
 use crate::engine::EngineHandler;
-use crate::node::{log, LocalMining, Node};
+use crate::node::{LocalMining, Node};
 use alloy_primitives::{Address, U256};
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::Keystore;
@@ -12,6 +12,7 @@ use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::dev::{dev_genesis, dev_keys};
 use qoin_primitives::Genesis;
 use qoin_store::StoreOptions;
+use qoin_tracing::targets;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,20 +113,17 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
     let chain = Chain::open(&datadir.join("chaindata"), genesis, StoreOptions::default())
         .with_context(|| format!("cannot open the chain in {}", datadir.display()))?;
     let head = chain.head()?;
-    log(&format!(
-        "chain {} at block #{} {} (data in {})",
+    tracing::info!(target: targets::NODE, "chain {} at block #{} {} (data in {})",
         chain.genesis().chain_id,
         head.number,
         head.hash(),
-        datadir.display()
-    ));
+        datadir.display());
     let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient));
     if !node.accounts().is_empty() {
         let tx = node.chain().store().read()?;
-        log("accounts unlocked for eth_sendTransaction:");
         for (i, a) in node.accounts().iter().enumerate() {
             let balance = crate::chain::account(&tx, a)?.map_or(U256::ZERO, |r| r.balance);
-            log(&format!("  ({i}) {a:#x} {balance} Shor"));
+            tracing::info!(target: targets::NODE, index = i, address = %a, %balance, "unlocked for eth_sendTransaction");
         }
     }
 
@@ -143,7 +141,7 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(ms));
                     if let Err(e) = node.produce(true) {
-                        log(&format!("block production failed: {e}"));
+                        tracing::error!(target: targets::MINER, "block production failed: {e}");
                     }
                 }
             }))
@@ -155,7 +153,7 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
         LocalMining::Instant => "instant (a block per transaction)".to_string(),
         LocalMining::Interval(ms) => format!("a block every {ms} ms"),
     };
-    log(&format!("local block production: {mode}"));
+    tracing::info!(target: targets::MINER, "local block production: {mode}");
     let jwt_path = args.jwt_secret.clone().unwrap_or_else(|| datadir.join("jwt.hex"));
     let secret = JwtSecret::load_or_create(&jwt_path)
         .with_context(|| format!("cannot load the engine API secret {}", jwt_path.display()))?;
@@ -166,26 +164,24 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
         let (bound, handle) = crate::rpc::serve(node.clone(), addr)
             .await
             .with_context(|| format!("cannot listen for JSON-RPC on {addr}"))?;
-        log(&format!("JSON-RPC listening on http://{bound}"));
+        tracing::info!(target: targets::RPC, "JSON-RPC listening on http://{bound}");
         let auth_addr = SocketAddr::new(args.authrpc_addr, args.authrpc_port);
         let engine_server = qoin_engine_api::serve(engine, auth_addr, secret)
             .await
             .with_context(|| format!("cannot listen for the engine API on {auth_addr}"))?;
-        log(&format!(
-            "engine API listening on http://{} (JWT secret {})",
+        tracing::info!(target: targets::ENGINE, "engine API listening on http://{} (JWT secret {})",
             engine_server.addr,
-            jwt_path.display()
-        ));
+            jwt_path.display());
         if let Some(port) = args.metrics_port {
             let addr = SocketAddr::new(args.metrics_addr, port);
             let bound = qoin_metrics::serve(registry.clone(), addr)
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-            log(&format!("metrics on http://{bound}/metrics"));
+            tracing::info!(target: targets::METRICS, "metrics on http://{bound}/metrics");
             spawn_gauges(node.clone(), &registry);
         }
         shutdown_signal().await;
-        log("shutting down");
+        tracing::info!(target: targets::NODE, "shutting down");
         let _ = handle.stop();
         handle.stopped().await;
         engine_server.stop().await;
@@ -195,7 +191,7 @@ pub fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow:
     if let Some(p) = producer {
         let _ = p.join();
     }
-    log("stopped");
+    tracing::info!(target: targets::NODE, "stopped");
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::block::{ordered_root, Body, Credit, ElHeader};
 use crate::chain::Chain;
 use crate::db::{Bodies, HeaderNumbers, Headers};
 use crate::execute::{BlockEnvInput, ExecError, Executed};
-use crate::node::{log, LatestState, LocalMining, Node};
+use crate::node::{LatestState, LocalMining, Node};
 use crate::state::TrieReader;
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use qoin_engine_api::{
@@ -24,6 +24,7 @@ use qoin_engine_api::{
 };
 use qoin_metrics::Histogram;
 use qoin_primitives::SignedTx;
+use qoin_tracing::targets;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -260,7 +261,7 @@ impl EngineHandler {
             }
             Self::remember_side(state, h, b);
         }
-        log(&format!("reorg: unwound to block #{number}, {returned} transactions back in the pool"));
+        tracing::info!(target: targets::CHAIN, "reorg: unwound to block #{number}, {returned} transactions back in the pool");
         Ok(())
     }
 
@@ -296,7 +297,7 @@ impl EngineHandler {
                 }
                 Err(e) if is_invalid(&e) => {
                     let why = e.to_string();
-                    log(&format!("block #{} {hash} is invalid: {why}", h.number));
+                    tracing::warn!(target: targets::ENGINE, "block #{} {hash} is invalid: {why}", h.number);
                     state.invalid.insert(hash, (Some(latest_valid), why.clone()));
                     return Ok(PayloadStatus::invalid(Some(latest_valid), why));
                 }
@@ -415,12 +416,12 @@ impl EngineHandler {
                 Ok(()) => {
                     let read = self.chain().store().read().map_err(internal)?;
                     let txs = crate::node::block_transactions(&read, header.number).map_err(internal)?;
-                    crate::node::log_block(&header, &txs, " (from the consensus client)");
+                    crate::node::log_block(&header, &txs, "from the consensus client");
                     Ok(PayloadStatus::valid())
                 }
                 Err(e) if is_invalid(&e) => {
                     let why = e.to_string();
-                    log(&format!("payload #{} {hash} is invalid: {why}", header.number));
+                    tracing::warn!(target: targets::ENGINE, "payload #{} {hash} is invalid: {why}", header.number);
                     state.invalid.insert(hash, (Some(head.hash()), why.clone()));
                     Ok(PayloadStatus::invalid(Some(head.hash()), why))
                 }

@@ -16,6 +16,7 @@ use qoin_crypto::Keypair;
 use qoin_engine_api::PooledTx;
 use qoin_primitives::{SignedTx, TxKind};
 use qoin_store::{TransactionKind, Tx};
+use qoin_tracing::targets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -186,7 +187,7 @@ impl Node {
             Admitted::Queued => "queued behind a nonce gap",
             Admitted::Replaced(_) => "pending, replacing an earlier one",
         };
-        log(&format!("tx {id} {summary} accepted ({state})"));
+        tracing::info!(target: targets::TXPOOL, "tx {id} {summary} accepted ({state})");
         if self.mining == LocalMining::Instant && admitted != Admitted::Queued {
             self.produce(false)?;
         }
@@ -225,34 +226,39 @@ impl Node {
                 (t.clone(), used, r.success)
             })
             .collect();
-        log_block(&executed.header, &transactions, "");
+        log_block(&executed.header, &transactions, "produced");
         Ok(Some(Produced { header: executed.header, transactions }))
     }
 }
 
 /// The log lines of a block: one for the block, one per transaction (gas used, outcome,
-/// created contract).
+/// created contract). `source` says where the block came from (`"produced"` locally, or
+/// `"from the consensus client"`).
 pub fn log_block(h: &ElHeader, transactions: &[(SignedTx, u64, bool)], source: &str) {
-    log(&format!(
-        "block #{} {} txs={} gas={} base_fee={} state_root={}{source}",
-        h.number,
-        h.hash(),
-        transactions.len(),
-        h.gas_used,
-        h.base_fee_per_gas,
-        h.state_root
-    ));
+    tracing::info!(
+        target: targets::CHAIN,
+        number = h.number,
+        hash = %h.hash(),
+        txs = transactions.len(),
+        gas = h.gas_used,
+        base_fee = h.base_fee_per_gas,
+        state_root = %h.state_root,
+        "block {source}"
+    );
     for (t, used, ok) in transactions {
         let created = match t.request().to {
-            TxKind::Create => format!(" created {}", t.sender().create(t.request().nonce)),
-            TxKind::Call(_) => String::new(),
+            TxKind::Create => Some(t.sender().create(t.request().nonce)),
+            TxKind::Call(_) => None,
         };
-        log(&format!(
-            "  tx {} {} gas_used={used} {}{created}",
-            t.id(),
-            describe(t),
-            if *ok { "ok" } else { "REVERTED" }
-        ));
+        tracing::info!(
+            target: targets::CHAIN,
+            tx = %t.id(),
+            gas_used = used,
+            outcome = if *ok { "ok" } else { "REVERTED" },
+            created = created.map(tracing::field::display),
+            "  {}",
+            describe(t)
+        );
     }
 }
 
@@ -289,13 +295,6 @@ fn describe(tx: &SignedTx) -> String {
         }
         TxKind::Call(to) => format!("from {} nonce {} calls {to}", tx.sender(), r.nonce),
     }
-}
-
-/// One log line on standard error, with a UTC time of day.
-pub fn log(line: &str) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let s = now.as_secs() % 86_400;
-    eprintln!("{:02}:{:02}:{:02}.{:03} qoin-el {line}", s / 3600, (s / 60) % 60, s % 60, now.subsec_millis());
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ struct Cli {
     /// Keystore folder (default: <datadir>/keystore).
     #[arg(long, global = true)]
     keystore: Option<PathBuf>,
+    /// Logging.
+    #[command(flatten)]
+    log: qoin_tracing::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,8 +91,19 @@ fn kdf(light: bool) -> KdfParams {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
+    if let Err(e) = qoin_tracing::init("qoin-el", &cli.log) {
+        eprintln!("qoin-el: {e}");
+        std::process::exit(2);
+    }
+    if let Err(e) = run(cli) {
+        tracing::error!(target: qoin_tracing::targets::NODE, "{e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let ks = Keystore::new(cli.keystore.clone().unwrap_or_else(|| cli.datadir.join("keystore")));
     let mut out = std::io::stdout().lock();
     match cli.command {

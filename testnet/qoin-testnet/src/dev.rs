@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::{KdfParams, Keystore};
 use qoin_pow::{Difficulty, MqSystem};
 use qoin_primitives::dev::{dev_genesis, dev_keys};
+use qoin_tracing::{targets, LogArgs, LogFormat};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,16 +43,20 @@ pub(crate) struct DevArgs {
 }
 
 /// The `qoin-el` and `qoin-cl` binaries beside this one; under `cargo run` they are built
-/// first (a no-op when up to date), so the README's one command is enough on a fresh checkout.
+/// first, showing cargo's own progress (a second or two when up to date), so the README's one
+/// command is enough on a fresh checkout.
 fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     let me = std::env::current_exe().context("cannot locate qoin-testnet")?;
     let dir = me.parent().context("qoin-testnet has no parent directory")?;
     if let Some(cargo) = std::env::var_os("CARGO") {
         let release = dir.file_name().is_some_and(|n| n == "release");
+        tracing::info!(
+            target: targets::TESTNET,
+            "building qoin-el and qoin-cl with cargo (the first build takes several minutes; its progress follows)"
+        );
         let mut build = Command::new(cargo);
         build.args([
             "build",
-            "-q",
             "-p",
             "qoin-execution",
             "--bin",
@@ -133,8 +138,7 @@ fn prepare(args: &DevArgs, threads: usize) -> anyhow::Result<()> {
         g.pow.initial_mantissa = difficulty.mantissa();
         g.validate()?;
         std::fs::write(&genesis_path, g.to_json())?;
-        println!(
-            "qoin-testnet: new chain: {solver} solver measured at {rate:.3e} candidates/s on {threads} threads; \
+        tracing::info!(target: targets::TESTNET, "new chain: {solver} solver measured at {rate:.3e} candidates/s on {threads} threads; \
              initial difficulty {difficulty} for a {} ms target",
             args.block_time_ms
         );
@@ -148,7 +152,7 @@ fn prepare(args: &DevArgs, threads: usize) -> anyhow::Result<()> {
         write_private(&password, &pw)?;
         let address =
             ks.create(pw.as_bytes(), KdfParams::STANDARD).context("cannot create the validator key")?;
-        println!("qoin-testnet: validator key {address:#x} in {}", ks.dir().display());
+        tracing::info!(target: targets::TESTNET, "validator key {address:#x} in {}", ks.dir().display());
     }
     Ok(())
 }
@@ -189,21 +193,31 @@ fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatu
 fn stop(name: &str, child: &mut Child) {
     terminate(child);
     match wait_with_deadline(child, Duration::from_secs(10)) {
-        Some(status) => println!("qoin-testnet: {name} stopped ({status})"),
+        Some(status) => tracing::info!(target: targets::TESTNET, "{name} stopped ({status})"),
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            println!("qoin-testnet: {name} did not stop within 10 s and was killed");
+            tracing::warn!(target: targets::TESTNET, "{name} did not stop within 10 s and was killed");
         }
     }
 }
 
 /// Runs the devnet until Ctrl-C, or until one program dies (an error naming it).
-pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
+/// The logging options given to `qoin-testnet`, passed on to both programs.
+fn log_options(cmd: &mut Command, log: &LogArgs) {
+    if let Some(filter) = &log.filter {
+        cmd.args(["--log", filter]);
+    }
+    if log.format == LogFormat::Json {
+        cmd.args(["--log.format", "json"]);
+    }
+}
+
+pub(crate) fn run(args: &DevArgs, log: &LogArgs) -> anyhow::Result<()> {
     let d = &args.datadir;
     if args.fresh && d.exists() {
         std::fs::remove_dir_all(d).with_context(|| format!("cannot remove {}", d.display()))?;
-        println!("qoin-testnet: removed {} (--fresh)", d.display());
+        tracing::info!(target: targets::TESTNET, "removed {} (--fresh)", d.display());
     }
     let (el_bin, cl_bin) = binaries()?;
     let threads =
@@ -228,12 +242,13 @@ pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
         "--authrpc.jwtsecret",
     ]);
     el_cmd.arg(&jwt);
+    log_options(&mut el_cmd, log);
     if let Some(p) = args.metrics_port {
         el_cmd.args(["--metrics.port", &p.to_string()]);
     }
     own_group(&mut el_cmd);
     let mut el = el_cmd.spawn().with_context(|| format!("cannot start {}", el_bin.display()))?;
-    println!("qoin-testnet: started qoin-el (pid {})", el.id());
+    tracing::info!(target: targets::TESTNET, "started qoin-el (pid {})", el.id());
     let mut cl_cmd = Command::new(&cl_bin);
     cl_cmd
         .arg("--datadir")
@@ -250,6 +265,7 @@ pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
     if let Some(p) = args.metrics_port {
         cl_cmd.args(["--metrics.port", &(p + 1).to_string()]);
     }
+    log_options(&mut cl_cmd, log);
     own_group(&mut cl_cmd);
     let mut cl = match cl_cmd.spawn() {
         Ok(c) => c,
@@ -258,20 +274,20 @@ pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("cannot start {}", cl_bin.display()));
         }
     };
-    println!("qoin-testnet: started qoin-cl (pid {}); data in {}; Ctrl-C stops both", cl.id(), d.display());
+    tracing::info!(target: targets::TESTNET, "started qoin-cl (pid {}); data in {}; Ctrl-C stops both", cl.id(), d.display());
     loop {
         if let Some(status) = el.try_wait()? {
-            println!("qoin-testnet: qoin-el exited unexpectedly ({status}); stopping qoin-cl");
+            tracing::error!(target: targets::TESTNET, "qoin-el exited unexpectedly ({status}); stopping qoin-cl");
             stop("qoin-cl", &mut cl);
             bail!("qoin-el died ({status}); its log above says why");
         }
         if let Some(status) = cl.try_wait()? {
-            println!("qoin-testnet: qoin-cl exited unexpectedly ({status}); stopping qoin-el");
+            tracing::error!(target: targets::TESTNET, "qoin-cl exited unexpectedly ({status}); stopping qoin-el");
             stop("qoin-el", &mut el);
             bail!("qoin-cl died ({status}); its log above says why");
         }
         if interrupted.load(Ordering::SeqCst) {
-            println!("qoin-testnet: stopping");
+            tracing::info!(target: targets::TESTNET, "stopping");
             stop("qoin-cl", &mut cl);
             stop("qoin-el", &mut el);
             return Ok(());

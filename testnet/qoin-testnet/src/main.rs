@@ -15,6 +15,9 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "qoin-testnet", version, about)]
 struct Cli {
+    /// Logging (also passed on to the programs it starts).
+    #[command(flatten)]
+    log: qoin_tracing::LogArgs,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -35,11 +38,16 @@ fn default_datadir() -> PathBuf {
 }
 
 fn main() {
-    let result = match Cli::parse().command {
-        Cmd::Dev(args) => dev::run(&args),
+    let cli = Cli::parse();
+    if let Err(e) = qoin_tracing::init("qoin-testnet", &cli.log) {
+        eprintln!("qoin-testnet: {e}");
+        std::process::exit(2);
+    }
+    let result = match &cli.command {
+        Cmd::Dev(args) => dev::run(args, &cli.log),
     };
     if let Err(e) = result {
-        eprintln!("qoin-testnet: error: {e:#}");
+        tracing::error!(target: qoin_tracing::targets::TESTNET, "{e:#}");
         std::process::exit(1);
     }
 }

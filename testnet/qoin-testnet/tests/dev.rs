@@ -78,11 +78,12 @@ impl Devnet {
             .arg(dir)
             .args(["--http-port", &http.to_string(), "--engine-port", &engine.to_string()])
             .args(["--miner-threads", "1", "--block-time-ms", "500"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
+        // Its log (and the two programs' logs, which share its standard error).
+        let out = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for l in BufReader::new(out).lines().map_while(Result::ok) {
@@ -93,10 +94,10 @@ impl Devnet {
     }
 
     fn pid_of(&mut self, program: &str) -> u32 {
-        let prefix = format!("qoin-testnet: started {program} (pid ");
+        let marker = format!("testnet: started {program} (pid ");
         loop {
-            if let Some(l) = self.seen.iter().find(|l| l.starts_with(&prefix)) {
-                return l[prefix.len()..].split(')').next().unwrap().parse().unwrap();
+            if let Some(l) = self.seen.iter().find_map(|l| l.split_once(&marker)) {
+                return l.1.split(')').next().unwrap().parse().unwrap();
             }
             let l = self.lines.recv_timeout(Duration::from_secs(120)).expect("no start line");
             self.seen.push(l);
