@@ -9,33 +9,33 @@ pub struct ClMetrics {
     /// The registry they belong to (served on `/metrics`).
     pub registry: Arc<Registry>,
     /// Height of the head.
-    pub head_height: Arc<Gauge>,
+    pub head_height: Gauge,
     /// Seconds between the head and its parent.
-    pub block_time: Arc<Gauge>,
+    pub block_time: Gauge,
     /// Difficulty (expected candidates) of the next block.
-    pub difficulty: Arc<Gauge>,
+    pub difficulty: Gauge,
     /// Candidates per second of the last search.
-    pub hash_rate: Arc<Gauge>,
+    pub hash_rate: Gauge,
     /// Blocks this node mined.
-    pub blocks_mined: Arc<Counter>,
+    pub blocks_mined: Counter,
     /// Accounts checked by sampling.
-    pub sampled_accounts: Arc<Counter>,
+    pub sampled_accounts: Counter,
     /// Balances recomputed by sampling.
-    pub recomputed_balances: Arc<Counter>,
+    pub recomputed_balances: Counter,
     /// Blocks where sampling caught the execution client.
-    pub sampling_failures: Arc<Counter>,
+    pub sampling_failures: Counter,
     /// Payloads the execution client called invalid.
-    pub invalid_payloads: Arc<Counter>,
+    pub invalid_payloads: Counter,
     /// Time from a trigger (new transaction or head) to the restarted search.
-    pub miner_restart: Arc<Histogram>,
+    pub miner_restart: Histogram,
     /// Engine call latency by method.
-    pub new_payload: Arc<Histogram>,
+    pub new_payload: Histogram,
     /// `ForkchoiceUpdated` latency.
-    pub forkchoice: Arc<Histogram>,
+    pub forkchoice: Histogram,
     /// `GetPayload` latency.
-    pub get_payload: Arc<Histogram>,
+    pub get_payload: Histogram,
     /// `GetAccountProofs` latency.
-    pub proofs: Arc<Histogram>,
+    pub proofs: Histogram,
 }
 
 impl Default for ClMetrics {

@@ -80,7 +80,7 @@ pub struct Node {
 async fn timed<T>(h: &qoin_metrics::Histogram, f: impl Future<Output = T>) -> T {
     let start = Instant::now();
     let out = f.await;
-    h.observe(start.elapsed());
+    qoin_metrics::observe(h, start.elapsed());
     out
 }
 
@@ -343,10 +343,10 @@ impl Node {
             timed(&self.metrics.proofs, self.engine.account_proofs(parent.state_root, &plan.fetch)).await?;
         let after =
             timed(&self.metrics.proofs, self.engine.account_proofs(payload.state_root, &plan.fetch)).await?;
-        self.metrics.sampled_accounts.add(plan.sampled.len() as u64);
+        self.metrics.sampled_accounts.inc_by(plan.sampled.len() as u64);
         Ok(match sampling::check(&plan, payload, parent.state_root, &before, &after) {
             Ok(n) => {
-                self.metrics.recomputed_balances.add(n as u64);
+                self.metrics.recomputed_balances.inc_by(n as u64);
                 Ok(())
             }
             Err(e) => Err(e.to_string()),
@@ -477,7 +477,7 @@ pub async fn run(
             }
         };
         if let Some(t) = restart_from.take() {
-            node.metrics.miner_restart.observe(t.elapsed());
+            qoin_metrics::observe(&node.metrics.miner_restart, t.elapsed());
         }
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();

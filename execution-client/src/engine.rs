@@ -63,18 +63,18 @@ pub struct EngineHandler {
 }
 
 struct Latency {
-    new_payload: Arc<Histogram>,
-    forkchoice: Arc<Histogram>,
-    get_payload: Arc<Histogram>,
-    proofs: Arc<Histogram>,
-    invalid: Arc<qoin_metrics::Counter>,
+    new_payload: Histogram,
+    forkchoice: Histogram,
+    get_payload: Histogram,
+    proofs: Histogram,
+    invalid: qoin_metrics::Counter,
 }
 
-fn timed<T>(h: Option<&Arc<Histogram>>, f: impl FnOnce() -> T) -> T {
+fn timed<T>(h: Option<&Histogram>, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
     if let Some(h) = h {
-        h.observe(start.elapsed());
+        qoin_metrics::observe(h, start.elapsed());
     }
     out
 }

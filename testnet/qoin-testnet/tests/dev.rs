@@ -1,7 +1,8 @@
 //! `qoin-testnet dev` as a newcomer runs it: both programs start, blocks are mined, PQ-signed
 //! transfers and a Solidity deployment sent through JSON-RPC are mined with receipts; Ctrl-C
 //! stops both cleanly and a second run continues the chain; if one program dies the command
-//! says which and stops the other.
+//! says which and stops the other. Every query of the shipped Grafana dashboards names only
+//! metrics that the running programs serve.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -64,19 +65,32 @@ struct Devnet {
 }
 
 impl Drop for Devnet {
+    /// Ctrl-C first, so that qoin-testnet stops the two programs it started (a test that
+    /// failed half-way leaves none behind); SIGKILL if it has not exited after 20 s.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 impl Devnet {
-    fn start(dir: &Path, http: u16, engine: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-testnet"))
-            .env_remove("CARGO") // use the binaries already built beside this one
+    fn start(dir: &Path, http: u16, engine: u16, metrics: Option<u16>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_qoin-testnet"));
+        cmd.env_remove("CARGO") // use the binaries already built beside this one
             .args(["dev", "--datadir"])
             .arg(dir)
-            .args(["--http-port", &http.to_string(), "--engine-port", &engine.to_string()])
+            .args(["--http-port", &http.to_string(), "--engine-port", &engine.to_string()]);
+        if let Some(port) = metrics {
+            cmd.args(["--metrics-port", &port.to_string()]);
+        }
+        let mut child = cmd
             .args(["--miner-threads", "1", "--block-time-ms", "500"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -142,9 +156,17 @@ fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports
     let addr = SocketAddr::from(([127, 0, 0, 1], http));
     let keys = qoin_primitives::dev::dev_keys();
 
-    let mut net = Devnet::start(&data, http, engine);
+    // Metrics: qoin-el on this port, qoin-cl on the next.
+    let metrics = loop {
+        let p = free_port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let mut net = Devnet::start(&data, http, engine, Some(metrics));
     let (el, cl) = (net.pid_of("qoin-el"), net.pid_of("qoin-cl"));
     wait_for("two mined blocks", 120, || block_number(addr).filter(|n| *n >= 2));
+    dashboards_name_only_served_metrics(metrics);
 
     // A transfer signed by the node (eth_sendTransaction) and one signed here (raw).
     let to = "0x000000000000000000000000000000000000c0de";
@@ -200,7 +222,7 @@ fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports
     assert!(!alive(el) && !alive(cl));
 
     // Again: the chain continues from the data directory.
-    let mut net = Devnet::start(&data, http, engine);
+    let mut net = Devnet::start(&data, http, engine, None);
     let el = net.pid_of("qoin-el");
     let cl = net.pid_of("qoin-cl");
     wait_for("the chain to continue", 120, || block_number(addr).filter(|n| *n > height));
@@ -212,4 +234,90 @@ fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports
     assert!(!ok);
     assert!(out.contains("qoin-el exited unexpectedly") && out.contains("stopping qoin-cl"), "{out}");
     assert!(!alive(cl), "qoin-cl was stopped");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The names of the samples in a Prometheus or OpenMetrics exposition.
+fn served_names(exposition: &str) -> std::collections::BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The metric names a PromQL expression selects.
+fn selected_metrics(expr: &str) -> Vec<String> {
+    use promql_parser::parser::Expr;
+    struct Names(Vec<String>);
+    impl promql_parser::util::ExprVisitor for Names {
+        type Error = ();
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
+            match e {
+                Expr::VectorSelector(v) => self.0.extend(v.name.clone()),
+                Expr::MatrixSelector(m) => self.0.extend(m.vs.name.clone()),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let parsed = promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("not PromQL: {expr}: {e}"));
+    let mut names = Names(Vec::new());
+    promql_parser::util::walk_expr(&mut names, &parsed).unwrap();
+    names.0
+}
+
+/// Every query of every dashboard in `testnet/monitoring/grafana/dashboards` parses as
+/// PromQL, and each metric it selects is served by the running qoin-el or qoin-cl.
+fn dashboards_name_only_served_metrics(el_metrics_port: u16) {
+    let mut served = std::collections::BTreeSet::new();
+    for port in [el_metrics_port, el_metrics_port + 1] {
+        let response = http_get(port, "/metrics");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let (_, body) = response.split_once("\r\n\r\n").unwrap();
+        served.extend(served_names(body));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/grafana/dashboards");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut queries: Vec<String> = Vec::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                queries.push(target["expr"].as_str().unwrap().to_owned());
+            }
+        }
+        // Grafana's variable queries: `label_values(<selector>, <label>)`.
+        for var in dashboard["templating"]["list"].as_array().unwrap() {
+            if let Some(q) = var["query"]["query"].as_str().and_then(|q| q.strip_prefix("label_values(")) {
+                queries.push(q.rsplit_once(',').unwrap().0.to_owned());
+            }
+        }
+        assert!(!queries.is_empty(), "{} has no queries", path.display());
+        for q in queries {
+            // Grafana's variables, as Grafana would fill them in.
+            let expr = q.replace("$__rate_interval", "1m").replace("$instance", ".*");
+            let names = selected_metrics(&expr);
+            assert!(!names.is_empty(), "{}: {q} selects no metric", path.display());
+            for name in names {
+                assert!(
+                    served.contains(&name),
+                    "{}: {name} (in {q}) is not served; served: {served:?}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} metric references checked");
 }
