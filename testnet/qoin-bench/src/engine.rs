@@ -5,11 +5,11 @@
 use crate::emit;
 use alloy_primitives::{Address, B256, U256};
 use qoin_crypto::Keypair;
+use qoin_el_chain::Chain;
+use qoin_el_engine::EngineHandler;
+use qoin_el_node::{LocalMining, Node};
 use qoin_engine_api::jwt::JwtSecret;
 use qoin_engine_api::{Attributes, Credit, EngineClient, Status};
-use qoin_execution::chain::Chain;
-use qoin_execution::engine::EngineHandler;
-use qoin_execution::node::{LocalMining, Node};
 use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, SignedTx, TxKind, TxRequest};
 use qoin_store::StoreOptions;
 use rayon::prelude::*;
@@ -167,9 +167,9 @@ pub(crate) fn devnet_blocktime() {
                 "-p",
                 "qoin-testnet",
                 "-p",
-                "qoin-execution",
+                "qoin-el",
                 "-p",
-                "qoin-consensus",
+                "qoin-cl",
                 "--bins",
             ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))

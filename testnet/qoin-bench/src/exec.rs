@@ -2,7 +2,7 @@
 
 use crate::{emit, rate, round};
 use qoin_crypto::{Domain, Keypair};
-use qoin_execution::precompiles;
+use qoin_evm::precompiles;
 use serde_json::json;
 
 /// Time per call of each signature precompile (32-byte message) and the gas it charges, so
@@ -46,8 +46,8 @@ pub(crate) fn precompile_costs(secs: f64) {
 }
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
-use qoin_execution::block::{Body, Credit, ElHeader};
-use qoin_execution::chain::Chain;
+use qoin_el_chain::Chain;
+use qoin_el_storage::block::{Body, Credit, ElHeader};
 use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, SignedTx, TxKind, TxRequest};
 use qoin_store::StoreOptions;
 use rayon::prelude::*;
@@ -221,7 +221,7 @@ fn fail(e: &dyn std::fmt::Display) -> ! {
 
 fn token_code() -> Vec<u8> {
     let artifact: serde_json::Value =
-        serde_json::from_str(include_str!("../../../execution-client/tests/contracts/Token.json"))
+        serde_json::from_str(include_str!("../../../execution-client/qoin-el/tests/contracts/Token.json"))
             .unwrap_or_else(|e| fail(&e));
     let hex = artifact["deployedBytecode"].as_str().unwrap_or_default().trim_start_matches("0x");
     hex::decode(hex).unwrap_or_else(|e| fail(&e))

@@ -55,17 +55,7 @@ fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
             "building qoin-el and qoin-cl with cargo (the first build takes several minutes; its progress follows)"
         );
         let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "qoin-execution",
-            "--bin",
-            "qoin-el",
-            "-p",
-            "qoin-consensus",
-            "--bin",
-            "qoin-cl",
-        ]);
+        build.args(["build", "-p", "qoin-el", "-p", "qoin-cl"]);
         if release {
             build.arg("--release");
         }

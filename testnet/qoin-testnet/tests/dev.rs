@@ -192,7 +192,8 @@ fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports
         rpc(addr, "eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw.encode()))])).unwrap();
     // A Solidity contract deployed by a dev account.
     let artifact: Value =
-        serde_json::from_str(include_str!("../../../execution-client/tests/contracts/Counter.json")).unwrap();
+        serde_json::from_str(include_str!("../../../execution-client/qoin-el/tests/contracts/Counter.json"))
+            .unwrap();
     let from1 = format!("{:#x}", keys[1].address());
     // `constructor(uint256 start)` with start = 7.
     let init = format!("{}{:064x}", artifact["bytecode"].as_str().unwrap(), 7);

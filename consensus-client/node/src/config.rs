@@ -1,0 +1,38 @@
+//! What `qoin-cl` runs with.
+
+use alloy_primitives::Address;
+use qoin_crypto::Keypair;
+use qoin_primitives::Genesis;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The miner's part of the configuration.
+pub struct MinerConfig {
+    /// Signs the tickets.
+    pub keypair: Keypair,
+    /// Receives rewards and fees.
+    pub coinbase: Address,
+    /// Search threads.
+    pub threads: usize,
+}
+
+/// Everything `qoin-cl` runs with.
+pub struct Config {
+    /// Where the chain store lives.
+    pub datadir: PathBuf,
+    /// The chain.
+    pub genesis: Genesis,
+    /// The execution client's engine API URL.
+    pub engine_url: String,
+    /// The shared JWT secret.
+    pub jwt: qoin_engine_api::jwt::JwtSecret,
+    /// Mining, if enabled.
+    pub miner: Option<MinerConfig>,
+    /// Accounts sampled per block besides the senders.
+    pub sample_k: usize,
+}

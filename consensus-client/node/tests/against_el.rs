@@ -1,0 +1,170 @@
+//! The consensus client's checks against the real execution client's state: account-state
+//! sampling passes an honest execution client and catches one that lies about an account,
+//! and a payload is valid only as the header commits to it.
+
+use alloy_primitives::{Address, B256, U256};
+use qoin_cl_sampling::{self as sampling, SamplingError};
+use qoin_consensus::params::ChainParams;
+use qoin_consensus::validate::{validate_payload, BlockMeta, InvalidBlock};
+use qoin_crypto::{Domain, Keypair};
+use qoin_el_chain::test_utils::funded_genesis;
+use qoin_engine_api::{Attributes, EngineBackend, Payload};
+use qoin_primitives::{Header, TxKind, TxRequest};
+use std::sync::Arc;
+
+/// The test chain's genesis time.
+const T0: u64 = 1_767_225_600;
+
+struct El {
+    _dir: tempfile::TempDir,
+    engine: qoin_el_engine::EngineHandler,
+    node: Arc<qoin_el_node::Node>,
+}
+
+fn el(keys: &[Keypair]) -> El {
+    use qoin_el_chain::Chain;
+    use qoin_el_node::{LocalMining, Node};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = qoin_store::StoreOptions { max_size: 1 << 30, ..Default::default() };
+    let chain = Chain::open(dir.path(), funded_genesis(keys, 30_000_000), opts).unwrap();
+    let node = Arc::new(Node::new(chain, Vec::new(), LocalMining::Off, Address::ZERO));
+    El { _dir: dir, engine: qoin_el_engine::EngineHandler::new(node.clone()), node }
+}
+
+fn transfer(k: &Keypair, nonce: u64, to: Address, value: u64) -> qoin_primitives::SignedTx {
+    TxRequest {
+        chain_id: 9,
+        nonce,
+        max_priority_fee_per_gas: 3,
+        max_fee_per_gas: 1000,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        ..Default::default()
+    }
+    .sign(k)
+}
+
+/// Builds a payload of `txs` on the genesis of `e` crediting `miner`.
+fn build(e: &El, txs: &[qoin_primitives::SignedTx], miner: Address) -> (Payload, B256) {
+    for t in txs {
+        e.node.submit(t.clone()).unwrap();
+    }
+    let head = e.node.chain().head().unwrap();
+    let attrs = Attributes {
+        timestamp_ms: (T0 + 1) * 1000,
+        fee_recipient: miner,
+        credits: vec![qoin_engine_api::Credit { address: miner, amount: U256::from(427_789u64) }],
+        prev_randao: qoin_consensus::params::prev_randao(&head.hash()),
+    };
+    let (_, id) = e.engine.forkchoice_updated(head.hash(), None, Some(attrs)).unwrap();
+    (e.engine.get_payload(id.unwrap()).unwrap().0, head.state_root)
+}
+
+fn sample(e: &El, payload: &Payload, parent_root: B256, k: usize) -> Result<usize, SamplingError> {
+    let plan = sampling::plan(payload, &sampling::fresh_seed(&payload.block_hash), k)?;
+    let before = e.engine.account_proofs(parent_root, &plan.fetch).unwrap();
+    let after = e.engine.account_proofs(payload.state_root, &plan.fetch).unwrap();
+    sampling::check(&plan, payload, parent_root, &before, &after)
+}
+
+#[test]
+fn sampling_passes_an_honest_execution_client_and_catches_one_that_lies_about_an_account() {
+    let keys: Vec<Keypair> = (1..=3u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+    let miner = Address::repeat_byte(0xbe);
+    let txs = vec![
+        transfer(&keys[0], 0, keys[1].address(), 5_000),
+        transfer(&keys[1], 0, Address::repeat_byte(0x77), 1_000),
+        transfer(&keys[0], 1, Address::repeat_byte(0x78), 7),
+    ];
+
+    // Honest: the payload executes as built; every check passes and balances are recomputed.
+    let honest = el(&keys);
+    let (payload, parent_root) = build(&honest, &txs, miner);
+    assert_eq!(honest.engine.new_payload(payload.clone()).unwrap().status, qoin_engine_api::Status::Valid);
+    let recomputed = sample(&honest, &payload, parent_root, 8).unwrap();
+    assert_eq!(recomputed, 5, "2 senders (one also a recipient) + 3 others (2 recipients, the miner)");
+
+    // A lying execution client: it says VALID to a payload whose state gives one account
+    // (sender 1) 1,000,000 Shor more than the transactions allow, and answers with proofs
+    // from that consistent but wrong state.
+    let liar = el(&keys);
+    for t in &txs {
+        liar.node.submit(t.clone()).unwrap();
+    }
+    let chain = liar.node.chain();
+    let head = chain.head().unwrap();
+    let env = chain.child_env(&head, T0 + 1, miner, head.hash());
+    let mut credits = vec![qoin_el_storage::block::Credit { address: miner, amount: U256::from(427_789u64) }];
+    credits.push(qoin_el_storage::block::Credit {
+        address: keys[1].address(),
+        amount: U256::from(1_000_000u64),
+    });
+    let pending = liar.node.pool().pending(&qoin_el_node::LatestState(&chain.store().read().unwrap()), 7);
+    let executed = chain.build(&env, pending, credits).unwrap();
+    chain.commit_built(&executed).unwrap();
+    let mut lie = payload.clone();
+    lie.state_root = executed.header.state_root;
+    // The CL's own checks of the payload against the header still pass: credits are the
+    // rule's, transactions the same.
+    assert_eq!(lie.credits, payload.credits);
+    let caught = sample(&liar, &lie, parent_root, 8).unwrap_err();
+    match caught {
+        SamplingError::Balance { address, after, expected } => {
+            assert_eq!(address, keys[1].address());
+            assert_eq!(after - expected, U256::from(1_000_000u64));
+        }
+        other => panic!("expected a balance mismatch, got {other}"),
+    }
+
+    // A liar that edits an answer without a matching trie fails the proof check instead.
+    let plan = sampling::plan(&payload, &B256::ZERO, 8).unwrap();
+    let before = honest.engine.account_proofs(parent_root, &plan.fetch).unwrap();
+    let mut after = honest.engine.account_proofs(payload.state_root, &plan.fetch).unwrap();
+    after[0].balance += U256::from(1u8);
+    assert!(matches!(
+        sampling::check(&plan, &payload, parent_root, &before, &after),
+        Err(SamplingError::BadProof { .. })
+    ));
+    after[0].balance -= U256::from(1u8);
+    after[0].nonce += 1;
+    assert!(sampling::check(&plan, &payload, parent_root, &before, &after).is_err());
+}
+
+#[test]
+fn the_payload_must_be_the_one_the_header_commits_to() {
+    let keys = [Keypair::from_seed(&[1; 32])];
+    let e = el(&keys);
+    let miner = Keypair::from_seed(&[5; 32]);
+    let (payload, _) = build(&e, &[transfer(&keys[0], 0, Address::repeat_byte(1), 1)], miner.address());
+    let genesis_el = e.node.chain().header(0).unwrap().unwrap();
+    let p = ChainParams::new(&funded_genesis(&keys, 30_000_000), genesis_el.hash(), genesis_el.state_root)
+        .unwrap();
+    let g = BlockMeta::genesis(&p);
+    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
+    let header = Header {
+        parent_hash: g.hash,
+        siblings: vec![],
+        height: 1,
+        timestamp_ms: (T0 + 1) * 1000,
+        difficulty: 0,
+        payload_hash: payload.block_hash,
+        state_root: payload.state_root,
+        transactions_root: qoin_primitives::transactions_root(&txs).unwrap(),
+        coinbase: miner.address(),
+        miner_keys: miner.public().clone(),
+        extra_nonce: 0,
+        ticket: miner.sign(Domain::MiningTicket, b""),
+        solution: [0; 16],
+    };
+    // The test payload used a flat credit; the rule's credit for height 1 is the same.
+    validate_payload(&header, &payload, &g, &[], &p).unwrap();
+    let mut more = payload.clone();
+    more.credits[0].amount += U256::from(1u8);
+    assert!(
+        matches!(validate_payload(&header, &more, &g, &[], &p), Err(InvalidBlock::Payload(m)) if m.contains("credits"))
+    );
+    let mut dropped = payload;
+    dropped.transactions.clear();
+    assert!(validate_payload(&header, &dropped, &g, &[], &p).is_err());
+}

@@ -1,0 +1,540 @@
+//! # qoin-el-engine
+//!
+//! Owns the engine API backend of `qoin-el` (spec §15): what the consensus client calls.
+//!
+//! The execution client keeps one canonical chain in MDBX. A payload whose parent is the
+//! head is executed and written at once (it becomes the tentative head; a
+//! `ForkchoiceUpdated` to another block unwinds it). A payload whose parent is known but not
+//! the head is stored in memory, not executed: `ACCEPTED`. `ForkchoiceUpdated` to such a
+//! block unwinds the canonical chain to the fork point through the change sets and executes
+//! the side branch; a block that fails is remembered as invalid and the answer is `INVALID`
+//! with the latest valid hash. Blocks unwound by a reorg are kept as side blocks (so the
+//! chain can switch back) and their transactions return to the pool.
+//!
+//! Payloads are built on `ForkchoiceUpdated` with attributes, keyed by the attributes' id,
+//! and rebuilt on `GetPayload` when the pool has changed since (a better payload).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use qoin_el_chain::Chain;
+use qoin_el_node::{LatestState, LocalMining, Node};
+use qoin_el_storage::block::{ordered_root, Body, Credit, ElHeader};
+use qoin_el_storage::reader::TrieReader;
+use qoin_el_storage::tables::{Bodies, HeaderNumbers, Headers};
+use qoin_engine_api::{
+    AccountProof, Attributes, EngineBackend, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
+};
+use qoin_evm::{BlockEnvInput, ExecError, Executed};
+use qoin_metrics::Histogram;
+use qoin_primitives::SignedTx;
+use qoin_tracing::targets;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Payload ids kept for `GetPayload` (oldest dropped first).
+const MAX_BUILDING: usize = 64;
+/// Side blocks kept in memory.
+const MAX_SIDE: usize = 4096;
+/// Deepest reorg followed.
+const MAX_REORG_DEPTH: usize = 1024;
+
+struct Building {
+    head: B256,
+    env: BlockEnvInput,
+    credits: Vec<Credit>,
+    executed: Executed,
+    pool_generation: u64,
+}
+
+#[derive(Default)]
+struct State {
+    building: HashMap<PayloadId, Building>,
+    order: VecDeque<PayloadId>,
+    /// Known blocks not on the canonical chain, by hash.
+    side: HashMap<B256, (ElHeader, Body)>,
+    side_order: VecDeque<B256>,
+    /// Blocks found invalid: hash → (latest valid ancestor, reason).
+    invalid: HashMap<B256, (Option<B256>, String)>,
+}
+
+/// The engine API backend over a [`Node`].
+pub struct EngineHandler {
+    node: Arc<Node>,
+    state: Mutex<State>,
+    latency: Option<Latency>,
+}
+
+struct Latency {
+    new_payload: Histogram,
+    forkchoice: Histogram,
+    get_payload: Histogram,
+    proofs: Histogram,
+    invalid: qoin_metrics::Counter,
+}
+
+fn timed<T>(h: Option<&Histogram>, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    if let Some(h) = h {
+        qoin_metrics::observe(h, start.elapsed());
+    }
+    out
+}
+
+impl std::fmt::Debug for EngineHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EngineHandler({:?})", self.node)
+    }
+}
+
+/// The execution header and body a payload describes (roots computed from its lists).
+pub fn payload_to_block(p: &Payload) -> (ElHeader, Body) {
+    let credits: Vec<Credit> =
+        p.credits.iter().map(|c| Credit { address: c.address, amount: c.amount }).collect();
+    let tx_enc: Vec<Vec<u8>> = p.transactions.iter().map(|t| t.to_vec()).collect();
+    let credit_enc: Vec<Vec<u8>> = credits.iter().map(alloy_rlp::encode).collect();
+    let header = ElHeader {
+        parent_hash: p.parent_hash,
+        number: p.number,
+        timestamp: p.timestamp,
+        beneficiary: p.fee_recipient,
+        state_root: p.state_root,
+        transactions_root: ordered_root(&tx_enc),
+        receipts_root: p.receipts_root,
+        credits_root: ordered_root(&credit_enc),
+        logs_bloom: p.logs_bloom,
+        gas_limit: p.gas_limit,
+        gas_used: p.gas_used,
+        base_fee_per_gas: p.base_fee_per_gas,
+        prev_randao: p.prev_randao,
+    };
+    (header, Body { transactions: p.transactions.clone(), credits })
+}
+
+/// The payload of a header and body.
+pub fn block_to_payload(h: &ElHeader, body: &Body) -> Payload {
+    Payload {
+        parent_hash: h.parent_hash,
+        number: h.number,
+        timestamp: h.timestamp,
+        fee_recipient: h.beneficiary,
+        state_root: h.state_root,
+        receipts_root: h.receipts_root,
+        logs_bloom: h.logs_bloom,
+        gas_limit: h.gas_limit,
+        gas_used: h.gas_used,
+        base_fee_per_gas: h.base_fee_per_gas,
+        prev_randao: h.prev_randao,
+        block_hash: h.hash(),
+        transactions: body.transactions.clone(),
+        credits: body
+            .credits
+            .iter()
+            .map(|c| qoin_engine_api::Credit { address: c.address, amount: c.amount })
+            .collect(),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(e.to_string())
+}
+
+/// Whether an execution error means the block is wrong (rather than the database failing).
+fn is_invalid(e: &ExecError) -> bool {
+    matches!(e, ExecError::InvalidBlock(_) | ExecError::InvalidTransaction { .. })
+}
+
+/// Priority fees the fee recipient earns from a built payload.
+fn block_value(executed: &Executed) -> U256 {
+    let base = u128::from(executed.header.base_fee_per_gas);
+    let mut prev = 0;
+    let mut value = U256::ZERO;
+    for (t, r) in executed.transactions.iter().zip(&executed.receipts) {
+        let used = r.cumulative_gas_used - prev;
+        prev = r.cumulative_gas_used;
+        let req = t.request();
+        let tip = req.max_priority_fee_per_gas.min(req.max_fee_per_gas.saturating_sub(base));
+        value += U256::from(tip) * U256::from(used);
+    }
+    value
+}
+
+impl EngineHandler {
+    /// A backend for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node, state: Mutex::new(State::default()), latency: None }
+    }
+
+    /// Records the time of each engine call (`qoin_el_engine_call_seconds{method}`) and
+    /// invalid payloads in `registry`.
+    pub fn with_metrics(mut self, registry: &qoin_metrics::Registry) -> Self {
+        let name = "qoin_el_engine_call_seconds";
+        let help = "Time the execution client spends answering engine API calls.";
+        self.latency = Some(Latency {
+            new_payload: registry.histogram(name, help, &[("method", "NewPayload")]),
+            forkchoice: registry.histogram(name, help, &[("method", "ForkchoiceUpdated")]),
+            get_payload: registry.histogram(name, help, &[("method", "GetPayload")]),
+            proofs: registry.histogram(name, help, &[("method", "GetAccountProofs")]),
+            invalid: registry.counter("qoin_el_invalid_payloads_total", "Payloads found invalid."),
+        });
+        self
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn chain(&self) -> &Chain {
+        self.node.chain()
+    }
+
+    fn canonical_number(&self, hash: &B256) -> Result<Option<u64>, EngineError> {
+        let tx = self.chain().store().read().map_err(internal)?;
+        tx.get::<HeaderNumbers>(hash).map_err(internal)
+    }
+
+    fn canonical_block(&self, number: u64) -> Result<Option<(ElHeader, Body)>, EngineError> {
+        let tx = self.chain().store().read().map_err(internal)?;
+        let Some(h) = tx.get::<Headers>(&number).map_err(internal)? else { return Ok(None) };
+        let Some(b) = tx.get::<Bodies>(&number).map_err(internal)? else { return Ok(None) };
+        let header: ElHeader = alloy_rlp::Decodable::decode(&mut &h[..]).map_err(internal)?;
+        let body: Body = alloy_rlp::Decodable::decode(&mut &b[..]).map_err(internal)?;
+        Ok(Some((header, body)))
+    }
+
+    fn remember_side(state: &mut State, header: ElHeader, body: Body) {
+        let hash = header.hash();
+        if state.side.insert(hash, (header, body)).is_none() {
+            state.side_order.push_back(hash);
+            while state.side_order.len() > MAX_SIDE {
+                if let Some(old) = state.side_order.pop_front() {
+                    state.side.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn refuse_if_mining_locally(&self) -> Result<(), EngineError> {
+        match self.node.mining() {
+            LocalMining::Off => Ok(()),
+            m => Err(EngineError::Internal(format!(
+                "qoin-el is producing blocks itself ({m:?}); start it with --mine off to be driven by a consensus client"
+            ))),
+        }
+    }
+
+    /// Executes `header`/`body` on the head and writes it (or commits a payload this node
+    /// built with the same hash). Prunes the pool after.
+    fn execute_on_head(&self, state: &mut State, header: &ElHeader, body: &Body) -> Result<(), ExecError> {
+        let hash = header.hash();
+        let built = state.building.values().find(|b| b.executed.header.hash() == hash);
+        match built {
+            Some(b) => {
+                self.chain().commit_built(&b.executed)?;
+            }
+            None => {
+                let pool = self.node.pool();
+                let verified = |t: &SignedTx| pool.verified(t);
+                self.chain().import_with(header, body, &verified)?;
+            }
+        }
+        let read = self.chain().store().read()?;
+        self.node.pool().prune(&LatestState(&read), Instant::now());
+        Ok(())
+    }
+
+    /// Unwinds the canonical chain to `number`, keeping the unwound blocks as side blocks and
+    /// returning their transactions to the pool.
+    fn unwind(&self, state: &mut State, number: u64) -> Result<(), EngineError> {
+        let head = self.chain().head().map_err(internal)?;
+        let mut unwound = Vec::new();
+        for n in (number + 1..=head.number).rev() {
+            if let Some((h, b)) = self.canonical_block(n)? {
+                unwound.push((h, b));
+            }
+        }
+        self.chain().unwind_to(number).map_err(internal)?;
+        let mut returned = 0;
+        for (h, b) in unwound.into_iter().rev() {
+            for raw in &b.transactions {
+                if let Ok(t) = SignedTx::decode(raw) {
+                    returned += usize::from(self.node.readd(t));
+                }
+            }
+            Self::remember_side(state, h, b);
+        }
+        tracing::info!(target: targets::CHAIN, "reorg: unwound to block #{number}, {returned} transactions back in the pool");
+        Ok(())
+    }
+
+    /// Makes `head` (a side block) canonical: unwinds to the fork point and executes the
+    /// branch. Returns the status.
+    fn reorg_to(&self, state: &mut State, head: B256) -> Result<PayloadStatus, EngineError> {
+        let mut branch = Vec::new();
+        let mut cursor = head;
+        let fork_number = loop {
+            if let Some(n) = self.canonical_number(&cursor)? {
+                break n;
+            }
+            let Some((h, b)) = state.side.get(&cursor).cloned() else {
+                return Ok(PayloadStatus::syncing());
+            };
+            if let Some((lvh, why)) = state.invalid.get(&cursor).cloned() {
+                return Ok(PayloadStatus::invalid(lvh, why));
+            }
+            cursor = h.parent_hash;
+            branch.push((h, b));
+            if branch.len() > MAX_REORG_DEPTH {
+                return Err(EngineError::Internal(format!("reorg deeper than {MAX_REORG_DEPTH} blocks")));
+            }
+        };
+        self.unwind(state, fork_number)?;
+        let mut latest_valid = cursor;
+        for (h, b) in branch.into_iter().rev() {
+            let hash = h.hash();
+            match self.execute_on_head(state, &h, &b) {
+                Ok(()) => {
+                    state.side.remove(&hash);
+                    latest_valid = hash;
+                }
+                Err(e) if is_invalid(&e) => {
+                    let why = e.to_string();
+                    tracing::warn!(target: targets::ENGINE, "block #{} {hash} is invalid: {why}", h.number);
+                    state.invalid.insert(hash, (Some(latest_valid), why.clone()));
+                    return Ok(PayloadStatus::invalid(Some(latest_valid), why));
+                }
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        Ok(PayloadStatus::valid())
+    }
+
+    fn build(&self, head: &ElHeader, attrs: &Attributes) -> Result<Building, EngineError> {
+        let timestamp = attrs.timestamp_ms / 1000;
+        if timestamp < head.timestamp {
+            return Err(EngineError::InvalidAttributes(format!(
+                "timestamp {} ms is before the head's {} s",
+                attrs.timestamp_ms, head.timestamp
+            )));
+        }
+        let env = self.chain().child_env(head, timestamp, attrs.fee_recipient, attrs.prev_randao);
+        let credits: Vec<Credit> =
+            attrs.credits.iter().map(|c| Credit { address: c.address, amount: c.amount }).collect();
+        self.build_with(head.hash(), env, credits)
+    }
+
+    fn build_with(
+        &self,
+        head: B256,
+        env: BlockEnvInput,
+        credits: Vec<Credit>,
+    ) -> Result<Building, EngineError> {
+        let pool_generation = self.node.pool_generation();
+        let candidates = {
+            let read = self.chain().store().read().map_err(internal)?;
+            self.node.pool().pending(&LatestState(&read), env.base_fee)
+        };
+        let executed = self.chain().build(&env, candidates, credits.clone()).map_err(internal)?;
+        Ok(Building { head, env, credits, executed, pool_generation })
+    }
+}
+
+impl EngineBackend for EngineHandler {
+    fn client_name(&self) -> String {
+        format!("qoin-el/{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn chain_info(&self) -> Result<(u64, B256, B256), EngineError> {
+        let genesis =
+            self.chain().header(0).map_err(internal)?.ok_or_else(|| internal("no genesis block"))?;
+        Ok((self.chain().genesis().chain_id, genesis.hash(), genesis.state_root))
+    }
+
+    fn new_payload(&self, payload: Payload) -> Result<PayloadStatus, EngineError> {
+        let l = self.latency.as_ref();
+        let status = timed(l.map(|l| &l.new_payload), || self.new_payload_inner(&payload))?;
+        if let (Some(l), qoin_engine_api::Status::Invalid) = (l, status.status) {
+            l.invalid.inc();
+        }
+        Ok(status)
+    }
+
+    fn forkchoice_updated(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<Attributes>,
+    ) -> Result<(PayloadStatus, Option<PayloadId>), EngineError> {
+        let l = self.latency.as_ref().map(|l| &l.forkchoice);
+        timed(l, || self.forkchoice_inner(head, finalized, attributes))
+    }
+
+    fn get_payload(&self, id: PayloadId) -> Result<(Payload, U256), EngineError> {
+        timed(self.latency.as_ref().map(|l| &l.get_payload), || self.get_payload_inner(id))
+    }
+
+    fn account_proofs(
+        &self,
+        state_root: B256,
+        addresses: &[Address],
+    ) -> Result<Vec<AccountProof>, EngineError> {
+        timed(self.latency.as_ref().map(|l| &l.proofs), || self.account_proofs_inner(state_root, addresses))
+    }
+
+    fn subscribe_transactions(&self) -> tokio::sync::broadcast::Receiver<PooledTx> {
+        self.node.subscribe_transactions()
+    }
+}
+
+impl EngineHandler {
+    fn new_payload_inner(&self, payload: &Payload) -> Result<PayloadStatus, EngineError> {
+        self.refuse_if_mining_locally()?;
+        let (header, body) = payload_to_block(payload);
+        let hash = header.hash();
+        let mut state = self.state();
+        let parent_known = self.canonical_number(&payload.parent_hash)?.is_some()
+            || state.side.contains_key(&payload.parent_hash);
+        if hash != payload.block_hash {
+            let lvh = parent_known.then_some(payload.parent_hash);
+            return Ok(PayloadStatus::invalid(
+                lvh,
+                format!(
+                    "block hash mismatch: payload says {}, its fields hash to {hash}",
+                    payload.block_hash
+                ),
+            ));
+        }
+        if self.canonical_number(&hash)?.is_some() {
+            return Ok(PayloadStatus::valid());
+        }
+        if let Some((lvh, why)) = state.invalid.get(&hash).or_else(|| state.invalid.get(&payload.parent_hash))
+        {
+            return Ok(PayloadStatus::invalid(*lvh, why.clone()));
+        }
+        let head = self.chain().head().map_err(internal)?;
+        if payload.parent_hash == head.hash() {
+            let _producing = self.node.producing();
+            return match self.execute_on_head(&mut state, &header, &body) {
+                Ok(()) => {
+                    let read = self.chain().store().read().map_err(internal)?;
+                    let txs = qoin_el_storage::reader::block_transactions(&read, header.number)
+                        .map_err(internal)?;
+                    qoin_el_node::log_block(&header, &txs, "from the consensus client");
+                    Ok(PayloadStatus::valid())
+                }
+                Err(e) if is_invalid(&e) => {
+                    let why = e.to_string();
+                    tracing::warn!(target: targets::ENGINE, "payload #{} {hash} is invalid: {why}", header.number);
+                    state.invalid.insert(hash, (Some(head.hash()), why.clone()));
+                    Ok(PayloadStatus::invalid(Some(head.hash()), why))
+                }
+                Err(e) => Err(internal(e)),
+            };
+        }
+        Self::remember_side(&mut state, header, body);
+        Ok(if parent_known { PayloadStatus::accepted() } else { PayloadStatus::syncing() })
+    }
+
+    fn forkchoice_inner(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<Attributes>,
+    ) -> Result<(PayloadStatus, Option<PayloadId>), EngineError> {
+        self.refuse_if_mining_locally()?;
+        let mut state = self.state();
+        if let Some((lvh, why)) = state.invalid.get(&head) {
+            return Ok((PayloadStatus::invalid(*lvh, why.clone()), None));
+        }
+        let current = self.chain().head().map_err(internal)?;
+        if head != current.hash() {
+            let _producing = self.node.producing();
+            let status = match self.canonical_number(&head)? {
+                Some(n) => {
+                    self.unwind(&mut state, n)?;
+                    PayloadStatus::valid()
+                }
+                None => self.reorg_to(&mut state, head)?,
+            };
+            if status.status != qoin_engine_api::Status::Valid {
+                return Ok((status, None));
+            }
+        }
+        let head_header = self.chain().head().map_err(internal)?;
+        if let Some(f) = finalized {
+            match self.canonical_number(&f)? {
+                Some(n) if n <= head_header.number => {}
+                _ => {
+                    return Err(EngineError::InvalidForkchoiceState(format!(
+                        "finalized block {f} is not an ancestor of head {head}"
+                    )))
+                }
+            }
+        }
+        let Some(attrs) = attributes else { return Ok((PayloadStatus::valid(), None)) };
+        let id = attrs.payload_id(&head);
+        if let std::collections::hash_map::Entry::Vacant(slot) = state.building.entry(id) {
+            slot.insert(self.build(&head_header, &attrs)?);
+            state.order.push_back(id);
+            while state.order.len() > MAX_BUILDING {
+                if let Some(old) = state.order.pop_front() {
+                    state.building.remove(&old);
+                }
+            }
+        }
+        Ok((PayloadStatus::valid(), Some(id)))
+    }
+
+    fn get_payload_inner(&self, id: PayloadId) -> Result<(Payload, U256), EngineError> {
+        let mut state = self.state();
+        let Some(b) = state.building.get(&id) else { return Err(EngineError::UnknownPayload) };
+        let head = self.chain().head().map_err(internal)?.hash();
+        // A better payload: the pool changed since this one was built, on the same head.
+        if b.head == head && b.pool_generation != self.node.pool_generation() {
+            let rebuilt = self.build_with(b.head, b.env.clone(), b.credits.clone())?;
+            state.building.insert(id, rebuilt);
+        }
+        let b = state.building.get(&id).ok_or(EngineError::UnknownPayload)?;
+        let e = &b.executed;
+        let body = Body {
+            transactions: e.transactions.iter().map(|t| Bytes::from(t.encode())).collect(),
+            credits: e.credits.clone(),
+        };
+        Ok((block_to_payload(&e.header, &body), block_value(e)))
+    }
+
+    fn account_proofs_inner(
+        &self,
+        state_root: B256,
+        addresses: &[Address],
+    ) -> Result<Vec<AccountProof>, EngineError> {
+        let tx = self.chain().store().read().map_err(internal)?;
+        let nodes = TrieReader::new(&tx);
+        let mut out = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let (proof, value) = qoin_trie::proof(&nodes, state_root, &keccak256(address))
+                .map_err(|e| EngineError::InvalidParams(format!("state root {state_root}: {e}")))?;
+            let account = match value {
+                Some(rlp) => Some(qoin_el_storage::reader::decode_trie_account(&rlp).map_err(internal)?),
+                None => None,
+            };
+            let (nonce, balance, storage_root, code_hash) =
+                account.unwrap_or((0, U256::ZERO, qoin_trie::EMPTY_ROOT, revm::primitives::KECCAK_EMPTY));
+            out.push(AccountProof {
+                address: *address,
+                exists: account.is_some(),
+                nonce,
+                balance,
+                storage_root,
+                code_hash,
+                proof: proof.into_iter().map(Bytes::from).collect(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

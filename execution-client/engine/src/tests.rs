@@ -1,0 +1,232 @@
+//! The engine backend over a real chain: building, importing, statuses, reorgs, proofs.
+
+use super::*;
+use qoin_crypto::Keypair;
+use qoin_engine_api::Status;
+use qoin_primitives::{TxKind, TxRequest};
+use qoin_store::StoreOptions;
+
+const T0: u64 = 1_767_225_600;
+
+fn node(keys: &[Keypair]) -> (tempfile::TempDir, EngineHandler) {
+    let genesis = qoin_el_chain::test_utils::funded_genesis(keys, 30_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let chain =
+        Chain::open(dir.path(), genesis, StoreOptions { max_size: 1 << 30, ..Default::default() }).unwrap();
+    let node = Arc::new(Node::new(chain, Vec::new(), LocalMining::Off, Address::ZERO));
+    (dir, EngineHandler::new(node))
+}
+
+fn transfer(k: &Keypair, nonce: u64, value: u64) -> SignedTx {
+    TxRequest {
+        chain_id: 9,
+        nonce,
+        max_priority_fee_per_gas: 2,
+        max_fee_per_gas: 100,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::repeat_byte(0x77)),
+        value: U256::from(value),
+        ..Default::default()
+    }
+    .sign(k)
+}
+
+fn attrs(ts_ms: u64, miner: Address, reward: u64) -> Attributes {
+    Attributes {
+        timestamp_ms: ts_ms,
+        fee_recipient: miner,
+        credits: vec![qoin_engine_api::Credit { address: miner, amount: U256::from(reward) }],
+        prev_randao: B256::repeat_byte(0x42),
+    }
+}
+
+fn head(e: &EngineHandler) -> ElHeader {
+    e.chain().head().unwrap()
+}
+
+fn balance(e: &EngineHandler, a: &Address) -> U256 {
+    let tx = e.chain().store().read().unwrap();
+    qoin_el_storage::reader::account(&tx, a).unwrap().map_or(U256::ZERO, |r| r.balance)
+}
+
+/// Builds a payload on the head with `attrs` and returns it (without importing it).
+fn build(e: &EngineHandler, a: &Attributes) -> Payload {
+    let h = head(e).hash();
+    let (st, id) = e.forkchoice_updated(h, None, Some(a.clone())).unwrap();
+    assert_eq!(st.status, Status::Valid);
+    e.get_payload(id.unwrap()).unwrap().0
+}
+
+#[test]
+fn build_import_and_credit_exactly_what_the_attributes_say() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    let miner = Address::repeat_byte(0xbe);
+    e.node.submit(transfer(&k, 0, 1000)).unwrap();
+    let a = attrs((T0 + 1) * 1000 + 250, miner, 427_789);
+    let genesis = head(&e).hash();
+    let (_, id1) = e.forkchoice_updated(genesis, None, Some(a.clone())).unwrap();
+    let (_, id2) = e.forkchoice_updated(genesis, None, Some(a)).unwrap();
+    assert_eq!(id1, id2, "same attributes, same payload id");
+    let (payload, value) = e.get_payload(id1.unwrap()).unwrap();
+    assert_eq!(payload.transactions.len(), 1);
+    assert_eq!(payload.timestamp, T0 + 1, "seconds of the millisecond timestamp");
+    assert_eq!(value, U256::from(2 * 21_000u64), "tip × gas");
+    assert_eq!(head(&e).hash(), genesis, "building writes nothing");
+
+    assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid());
+    assert_eq!(head(&e).hash(), payload.block_hash);
+    assert_eq!(balance(&e, &miner), U256::from(427_789u64 + 42_000), "credit plus priority fees");
+    assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid(), "known block: VALID again");
+    assert!(e.node.pool().is_empty(), "the included transaction left the pool");
+    let (st, none) = e.forkchoice_updated(payload.block_hash, Some(genesis), None).unwrap();
+    assert_eq!((st.status, none), (Status::Valid, None));
+}
+
+#[test]
+fn a_second_get_payload_returns_a_better_payload() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    let a = attrs((T0 + 1) * 1000, Address::repeat_byte(1), 5);
+    let (_, id) = e.forkchoice_updated(head(&e).hash(), None, Some(a)).unwrap();
+    let (empty, v0) = e.get_payload(id.unwrap()).unwrap();
+    assert!(empty.transactions.is_empty());
+    e.node.submit(transfer(&k, 0, 1)).unwrap();
+    let (better, v1) = e.get_payload(id.unwrap()).unwrap();
+    assert_eq!(better.transactions.len(), 1);
+    assert!(v1 > v0);
+    assert_eq!(e.get_payload([9; 8]).unwrap_err(), EngineError::UnknownPayload);
+}
+
+#[test]
+fn wrong_payloads_are_invalid_and_change_nothing() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    e.node.submit(transfer(&k, 0, 1000)).unwrap();
+    let good = build(&e, &attrs((T0 + 1) * 1000, Address::repeat_byte(1), 100));
+    let genesis = head(&e);
+
+    let mut bad_hash = good.clone();
+    bad_hash.gas_used += 1;
+    let st = e.new_payload(bad_hash).unwrap();
+    assert_eq!(st.status, Status::Invalid);
+    assert!(st.validation_error.unwrap().contains("block hash mismatch"));
+
+    // A self-consistent payload whose credit is larger than execution... the EL re-executes
+    // and finds the state root wrong.
+    let mut lying = good.clone();
+    lying.credits[0].amount += U256::from(1u8);
+    let (h, b) = payload_to_block(&lying);
+    lying = block_to_payload(&h, &b);
+    let st = e.new_payload(lying.clone()).unwrap();
+    assert_eq!(st.status, Status::Invalid);
+    assert_eq!(st.latest_valid_hash, Some(genesis.hash()));
+    assert!(st.validation_error.unwrap().contains("state_root"));
+    assert_eq!(head(&e), genesis, "nothing written");
+    let (st, _) = e.forkchoice_updated(lying.block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Invalid, "remembered as invalid");
+
+    let mut orphan = good.clone();
+    orphan.parent_hash = B256::repeat_byte(0xdd);
+    let (h, b) = payload_to_block(&orphan);
+    assert_eq!(e.new_payload(block_to_payload(&h, &b)).unwrap().status, Status::Syncing);
+    let (st, _) = e.forkchoice_updated(B256::repeat_byte(0xee), None, None).unwrap();
+    assert_eq!(st.status, Status::Syncing, "unknown head");
+
+    assert_eq!(e.new_payload(good).unwrap().status, Status::Valid);
+    let stale = attrs(T0 * 1000 - 1000, Address::ZERO, 0);
+    assert!(matches!(
+        e.forkchoice_updated(head(&e).hash(), None, Some(stale)).unwrap_err(),
+        EngineError::InvalidAttributes(_)
+    ));
+    assert!(matches!(
+        e.forkchoice_updated(genesis.hash(), Some(head(&e).hash()), None).unwrap_err(),
+        EngineError::InvalidForkchoiceState(_)
+    ));
+}
+
+#[test]
+fn side_blocks_are_accepted_and_a_forkchoice_switches_branches() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    let genesis = head(&e).hash();
+    e.node.submit(transfer(&k, 0, 1000)).unwrap();
+    // Branch A: one block with the transfer. Branch B: two empty blocks by another miner.
+    let a1 = build(&e, &attrs((T0 + 1) * 1000, Address::repeat_byte(0xa), 10));
+    assert_eq!(e.new_payload(a1.clone()).unwrap().status, Status::Valid);
+    let (_, _) = e.forkchoice_updated(genesis, None, None).unwrap();
+    assert_eq!(head(&e).hash(), genesis, "forkchoice to an ancestor unwinds");
+    assert_eq!(e.node.pool().len(), 1, "the unwound transaction is back in the pool");
+    e.node.pool().prune(&LatestState(&e.chain().store().read().unwrap()), Instant::now());
+    // Build B1 without the transfer: take it out of consideration by building, then
+    // dropping its transactions (a miner may build an empty block).
+    let mut b1 = build(&e, &attrs((T0 + 2) * 1000, Address::repeat_byte(0xb), 10));
+    if !b1.transactions.is_empty() {
+        let env = e.chain().child_env(&head(&e), T0 + 2, Address::repeat_byte(0xb), B256::repeat_byte(0x42));
+        let credits = vec![Credit { address: Address::repeat_byte(0xb), amount: U256::from(10u8) }];
+        let ex = e.chain().build(&env, Vec::new(), credits).unwrap();
+        b1 = block_to_payload(&ex.header, &Body { transactions: Vec::new(), credits: ex.credits.clone() });
+    }
+    // Make A canonical again, then offer B1 (a side block now) and its child.
+    let (st, _) = e.forkchoice_updated(a1.block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Valid);
+    assert_eq!(head(&e).hash(), a1.block_hash);
+    assert_eq!(e.new_payload(b1.clone()).unwrap().status, Status::Accepted);
+    assert_eq!(head(&e).hash(), a1.block_hash, "an accepted side block does not move the head");
+    let (st, _) = e.forkchoice_updated(b1.block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Valid);
+    assert_eq!(head(&e).hash(), b1.block_hash);
+    assert_eq!(balance(&e, &Address::repeat_byte(0x77)), U256::ZERO, "branch A's transfer is undone");
+    assert_eq!(balance(&e, &Address::repeat_byte(0xb)), U256::from(10u8));
+    let (st, _) = e.forkchoice_updated(a1.block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Valid, "and back");
+    assert_eq!(balance(&e, &Address::repeat_byte(0x77)), U256::from(1000u64));
+}
+
+#[test]
+fn account_proofs_verify_against_the_state_root() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    let before = head(&e).state_root;
+    e.node.submit(transfer(&k, 0, 1000)).unwrap();
+    let p = build(&e, &attrs((T0 + 1) * 1000, Address::repeat_byte(1), 10));
+    e.new_payload(p.clone()).unwrap();
+    let who = [k.address(), Address::repeat_byte(0x77), Address::repeat_byte(0x55)];
+    for (root, nonce) in [(before, 0), (p.state_root, 1)] {
+        let proofs = e.account_proofs(root, &who).unwrap();
+        assert_eq!(proofs[0].nonce, nonce);
+        assert!(!proofs[2].exists);
+        for pr in &proofs {
+            let expected = pr.exists.then(|| {
+                alloy_rlp::encode(alloy_trie::TrieAccount {
+                    nonce: pr.nonce,
+                    balance: pr.balance,
+                    storage_root: pr.storage_root,
+                    code_hash: pr.code_hash,
+                })
+            });
+            alloy_trie::proof::verify_proof(
+                root,
+                alloy_trie::Nibbles::unpack(keccak256(pr.address)),
+                expected,
+                pr.proof.iter(),
+            )
+            .unwrap();
+        }
+    }
+    assert!(matches!(
+        e.account_proofs(B256::repeat_byte(3), &who).unwrap_err(),
+        EngineError::InvalidParams(_)
+    ));
+}
+
+#[test]
+fn credits_to_the_same_account_add_up() {
+    let (_d, e) = node(&[]);
+    let miner = Address::repeat_byte(0xbe);
+    let mut a = attrs((T0 + 1) * 1000, miner, 700);
+    a.credits.push(qoin_engine_api::Credit { address: miner, amount: U256::from(100u8) });
+    let p = build(&e, &a);
+    assert_eq!(e.new_payload(p).unwrap().status, Status::Valid);
+    assert_eq!(balance(&e, &miner), U256::from(800u64), "a block reward and a sibling reward to one miner");
+}

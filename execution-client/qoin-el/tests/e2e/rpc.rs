@@ -1,0 +1,366 @@
+//! `qoin-el node --dev` driven through its real JSON-RPC server over HTTP, as dapp tools
+//! drive it: a solc-compiled contract deployed, called, made to revert and its logs
+//! queried; raw PQ transactions; pool refusals; `eth_getProof` answers checked by
+//! alloy-trie's proof verifier; a SIGKILL and restart.
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_trie::{proof::verify_proof, Nibbles};
+use qoin_crypto::{Domain, Keypair};
+use qoin_primitives::dev::dev_seed;
+use qoin_primitives::{TxKind, TxRequest};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `qoin-el node --dev`, killed on drop.
+pub(crate) struct Node {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    pub(crate) fn start(datadir: &Path) -> Self {
+        Self::start_with(datadir, &[])
+    }
+
+    /// Starts `qoin-el node --dev` with extra arguments.
+    pub(crate) fn start_with(datadir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
+            .arg("--datadir")
+            .arg(datadir)
+            .args(["node", "--dev", "--http.port", "0", "--authrpc.port", "0"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(a) = line.split("JSON-RPC listening on http://").nth(1) {
+                        tx.send(a.trim().parse::<SocketAddr>().unwrap()).unwrap();
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr =
+            rx.recv_timeout(Duration::from_secs(60)).expect("qoin-el did not start its JSON-RPC server");
+        Self { child, addr }
+    }
+
+    /// POSTs a JSON body; returns the parsed answer.
+    fn post(&self, body: &Value) -> Value {
+        let body = body.to_string();
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, payload) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+    }
+
+    /// Calls `method`; `Ok(result)` or `Err(error object)`.
+    fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let mut request = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+        request["params"] = params;
+        let answer = self.post(&request);
+        match answer.get("error") {
+            Some(e) => Err(e.clone()),
+            None => Ok(answer["result"].clone()),
+        }
+    }
+
+    pub(crate) fn ok(&self, method: &str, params: Value) -> Value {
+        self.call(method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    fn receipt(&self, hash: &Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.ok("eth_getTransactionReceipt", json!([hash]));
+            if !r.is_null() {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no receipt for {hash}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn selector(sig: &str) -> Vec<u8> {
+    keccak256(sig.as_bytes())[..4].to_vec()
+}
+
+fn word(x: u64) -> [u8; 32] {
+    U256::from(x).to_be_bytes::<32>()
+}
+
+fn hexs(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap().trim_start_matches("0x")).unwrap()
+}
+
+fn quantity(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+fn add_call(amount: u64) -> String {
+    let mut c = selector("add(uint256)");
+    c.extend_from_slice(&word(amount));
+    hexs(&c)
+}
+
+fn verify_pq_call(precompile: Address, input: &[u8]) -> String {
+    let mut c = selector("verifyPq(address,bytes)");
+    c.extend_from_slice(B256::left_padding_from(precompile.as_slice()).as_slice());
+    c.extend_from_slice(&word(0x40));
+    c.extend_from_slice(&word(input.len() as u64));
+    c.extend_from_slice(input);
+    c.resize(c.len() + (32 - input.len() % 32) % 32, 0);
+    hexs(&c)
+}
+
+/// Checks an `eth_getProof` answer against `state_root` with alloy-trie's verifier.
+fn check_proof(proof: &Value, state_root: B256, slots: &[(B256, U256)]) -> Result<(), String> {
+    let address: Address = serde_json::from_value(proof["address"].clone()).unwrap();
+    let nodes: Vec<Bytes> = serde_json::from_value(proof["accountProof"].clone()).unwrap();
+    let nonce = quantity(&proof["nonce"]);
+    let balance: U256 = serde_json::from_value(proof["balance"].clone()).unwrap();
+    let storage_hash: B256 = serde_json::from_value(proof["storageHash"].clone()).unwrap();
+    let code_hash: B256 = serde_json::from_value(proof["codeHash"].clone()).unwrap();
+    let empty = nonce == 0 && balance.is_zero() && code_hash == keccak256([]);
+    let expected = (!empty).then(|| {
+        alloy_rlp::encode(alloy_trie::TrieAccount { nonce, balance, storage_root: storage_hash, code_hash })
+    });
+    verify_proof(state_root, Nibbles::unpack(keccak256(address)), expected, &nodes)
+        .map_err(|e| format!("account proof of {address} does not verify: {e}"))?;
+    for (i, (slot, value)) in slots.iter().enumerate() {
+        let sp = &proof["storageProof"][i];
+        assert_eq!(serde_json::from_value::<B256>(sp["key"].clone()).unwrap(), *slot);
+        assert_eq!(serde_json::from_value::<U256>(sp["value"].clone()).unwrap(), *value);
+        let nodes: Vec<Bytes> = serde_json::from_value(sp["proof"].clone()).unwrap();
+        let expected = (!value.is_zero()).then(|| alloy_rlp::encode(value));
+        verify_proof(storage_hash, Nibbles::unpack(keccak256(slot)), expected, &nodes)
+            .map_err(|e| format!("storage proof of slot {slot} does not verify: {e}"))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let dev0 = Keypair::from_seed(&dev_seed(0)).address();
+
+    // Identity, as tools probe it.
+    assert_eq!(node.ok("eth_chainId", json!([])), json!("0x539"));
+    assert_eq!(node.ok("net_version", json!([])), json!("1337"));
+    let accounts: Vec<Address> = serde_json::from_value(node.ok("eth_accounts", json!([]))).unwrap();
+    assert_eq!(accounts.len(), 10);
+    assert_eq!(accounts[0], dev0);
+    let missing = node.call("eth_newPendingTransactionFilter", json!([])).unwrap_err();
+    assert_eq!(missing["code"], -32601);
+
+    // Batches answer every request, in order, with its id.
+    let batch = node.post(&json!([
+        {"jsonrpc": "2.0", "id": 7, "method": "eth_blockNumber"},
+        {"jsonrpc": "2.0", "id": 8, "method": "eth_getBalance", "params": [dev0, "latest"]},
+        {"jsonrpc": "2.0", "id": 9, "method": "eth_nope"},
+    ]));
+    assert_eq!(batch[0]["id"], 7);
+    assert_eq!(batch[0]["result"], "0x0");
+    assert_eq!(batch[1]["result"], json!(format!("{:#x}", 1_000_000_000_000u64)));
+    assert_eq!(batch[2]["error"]["code"], -32601);
+
+    // Deploy the solc-compiled contract with an unlocked dev key, gas estimated by the node.
+    let artifact: Value = serde_json::from_str(include_str!("../contracts/Counter.json")).unwrap();
+    let mut init = unhex(&artifact["bytecode"]);
+    init.extend_from_slice(&word(5));
+    let deploy = json!({"from": dev0, "data": hexs(&init)});
+    let estimate = quantity(&node.ok("eth_estimateGas", json!([deploy])));
+    assert!(estimate > 53_000 && estimate < 2_000_000, "{estimate}");
+    let deploy_hash = node.ok("eth_sendTransaction", json!([deploy]));
+    let receipt = node.receipt(&deploy_hash);
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    assert!(quantity(&receipt["gasUsed"]) <= estimate);
+    let contract: Address = serde_json::from_value(receipt["contractAddress"].clone()).unwrap();
+    assert_eq!(contract, dev0.create(0));
+    let deploy_block = receipt["blockNumber"].clone();
+    let code = node.ok("eth_getCode", json!([contract, "latest"]));
+    assert_eq!(code, artifact["deployedBytecode"]);
+
+    let read =
+        |data: String, block: Value| node.ok("eth_call", json!([{"to": contract, "data": data}, block]));
+    assert_eq!(unhex(&read(hexs(&selector("count()")), json!("latest"))), word(5));
+    let owner = unhex(&read(hexs(&selector("owner()")), json!("pending")));
+    assert_eq!(&owner[12..], dev0.as_slice());
+
+    // A state-changing call: mined, logged.
+    let add = node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(7)}]));
+    let receipt = node.receipt(&add);
+    assert_eq!(receipt["status"], "0x1");
+    let topic0 = keccak256("Increased(address,uint256,uint256)");
+    let log = &receipt["logs"][0];
+    assert_eq!(log["address"], json!(contract));
+    assert_eq!(log["topics"], json!([topic0, B256::left_padding_from(dev0.as_slice())]));
+    assert_eq!(unhex(&log["data"]), [word(7), word(12)].concat());
+    assert_eq!(unhex(&read(hexs(&selector("count()")), json!("latest"))), word(12));
+    assert_eq!(unhex(&node.ok("eth_getStorageAt", json!([contract, "0x0", "latest"]))), word(12));
+    // History: the state as of the deployment block still reads 5.
+    assert_eq!(unhex(&read(hexs(&selector("count()")), deploy_block.clone())), word(5));
+    assert_eq!(
+        node.ok("eth_getBalance", json!([dev0, "0x0"])),
+        json!(format!("{:#x}", 1_000_000_000_000u64))
+    );
+
+    // Reverts: code 3, the reason in the message, the raw bytes in data.
+    let e = node.call("eth_call", json!([{"to": contract, "data": add_call(42)}, "latest"])).unwrap_err();
+    assert_eq!(e["code"], 3);
+    assert_eq!(e["message"], "execution reverted: no 42");
+    let data = unhex(&e["data"]);
+    assert_eq!(&data[..4], &[0x08, 0xc3, 0x79, 0xa0]);
+    let e = node.call("eth_call", json!([{"to": contract, "data": add_call(5000)}])).unwrap_err();
+    assert_eq!(e["code"], 3);
+    assert_eq!(e["message"], "execution reverted");
+    assert_eq!(unhex(&e["data"]), [selector("TooBig(uint256)"), word(5000).to_vec()].concat());
+    let e = node
+        .call("eth_estimateGas", json!([{"from": dev0, "to": contract, "data": add_call(42)}]))
+        .unwrap_err();
+    assert_eq!((e["code"].clone(), e["message"].clone()), (json!(3), json!("execution reverted: no 42")));
+    // Sent anyway (with a gas limit): mined and failed.
+    let failing = node.ok(
+        "eth_sendTransaction",
+        json!([{"from": dev0, "to": contract, "data": add_call(42), "gas": "0x20000"}]),
+    );
+    assert_eq!(node.receipt(&failing)["status"], "0x0");
+
+    // Logs by address and topics, by block hash; a filter on another sender finds nothing.
+    let logs = node.ok("eth_getLogs", json!([{"address": contract, "fromBlock": "0x0", "topics": [topic0]}]));
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    assert_eq!(logs[0]["transactionHash"], add);
+    let by_hash = node.ok("eth_getLogs", json!([{"blockHash": receipt["blockHash"]}]));
+    assert_eq!(by_hash, logs);
+    let other = B256::left_padding_from(Address::repeat_byte(9).as_slice());
+    let none = node.ok("eth_getLogs", json!([{"fromBlock": "earliest", "topics": [topic0, [other]]}]));
+    assert_eq!(none, json!([]));
+
+    // Transactions and blocks.
+    let t = node.ok("eth_getTransactionByHash", json!([add]));
+    assert_eq!((t["from"].clone(), t["to"].clone()), (json!(dev0), json!(contract)));
+    assert_eq!(t["blockNumber"], receipt["blockNumber"]);
+    let block = node.ok("eth_getBlockByNumber", json!([receipt["blockNumber"], true]));
+    assert_eq!(block["transactions"][0]["hash"], add);
+    assert_eq!(node.ok("eth_getBlockByHash", json!([block["hash"], false]))["transactions"], json!([add]));
+    assert_eq!(node.ok("eth_getTransactionCount", json!([dev0, "pending"])), "0x3");
+    assert_eq!(node.ok("eth_getTransactionCount", json!([dev0, "latest"])), "0x3");
+    let history = node.ok("eth_feeHistory", json!(["0x4", "latest", [25, 75]]));
+    assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 5);
+    assert_eq!(history["reward"].as_array().unwrap().len(), 4);
+
+    // Raw transactions signed outside the node, and the refusals tools match on.
+    let dev1 = Keypair::from_seed(&dev_seed(1));
+    let raw = |key: &Keypair, nonce: u64, value: u64| {
+        let tx = TxRequest {
+            chain_id: 1337,
+            nonce,
+            max_priority_fee_per_gas: 2,
+            max_fee_per_gas: 5_000,
+            gas_limit: 21_000,
+            to: TxKind::Call(Address::repeat_byte(0x77)),
+            value: U256::from(value),
+            ..Default::default()
+        }
+        .sign(key);
+        hexs(&tx.encode())
+    };
+    let sent = node.ok("eth_sendRawTransaction", json!([raw(&dev1, 0, 1234)]));
+    assert_eq!(node.receipt(&sent)["status"], "0x1");
+    assert_eq!(node.ok("eth_getBalance", json!([Address::repeat_byte(0x77)])), "0x4d2");
+    let e = node.call("eth_sendRawTransaction", json!([raw(&dev1, 0, 1)])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("nonce too low"), "{e}");
+    let stranger = Keypair::from_seed(&[0xee; 32]);
+    let e = node.call("eth_sendRawTransaction", json!([raw(&stranger, 0, 1)])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"), "{e}");
+    let legacy = "0xf86c808504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
+    let e = node.call("eth_sendRawTransaction", json!([legacy])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("ECDSA"), "{e}");
+    let e = node.call("eth_sendTransaction", json!([{"from": stranger.address(), "to": dev0}])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("unknown account"), "{e}");
+
+    // The contract checks a dual signature through the precompile; a tampered one fails.
+    let msg = b"pay 10 to bob";
+    let mut input = dev1.public().to_bytes();
+    input.extend_from_slice(&dev1.sign(Domain::Contract, msg).to_bytes());
+    input.extend_from_slice(msg);
+    let dual = qoin_evm::precompiles::DUAL;
+    assert_eq!(unhex(&read(verify_pq_call(dual, &input), json!("latest"))), word(1));
+    let last = input.len() - 1;
+    input[last] ^= 1;
+    assert_eq!(unhex(&read(verify_pq_call(dual, &input), json!("latest"))), word(0));
+
+    // eth_getProof, checked by an independent verifier against the block's state root, for
+    // the contract (two set slots, one empty), an externally owned account and an absent one.
+    let latest = node.ok("eth_getBlockByNumber", json!(["latest", false]));
+    let root: B256 = serde_json::from_value(latest["stateRoot"].clone()).unwrap();
+    let p = node.ok("eth_getProof", json!([contract, ["0x0", "0x1", "0x5"], "latest"]));
+    let owner_word = U256::from_be_slice(dev0.as_slice());
+    let slots = [
+        (B256::ZERO, U256::from(12)),
+        (B256::with_last_byte(1), owner_word),
+        (B256::with_last_byte(5), U256::ZERO),
+    ];
+    check_proof(&p, root, &slots).unwrap();
+    check_proof(&node.ok("eth_getProof", json!([dev0, [], "latest"])), root, &[]).unwrap();
+    let absent = node.ok("eth_getProof", json!([Address::repeat_byte(0xab), [], "latest"]));
+    assert_eq!(absent["balance"], "0x0");
+    check_proof(&absent, root, &[]).unwrap();
+    // At the deployment block, against that block's root: the count was 5.
+    let old = node.ok("eth_getBlockByNumber", json!([deploy_block, false]));
+    let old_root: B256 = serde_json::from_value(old["stateRoot"].clone()).unwrap();
+    let p = node.ok("eth_getProof", json!([contract, ["0x0"], deploy_block]));
+    check_proof(&p, old_root, &[(B256::ZERO, U256::from(5))]).unwrap();
+    // A forged proof fails the same verifier (the check can fail).
+    let mut forged = node.ok("eth_getProof", json!([dev0, [], "latest"]));
+    forged["balance"] = json!("0x1");
+    assert!(check_proof(&forged, root, &[]).is_err(), "a proof with a changed balance verified");
+
+    // SIGKILL and restart on the same data directory: nothing committed is lost.
+    let head = node.ok("eth_blockNumber", json!([]));
+    drop(node);
+    let node = Node::start(dir.path());
+    assert_eq!(node.ok("eth_blockNumber", json!([])), head);
+    assert_eq!(unhex(&node.ok("eth_getStorageAt", json!([contract, "0x0"]))), word(12));
+    assert_eq!(node.ok("eth_getTransactionCount", json!([dev0, "pending"])), "0x3");
+    let again = node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(1)}]));
+    assert_eq!(node.receipt(&again)["status"], "0x1");
+    assert_eq!(read_on(&node, contract, "count()"), word(13));
+}
+
+fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {
+    unhex(&node.ok("eth_call", json!([{"to": contract, "data": hexs(&selector(sig))}, "latest"])))
+}

@@ -1,0 +1,877 @@
+//! The `eth_`, `net_` and `web3_` methods.
+
+use crate::convert::{
+    data, effective_gas_price, log_json, parse, q, quantity_u256, quantity_u64, receipts_json, tx_json, Args,
+    BlockTag, Location,
+};
+use crate::error::{RpcError, RpcResult};
+use alloy_primitives::{keccak256, Address, BloomInput, Bytes, B256, U256};
+use qoin_el_chain::MIN_BASE_FEE;
+use qoin_el_node::{Node, SubmitError};
+use qoin_el_storage::block::{next_base_fee, Body, ElHeader, Receipt};
+use qoin_el_storage::reader::{head, TrieAccount, TrieReader};
+use qoin_el_storage::tables::{Bodies, Headers, Receipts, TxLookup};
+use qoin_evm::state::{StateError, StateReader, TrieState};
+use qoin_primitives::{AccessListItem, SignedTx, TxKind, TxRequest};
+use qoin_store::{Tx, RO};
+use qoin_trie::EMPTY_ROOT;
+use revm::bytecode::Bytecode;
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
+use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
+use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::KECCAK_EMPTY;
+use revm::state::AccountInfo;
+use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use serde_json::{json, Map, Value};
+
+/// Most blocks one `eth_getLogs` may scan.
+pub(super) const MAX_LOG_RANGE: u64 = 10_000;
+/// Most logs one `eth_getLogs` may return.
+pub(super) const MAX_LOGS: usize = 10_000;
+/// Most blocks one `eth_feeHistory` may cover.
+pub(super) const MAX_FEE_HISTORY: u64 = 1_024;
+/// Blocks the suggested tip looks back over.
+const TIP_LOOKBACK: u64 = 20;
+
+fn read(node: &Node) -> Result<Tx<'_, RO>, RpcError> {
+    Ok(node.chain().store().read()?)
+}
+
+fn decode_header(rlp: &[u8]) -> Result<ElHeader, RpcError> {
+    alloy_rlp::Decodable::decode(&mut &rlp[..]).map_err(RpcError::internal)
+}
+
+fn header_at(tx: &Tx<'_, RO>, n: u64) -> Result<Option<ElHeader>, RpcError> {
+    tx.get::<Headers>(&n)?.map(|rlp| decode_header(&rlp)).transpose()
+}
+
+/// The header a tag names, `None` if there is no such block.
+fn resolve(tx: &Tx<'_, RO>, tag: BlockTag) -> Result<Option<ElHeader>, RpcError> {
+    match tag {
+        BlockTag::Latest | BlockTag::Pending => Ok(Some(head(tx)?)),
+        BlockTag::Number(n) => header_at(tx, n),
+        BlockTag::Hash(h) => match qoin_el_storage::reader::block_number(tx, &h)? {
+            Some(n) => header_at(tx, n),
+            None => Ok(None),
+        },
+    }
+}
+
+fn resolve_required(tx: &Tx<'_, RO>, tag: BlockTag) -> Result<ElHeader, RpcError> {
+    resolve(tx, tag)?.ok_or_else(|| RpcError::server("header not found"))
+}
+
+/// State as of a block: the plain tables at the head, the trie before it.
+enum StateAt<'a, 'db> {
+    Head(StateReader<'a, 'db, RO>),
+    Past(TrieState<'a, 'db, RO>),
+}
+
+impl<'a, 'db> StateAt<'a, 'db> {
+    fn new(tx: &'a Tx<'db, RO>, header: &ElHeader) -> Result<Self, RpcError> {
+        let head = head(tx)?;
+        Ok(if header.number == head.number {
+            Self::Head(StateReader::new(tx))
+        } else {
+            Self::Past(TrieState::new(tx, header.state_root))
+        })
+    }
+}
+
+impl DatabaseRef for StateAt<'_, '_> {
+    type Error = StateError;
+    fn basic_ref(&self, a: Address) -> Result<Option<AccountInfo>, StateError> {
+        match self {
+            Self::Head(s) => s.basic_ref(a),
+            Self::Past(s) => s.basic_ref(a),
+        }
+    }
+    fn code_by_hash_ref(&self, h: B256) -> Result<Bytecode, StateError> {
+        match self {
+            Self::Head(s) => s.code_by_hash_ref(h),
+            Self::Past(s) => s.code_by_hash_ref(h),
+        }
+    }
+    fn storage_ref(&self, a: Address, i: U256) -> Result<U256, StateError> {
+        match self {
+            Self::Head(s) => s.storage_ref(a, i),
+            Self::Past(s) => s.storage_ref(a, i),
+        }
+    }
+    fn block_hash_ref(&self, n: u64) -> Result<B256, StateError> {
+        match self {
+            Self::Head(s) => s.block_hash_ref(n),
+            Self::Past(s) => s.block_hash_ref(n),
+        }
+    }
+}
+
+pub(super) fn client_version(_: &Node, _: &Args) -> RpcResult {
+    Ok(json!(format!(
+        "qoin-el/v{}/{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )))
+}
+
+pub(super) fn net_version(node: &Node, _: &Args) -> RpcResult {
+    Ok(json!(node.chain().genesis().chain_id.to_string()))
+}
+
+pub(super) fn net_listening(_: &Node, _: &Args) -> RpcResult {
+    Ok(json!(true))
+}
+
+pub(super) fn chain_id(node: &Node, _: &Args) -> RpcResult {
+    Ok(q(node.chain().genesis().chain_id))
+}
+
+pub(super) fn syncing(_: &Node, _: &Args) -> RpcResult {
+    Ok(json!(false))
+}
+
+pub(super) fn block_number(node: &Node, _: &Args) -> RpcResult {
+    Ok(q(node.chain().head()?.number))
+}
+
+pub(super) fn accounts(node: &Node, _: &Args) -> RpcResult {
+    Ok(json!(node.accounts()))
+}
+
+fn address_arg(args: &Args, i: usize) -> Result<Address, RpcError> {
+    let v = args.get(i).ok_or_else(|| RpcError::invalid_params("missing value for address"))?;
+    parse(v, "address")
+}
+
+fn map_state<T>(r: Result<T, StateError>) -> Result<T, RpcError> {
+    r.map_err(RpcError::internal)
+}
+
+pub(super) fn get_balance(node: &Node, args: &Args) -> RpcResult {
+    let address = address_arg(args, 0)?;
+    let tx = read(node)?;
+    let header = resolve_required(&tx, args.block(1)?)?;
+    let state = StateAt::new(&tx, &header)?;
+    Ok(q(map_state(state.basic_ref(address))?.map_or(U256::ZERO, |a| a.balance)))
+}
+
+pub(super) fn get_transaction_count(node: &Node, args: &Args) -> RpcResult {
+    let address = address_arg(args, 0)?;
+    let tag = args.block(1)?;
+    if tag == BlockTag::Pending {
+        return Ok(q(node.next_nonce(&address)?));
+    }
+    let tx = read(node)?;
+    let header = resolve_required(&tx, tag)?;
+    let state = StateAt::new(&tx, &header)?;
+    Ok(q(map_state(state.basic_ref(address))?.map_or(0, |a| a.nonce)))
+}
+
+pub(super) fn get_code(node: &Node, args: &Args) -> RpcResult {
+    let address = address_arg(args, 0)?;
+    let tx = read(node)?;
+    let header = resolve_required(&tx, args.block(1)?)?;
+    let state = StateAt::new(&tx, &header)?;
+    let code_hash = map_state(state.basic_ref(address))?.map_or(KECCAK_EMPTY, |a| a.code_hash);
+    Ok(data(&map_state(state.code_by_hash_ref(code_hash))?.original_bytes()))
+}
+
+pub(super) fn get_storage_at(node: &Node, args: &Args) -> RpcResult {
+    let address = address_arg(args, 0)?;
+    let slot = quantity_u256(args.get(1).ok_or_else(|| RpcError::invalid_params("missing slot"))?, "slot")?;
+    let tx = read(node)?;
+    let header = resolve_required(&tx, args.block(2)?)?;
+    let state = StateAt::new(&tx, &header)?;
+    Ok(data(&map_state(state.storage_ref(address, slot))?.to_be_bytes::<32>()))
+}
+
+fn block_parts(tx: &Tx<'_, RO>, n: u64) -> Result<(Body, Vec<SignedTx>, Vec<Receipt>), RpcError> {
+    let body: Body = match tx.get::<Bodies>(&n)? {
+        Some(raw) => alloy_rlp::Decodable::decode(&mut &raw[..]).map_err(RpcError::internal)?,
+        None => Body::default(),
+    };
+    let txs = body
+        .transactions
+        .iter()
+        .map(|t| SignedTx::decode(t).map_err(RpcError::internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    let receipts: Vec<Receipt> = match tx.get::<Receipts>(&n)? {
+        Some(raw) => alloy_rlp::Decodable::decode(&mut &raw[..]).map_err(RpcError::internal)?,
+        None => Vec::new(),
+    };
+    Ok((body, txs, receipts))
+}
+
+fn tip_of(tx: &SignedTx, base_fee: u64) -> u128 {
+    effective_gas_price(tx, base_fee).saturating_sub(u128::from(base_fee))
+}
+
+/// The tip suggested to senders: the median effective tip of the last blocks'
+/// transactions, at least 1 Shor per gas.
+fn suggested_tip(tx: &Tx<'_, RO>) -> Result<u128, RpcError> {
+    let h = head(tx)?;
+    let mut tips = Vec::new();
+    for n in h.number.saturating_sub(TIP_LOOKBACK - 1)..=h.number {
+        let Some(header) = header_at(tx, n)? else { continue };
+        let (_, txs, _) = block_parts(tx, n)?;
+        tips.extend(txs.iter().map(|t| tip_of(t, header.base_fee_per_gas)));
+    }
+    tips.sort_unstable();
+    Ok(tips.get(tips.len() / 2).copied().unwrap_or(1).max(1))
+}
+
+pub(super) fn max_priority_fee(node: &Node, _: &Args) -> RpcResult {
+    Ok(q(suggested_tip(&read(node)?)?))
+}
+
+pub(super) fn gas_price(node: &Node, _: &Args) -> RpcResult {
+    let tx = read(node)?;
+    let base = next_base_fee(&head(&tx)?, MIN_BASE_FEE);
+    Ok(q(u128::from(base) + suggested_tip(&tx)?))
+}
+
+pub(super) fn fee_history(node: &Node, args: &Args) -> RpcResult {
+    let count = quantity_u64(
+        args.get(0).ok_or_else(|| RpcError::invalid_params("missing blockCount"))?,
+        "blockCount",
+    )?;
+    let percentiles: Option<Vec<f64>> = args.opt(2, "reward percentiles")?;
+    if let Some(p) = &percentiles {
+        if p.len() > 100 || p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(RpcError::invalid_params("reward percentiles must be ascending values in 0..=100"));
+        }
+    }
+    let tx = read(node)?;
+    let newest = resolve_required(&tx, args.block(1)?)?;
+    let count = count.min(MAX_FEE_HISTORY).min(newest.number + 1);
+    let oldest = newest.number + 1 - count;
+    let mut base_fees = Vec::new();
+    let mut ratios = Vec::new();
+    let mut rewards = Vec::new();
+    for n in oldest..=newest.number {
+        let header = header_at(&tx, n)?.ok_or_else(|| RpcError::server("header not found"))?;
+        base_fees.push(q(header.base_fee_per_gas));
+        ratios.push(json!(header.gas_used as f64 / header.gas_limit.max(1) as f64));
+        if let Some(p) = &percentiles {
+            let (_, txs, receipts) = block_parts(&tx, n)?;
+            let mut prev = 0;
+            let mut items: Vec<(u128, u64)> = txs
+                .iter()
+                .zip(&receipts)
+                .map(|(t, r)| {
+                    let used = r.cumulative_gas_used - prev;
+                    prev = r.cumulative_gas_used;
+                    (tip_of(t, header.base_fee_per_gas), used)
+                })
+                .collect();
+            items.sort_unstable();
+            let total: u64 = items.iter().map(|i| i.1).sum();
+            let row: Vec<Value> = p
+                .iter()
+                .map(|pct| {
+                    let threshold = (total as f64 * pct / 100.0) as u64;
+                    let mut sum = 0u64;
+                    let tip = items
+                        .iter()
+                        .find(|(_, used)| {
+                            sum += used;
+                            sum >= threshold
+                        })
+                        .or(items.last())
+                        .map_or(0, |i| i.0);
+                    q(tip)
+                })
+                .collect();
+            rewards.push(json!(row));
+        }
+    }
+    if count > 0 {
+        base_fees.push(q(next_base_fee(&newest, MIN_BASE_FEE)));
+    }
+    let mut out = json!({
+        "oldestBlock": q(oldest),
+        "baseFeePerGas": base_fees,
+        "gasUsedRatio": ratios,
+    });
+    if percentiles.is_some() {
+        out["reward"] = json!(rewards);
+    }
+    Ok(out)
+}
+
+/// A call or transaction request object.
+#[derive(Debug, Clone, Default)]
+struct CallRequest {
+    from: Option<Address>,
+    to: Option<Address>,
+    gas: Option<u64>,
+    gas_price: Option<u128>,
+    max_fee: Option<u128>,
+    max_priority: Option<u128>,
+    value: U256,
+    input: Bytes,
+    nonce: Option<u64>,
+    chain_id: Option<u64>,
+    access_list: Vec<AccessListItem>,
+}
+
+fn u128_field(o: &Map<String, Value>, name: &str) -> Result<Option<u128>, RpcError> {
+    match o.get(name).filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => {
+            let x = quantity_u256(v, name)?;
+            u128::try_from(x).map(Some).map_err(|_| RpcError::invalid_params(format!("{name} too large")))
+        }
+    }
+}
+
+fn parse_request(v: Option<&Value>) -> Result<CallRequest, RpcError> {
+    let o =
+        v.and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing transaction object"))?;
+    let field = |name: &str| o.get(name).filter(|v| !v.is_null());
+    let input = match (field("input"), field("data")) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(RpcError::invalid_params(
+                "both \"data\" and \"input\" are set and not equal. Please use \"input\" to pass transaction call data",
+            ))
+        }
+        (Some(v), _) | (None, Some(v)) => parse(v, "input")?,
+        (None, None) => Bytes::new(),
+    };
+    let access_list = match field("accessList") {
+        None => Vec::new(),
+        Some(v) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Item {
+                address: Address,
+                #[serde(default)]
+                storage_keys: Vec<B256>,
+            }
+            let items: Vec<Item> = parse(v, "accessList")?;
+            items
+                .into_iter()
+                .map(|i| AccessListItem { address: i.address, storage_keys: i.storage_keys })
+                .collect()
+        }
+    };
+    Ok(CallRequest {
+        from: field("from").map(|v| parse(v, "from")).transpose()?,
+        to: field("to").map(|v| parse(v, "to")).transpose()?,
+        gas: field("gas").map(|v| quantity_u64(v, "gas")).transpose()?,
+        gas_price: u128_field(o, "gasPrice")?,
+        max_fee: u128_field(o, "maxFeePerGas")?,
+        max_priority: u128_field(o, "maxPriorityFeePerGas")?,
+        value: field("value").map(|v| quantity_u256(v, "value")).transpose()?.unwrap_or_default(),
+        input,
+        nonce: field("nonce").map(|v| quantity_u64(v, "nonce")).transpose()?,
+        chain_id: field("chainId").map(|v| quantity_u64(v, "chainId")).transpose()?,
+        access_list,
+    })
+}
+
+/// The fee cap and tip a request names (`gasPrice` sets both), if any.
+fn request_fees(r: &CallRequest) -> (u128, u128) {
+    match (r.gas_price, r.max_fee, r.max_priority) {
+        (Some(p), None, None) => (p, p),
+        (_, fee, tip) => {
+            let fee = fee.or(r.gas_price).unwrap_or(0);
+            (fee, tip.unwrap_or(0).min(fee))
+        }
+    }
+}
+
+/// The block environment calls run in: the block itself, or for `pending` the next one.
+fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
+    let (number, timestamp, basefee) = if pending {
+        let now = qoin_el_node::unix_secs().max(header.timestamp + 1);
+        (header.number + 1, now, next_base_fee(header, MIN_BASE_FEE))
+    } else {
+        (header.number, header.timestamp, header.base_fee_per_gas)
+    };
+    BlockEnv {
+        number: U256::from(number),
+        beneficiary: header.beneficiary,
+        timestamp: U256::from(timestamp),
+        gas_limit: header.gas_limit,
+        basefee,
+        difficulty: U256::ZERO,
+        prevrandao: Some(header.prev_randao),
+        ..BlockEnv::default()
+    }
+}
+
+fn run_call(
+    node: &Node,
+    state: &StateAt<'_, '_>,
+    block: &BlockEnv,
+    r: &CallRequest,
+    gas: u64,
+) -> Result<ExecutionResult, RpcError> {
+    let (fee, tip) = request_fees(r);
+    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
+    cfg.chain_id = node.chain().genesis().chain_id;
+    cfg.disable_nonce_check = true;
+    cfg.disable_eip3607 = true;
+    if fee == 0 {
+        cfg.disable_base_fee = true;
+    }
+    let tx = TxEnv {
+        tx_type: 2,
+        caller: r.from.unwrap_or_default(),
+        gas_limit: gas,
+        gas_price: fee,
+        gas_priority_fee: Some(tip),
+        kind: r.to.map_or(revm::primitives::TxKind::Create, revm::primitives::TxKind::Call),
+        value: r.value,
+        data: r.input.clone(),
+        nonce: 0,
+        chain_id: Some(cfg.chain_id),
+        access_list: AccessList(
+            r.access_list
+                .iter()
+                .map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() })
+                .collect(),
+        ),
+        ..TxEnv::default()
+    };
+    let mut evm = Context::mainnet()
+        .with_db(WrapDatabaseRef(state))
+        .with_cfg(cfg)
+        .with_block(block.clone())
+        .build_mainnet()
+        .with_precompiles(qoin_evm::precompiles::provider());
+    match evm.transact_one(tx) {
+        Ok(result) => Ok(result),
+        Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
+        Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
+        Err(e) => Err(RpcError::internal(e)),
+    }
+}
+
+/// geth's wording for the transaction errors dapp tools match on.
+fn invalid_tx_message(e: &InvalidTransaction) -> String {
+    match e {
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            format!("insufficient funds for gas * price + value: balance {balance}, tx cost {fee}")
+        }
+        InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
+            format!("intrinsic gas too low: have {gas_limit}, want {initial_gas}")
+        }
+        InvalidTransaction::GasPriceLessThanBasefee => "max fee per gas less than block base fee".into(),
+        InvalidTransaction::PriorityFeeGreaterThanMaxFee => {
+            "max priority fee per gas higher than max fee per gas".into()
+        }
+        InvalidTransaction::CallerGasLimitMoreThanBlock => "exceeds block gas limit".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The reason in `Error(string)` or `Panic(uint256)` revert data.
+pub(super) fn revert_reason(out: &[u8]) -> Option<String> {
+    let (selector, body) = (out.get(..4)?, out.get(4..)?);
+    match selector {
+        [0x08, 0xc3, 0x79, 0xa0] => {
+            let offset = usize::try_from(U256::from_be_slice(body.get(..32)?)).ok()?;
+            let len_word = body.get(offset..offset.checked_add(32)?)?;
+            let len = usize::try_from(U256::from_be_slice(len_word)).ok()?;
+            let start = offset + 32;
+            let bytes = body.get(start..start.checked_add(len)?)?;
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        [0x4e, 0x48, 0x7b, 0x71] => {
+            let code = U256::from_be_slice(body.get(..32)?);
+            Some(format!("panic: {code:#x}"))
+        }
+        _ => None,
+    }
+}
+
+fn revert_error(output: &Bytes) -> RpcError {
+    let message = match revert_reason(output) {
+        Some(reason) => format!("execution reverted: {reason}"),
+        None => "execution reverted".to_string(),
+    };
+    RpcError { code: 3, message, data: Some(data(output)) }
+}
+
+fn halt_message(reason: &HaltReason) -> String {
+    match reason {
+        HaltReason::OutOfGas(_) => "out of gas".into(),
+        HaltReason::OpcodeNotFound | HaltReason::InvalidFEOpcode => "invalid opcode".into(),
+        HaltReason::StackUnderflow => "stack underflow".into(),
+        HaltReason::StackOverflow => "stack limit reached".into(),
+        HaltReason::InvalidJump => "invalid jump destination".into(),
+        HaltReason::CreateContractSizeLimit => "max code size exceeded".into(),
+        HaltReason::OutOfFunds => "insufficient balance for transfer".into(),
+        other => format!("execution halted: {other:?}"),
+    }
+}
+
+pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
+    let r = parse_request(args.get(0))?;
+    let tag = args.block(1)?;
+    let tx = read(node)?;
+    let header = resolve_required(&tx, tag)?;
+    let state = StateAt::new(&tx, &header)?;
+    let block = call_block(&header, tag == BlockTag::Pending);
+    let gas = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
+    match run_call(node, &state, &block, &r, gas)? {
+        ExecutionResult::Success { output, .. } => Ok(data(output.data())),
+        ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
+        ExecutionResult::Halt { reason, .. } => Err(RpcError::server(halt_message(&reason))),
+    }
+}
+
+/// The least gas (within 1.5%) `r` needs, by bisection as geth does.
+fn estimate(node: &Node, tx: &Tx<'_, RO>, r: &CallRequest, tag: BlockTag) -> Result<u64, RpcError> {
+    let header = resolve_required(tx, tag)?;
+    let state = StateAt::new(tx, &header)?;
+    let block = call_block(&header, tag == BlockTag::Pending || tag == BlockTag::Latest);
+    let mut hi = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
+    let (fee, _) = request_fees(r);
+    if fee > 0 {
+        let balance =
+            map_state(state.basic_ref(r.from.unwrap_or_default()))?.map_or(U256::ZERO, |a| a.balance);
+        let available = balance.saturating_sub(r.value);
+        let cap = available / U256::from(fee);
+        hi = hi.min(u64::try_from(cap).unwrap_or(u64::MAX));
+    }
+    let cap = hi;
+    let first = run_call(node, &state, &block, r, hi)?;
+    let used = match &first {
+        // gas used is after refunds: the limit needed may be higher (found below).
+        ExecutionResult::Success { .. } => first.tx_gas_used(),
+        ExecutionResult::Revert { output, .. } => return Err(revert_error(output)),
+        ExecutionResult::Halt { reason: HaltReason::OutOfGas(_), .. } => {
+            return Err(RpcError::server(format!("gas required exceeds allowance ({cap})")))
+        }
+        ExecutionResult::Halt { reason, .. } => return Err(RpcError::server(halt_message(reason))),
+    };
+    let succeeds = |gas: u64| -> Result<bool, RpcError> {
+        Ok(matches!(run_call(node, &state, &block, r, gas), Ok(ExecutionResult::Success { .. })))
+    };
+    let mut lo = used.saturating_sub(1).max(20_999);
+    let optimistic = ((used + 2_300) * 64 / 63).min(hi);
+    if optimistic > lo && succeeds(optimistic)? {
+        hi = optimistic;
+    } else if optimistic > lo {
+        lo = optimistic;
+    }
+    while hi - lo > 1 && (hi - lo) as f64 / hi as f64 > 0.015 {
+        let mid = lo + (hi - lo) / 2;
+        if succeeds(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
+pub(super) fn estimate_gas(node: &Node, args: &Args) -> RpcResult {
+    let r = parse_request(args.get(0))?;
+    let tag = match args.get(1) {
+        None => BlockTag::Pending,
+        Some(v) => BlockTag::parse(v)?,
+    };
+    let tx = read(node)?;
+    Ok(q(estimate(node, &tx, &r, tag)?))
+}
+
+fn submit(node: &Node, tx: SignedTx) -> RpcResult {
+    match node.submit(tx) {
+        Ok(id) => Ok(json!(id)),
+        Err(SubmitError::Pool(e)) => Err(RpcError::server(e.to_string())),
+        Err(SubmitError::Exec(e)) => Err(RpcError::internal(e)),
+    }
+}
+
+pub(super) fn send_raw_transaction(node: &Node, args: &Args) -> RpcResult {
+    let raw: Bytes = args.req(0, "raw transaction")?;
+    let tx = SignedTx::decode(&raw).map_err(|e| RpcError::server(e.to_string()))?;
+    submit(node, tx)
+}
+
+pub(super) fn send_transaction(node: &Node, args: &Args) -> RpcResult {
+    let mut r = parse_request(args.get(0))?;
+    let from = r.from.ok_or_else(|| RpcError::invalid_params("missing \"from\""))?;
+    let Some(key) = node.signer(&from) else {
+        return Err(RpcError::server(format!("unknown account {from}")));
+    };
+    let chain_id = node.chain().genesis().chain_id;
+    if let Some(c) = r.chain_id.filter(|c| *c != chain_id) {
+        return Err(RpcError::server(format!("invalid chain id: have {c}, want {chain_id}")));
+    }
+    let tx = read(node)?;
+    let (fee, tip) = match (r.gas_price, r.max_fee, r.max_priority) {
+        (Some(p), None, None) => (p, p),
+        (_, fee, tip) => {
+            let tip = tip.map_or_else(|| suggested_tip(&tx), Ok)?;
+            let base = u128::from(next_base_fee(&head(&tx)?, MIN_BASE_FEE));
+            (fee.or(r.gas_price).unwrap_or(2 * base + tip), tip)
+        }
+    };
+    let gas = match r.gas {
+        Some(g) => g,
+        None => {
+            let probe =
+                CallRequest { max_fee: Some(fee), max_priority: Some(tip), gas_price: None, ..r.clone() };
+            estimate(node, &tx, &probe, BlockTag::Pending)?
+        }
+    };
+    drop(tx);
+    let nonce = match r.nonce {
+        Some(n) => n,
+        None => node.next_nonce(&from)?,
+    };
+    let request = TxRequest {
+        chain_id,
+        nonce,
+        max_priority_fee_per_gas: tip,
+        max_fee_per_gas: fee,
+        gas_limit: gas,
+        to: r.to.map_or(TxKind::Create, TxKind::Call),
+        value: r.value,
+        input: std::mem::take(&mut r.input),
+        access_list: std::mem::take(&mut r.access_list),
+    };
+    submit(node, request.sign(key))
+}
+
+fn hash_arg(args: &Args, what: &str) -> Result<B256, RpcError> {
+    args.req(0, what)
+}
+
+pub(super) fn transaction_by_hash(node: &Node, args: &Args) -> RpcResult {
+    let id = hash_arg(args, "transaction hash")?;
+    let tx = read(node)?;
+    if let Some(loc) = tx.get::<TxLookup>(&id)? {
+        let header = header_at(&tx, loc.block)?.ok_or_else(|| RpcError::internal("indexed block missing"))?;
+        let (_, txs, _) = block_parts(&tx, loc.block)?;
+        let index = loc.index as usize;
+        let t = txs.get(index).ok_or_else(|| RpcError::internal("indexed transaction missing"))?;
+        let at = Location {
+            block_hash: header.hash(),
+            number: header.number,
+            index,
+            base_fee: header.base_fee_per_gas,
+        };
+        return Ok(tx_json(t, Some(at)));
+    }
+    Ok(node.pool().get(&id).map_or(Value::Null, |t| tx_json(t, None)))
+}
+
+pub(super) fn transaction_receipt(node: &Node, args: &Args) -> RpcResult {
+    let id = hash_arg(args, "transaction hash")?;
+    let tx = read(node)?;
+    let Some(loc) = tx.get::<TxLookup>(&id)? else { return Ok(Value::Null) };
+    let header = header_at(&tx, loc.block)?.ok_or_else(|| RpcError::internal("indexed block missing"))?;
+    let (_, txs, receipts) = block_parts(&tx, loc.block)?;
+    let all = receipts_json(&header, &txs, &receipts);
+    Ok(all.into_iter().nth(loc.index as usize).unwrap_or(Value::Null))
+}
+
+fn block_response(node: &Node, tag: BlockTag, full: bool) -> RpcResult {
+    let tx = read(node)?;
+    let Some(header) = resolve(&tx, tag)? else { return Ok(Value::Null) };
+    let (body, txs, _) = block_parts(&tx, header.number)?;
+    Ok(crate::convert::block_json(&header, &body, &txs, full))
+}
+
+pub(super) fn block_by_number(node: &Node, args: &Args) -> RpcResult {
+    let full: Option<bool> = args.opt(1, "full transactions flag")?;
+    block_response(node, args.block(0)?, full.unwrap_or(false))
+}
+
+pub(super) fn block_by_hash(node: &Node, args: &Args) -> RpcResult {
+    let hash = hash_arg(args, "block hash")?;
+    let full: Option<bool> = args.opt(1, "full transactions flag")?;
+    block_response(node, BlockTag::Hash(hash), full.unwrap_or(false))
+}
+
+pub(super) fn block_receipts(node: &Node, args: &Args) -> RpcResult {
+    let tx = read(node)?;
+    let Some(header) = resolve(&tx, args.block(0)?)? else { return Ok(Value::Null) };
+    let (_, txs, receipts) = block_parts(&tx, header.number)?;
+    Ok(json!(receipts_json(&header, &txs, &receipts)))
+}
+
+fn tx_count(node: &Node, tag: BlockTag) -> RpcResult {
+    let tx = read(node)?;
+    let Some(header) = resolve(&tx, tag)? else { return Ok(Value::Null) };
+    let (body, _, _) = block_parts(&tx, header.number)?;
+    Ok(q(body.transactions.len() as u64))
+}
+
+pub(super) fn block_tx_count_by_number(node: &Node, args: &Args) -> RpcResult {
+    tx_count(node, args.block(0)?)
+}
+
+pub(super) fn block_tx_count_by_hash(node: &Node, args: &Args) -> RpcResult {
+    tx_count(node, BlockTag::Hash(hash_arg(args, "block hash")?))
+}
+
+/// A log filter: addresses (any of) and per-position topic sets (`None` = anything).
+struct LogFilter {
+    addresses: Vec<Address>,
+    topics: Vec<Option<Vec<B256>>>,
+}
+
+impl LogFilter {
+    fn parse(o: &Map<String, Value>) -> Result<Self, RpcError> {
+        let addresses = match o.get("address").filter(|v| !v.is_null()) {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a.iter().map(|v| parse(v, "address")).collect::<Result<_, _>>()?,
+            Some(v) => vec![parse(v, "address")?],
+        };
+        let mut topics = Vec::new();
+        if let Some(t) = o.get("topics").filter(|v| !v.is_null()) {
+            let arr = t.as_array().ok_or_else(|| RpcError::invalid_params("topics must be an array"))?;
+            if arr.len() > 4 {
+                return Err(RpcError::invalid_params("too many topics (at most 4 positions)"));
+            }
+            for v in arr {
+                topics.push(match v {
+                    Value::Null => None,
+                    Value::Array(alts) if alts.is_empty() => None,
+                    Value::Array(alts) => {
+                        Some(alts.iter().map(|a| parse(a, "topic")).collect::<Result<_, _>>()?)
+                    }
+                    v => Some(vec![parse(v, "topic")?]),
+                });
+            }
+        }
+        Ok(Self { addresses, topics })
+    }
+
+    fn may_match(&self, bloom: &alloy_primitives::Bloom) -> bool {
+        let addr_ok = self.addresses.is_empty()
+            || self.addresses.iter().any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())));
+        addr_ok
+            && self
+                .topics
+                .iter()
+                .flatten()
+                .all(|set| set.iter().any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice()))))
+    }
+
+    fn matches(&self, log: &alloy_primitives::Log) -> bool {
+        (self.addresses.is_empty() || self.addresses.contains(&log.address))
+            && self.topics.iter().enumerate().all(|(i, set)| match set {
+                None => true,
+                Some(set) => log.topics().get(i).is_some_and(|t| set.contains(t)),
+            })
+    }
+}
+
+pub(super) fn get_logs(node: &Node, args: &Args) -> RpcResult {
+    let o = args
+        .get(0)
+        .and_then(Value::as_object)
+        .ok_or_else(|| RpcError::invalid_params("missing filter object"))?;
+    let filter = LogFilter::parse(o)?;
+    let tx = read(node)?;
+    let (from, to) = if let Some(h) = o.get("blockHash").filter(|v| !v.is_null()) {
+        if o.get("fromBlock").is_some_and(|v| !v.is_null()) || o.get("toBlock").is_some_and(|v| !v.is_null())
+        {
+            return Err(RpcError::invalid_params("cannot specify both blockHash and fromBlock/toBlock"));
+        }
+        let h: B256 = parse(h, "blockHash")?;
+        let header = resolve(&tx, BlockTag::Hash(h))?.ok_or_else(|| RpcError::server("unknown block"))?;
+        (header.number, header.number)
+    } else {
+        let head = head(&tx)?.number;
+        let bound = |name: &str| -> Result<u64, RpcError> {
+            match o.get(name).filter(|v| !v.is_null()) {
+                None => Ok(head),
+                Some(v) => match BlockTag::parse(v)? {
+                    BlockTag::Latest | BlockTag::Pending => Ok(head),
+                    BlockTag::Number(n) => Ok(n.min(head)),
+                    BlockTag::Hash(h) => Ok(resolve(&tx, BlockTag::Hash(h))?
+                        .ok_or_else(|| RpcError::server("unknown block"))?
+                        .number),
+                },
+            }
+        };
+        let (from, to) = (bound("fromBlock")?, bound("toBlock")?);
+        if from > to {
+            return Err(RpcError::invalid_params("invalid block range params"));
+        }
+        if to - from >= MAX_LOG_RANGE {
+            return Err(RpcError::server(format!("query exceeds max block range {MAX_LOG_RANGE}")));
+        }
+        (from, to)
+    };
+    let mut out = Vec::new();
+    for n in from..=to {
+        let Some(header) = header_at(&tx, n)? else { continue };
+        if !filter.may_match(&header.logs_bloom) {
+            continue;
+        }
+        let (_, txs, receipts) = block_parts(&tx, n)?;
+        let block_hash = header.hash();
+        let mut log_index = 0usize;
+        for (index, (t, r)) in txs.iter().zip(&receipts).enumerate() {
+            let at = Location { block_hash, number: n, index, base_fee: header.base_fee_per_gas };
+            for l in &r.logs {
+                if filter.matches(l) {
+                    if out.len() == MAX_LOGS {
+                        return Err(RpcError::server(format!("query returned more than {MAX_LOGS} results")));
+                    }
+                    out.push(log_json(l, at, t.id(), log_index));
+                }
+                log_index += 1;
+            }
+        }
+    }
+    Ok(json!(out))
+}
+
+pub(super) fn get_proof(node: &Node, args: &Args) -> RpcResult {
+    let address = address_arg(args, 0)?;
+    let slots: Vec<Value> = args.opt(1, "storage keys")?.unwrap_or_default();
+    if slots.len() > 1_024 {
+        return Err(RpcError::invalid_params("at most 1024 storage keys per proof"));
+    }
+    let keys = slots
+        .iter()
+        .map(|v| quantity_u256(v, "storage key").map(|k| B256::from(k.to_be_bytes::<32>())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tx = read(node)?;
+    let header = resolve_required(&tx, args.block(2)?)?;
+    let nodes = TrieReader::new(&tx);
+    let (account_proof, value) =
+        qoin_trie::proof(&nodes, header.state_root, &keccak256(address)).map_err(RpcError::internal)?;
+    let account: TrieAccount = match value {
+        Some(rlp) => alloy_rlp::Decodable::decode(&mut &rlp[..]).map_err(RpcError::internal)?,
+        None => {
+            TrieAccount { nonce: 0, balance: U256::ZERO, storage_root: EMPTY_ROOT, code_hash: KECCAK_EMPTY }
+        }
+    };
+    let mut storage_proof = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (proof, value) =
+            qoin_trie::proof(&nodes, account.storage_root, &keccak256(key)).map_err(RpcError::internal)?;
+        let value: U256 = match value {
+            Some(rlp) => alloy_rlp::Decodable::decode(&mut &rlp[..]).map_err(RpcError::internal)?,
+            None => U256::ZERO,
+        };
+        let proof: Vec<Value> = proof.iter().map(|n| data(n)).collect();
+        storage_proof.push(json!({"key": key, "value": q(value), "proof": proof}));
+    }
+    let account_proof: Vec<Value> = account_proof.iter().map(|n| data(n)).collect();
+    Ok(json!({
+        "address": address,
+        "accountProof": account_proof,
+        "balance": q(account.balance),
+        "codeHash": account.code_hash,
+        "nonce": q(account.nonce),
+        "storageHash": account.storage_root,
+        "storageProof": storage_proof,
+    }))
+}

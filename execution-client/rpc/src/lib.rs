@@ -1,0 +1,95 @@
+//! # qoin-rpc
+//!
+//! Owns the JSON-RPC server dapp tools talk to (ethers, viem, Hardhat, Foundry): jsonrpsee over
+//! HTTP, batches, geth's error shapes.
+//!
+//! - Reverts answer code 3, message `execution reverted: <reason>`, `data` = the raw revert
+//!   bytes, so tools decode `Error(string)` and custom errors.
+//! - Pool refusals answer -32000 with geth's wording, which the tools match on.
+//! - Methods not served answer -32601.
+//! - Block tags: `latest`, `safe` and `finalized` (the head), `pending` (the head's state,
+//!   the pool's nonces, the next block's environment for calls), `earliest`, a number, or
+//!   an EIP-1898 object. State at blocks before the head is read through the trie, which
+//!   keeps every version, so every block's state is served.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod convert;
+mod error;
+mod eth;
+
+use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::RpcModule;
+use qoin_el_node::Node;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use convert::{Args, BlockTag};
+pub use error::{RpcError, RpcResult};
+
+/// A method: the node and the positional parameters in, a result out.
+pub type Method = fn(&Node, &Args) -> RpcResult;
+
+/// The methods served.
+pub const METHODS: &[(&str, Method)] = &[
+    ("web3_clientVersion", eth::client_version),
+    ("net_version", eth::net_version),
+    ("net_listening", eth::net_listening),
+    ("eth_chainId", eth::chain_id),
+    ("eth_syncing", eth::syncing),
+    ("eth_blockNumber", eth::block_number),
+    ("eth_accounts", eth::accounts),
+    ("eth_getBalance", eth::get_balance),
+    ("eth_getTransactionCount", eth::get_transaction_count),
+    ("eth_getCode", eth::get_code),
+    ("eth_getStorageAt", eth::get_storage_at),
+    ("eth_gasPrice", eth::gas_price),
+    ("eth_maxPriorityFeePerGas", eth::max_priority_fee),
+    ("eth_feeHistory", eth::fee_history),
+    ("eth_call", eth::call),
+    ("eth_estimateGas", eth::estimate_gas),
+    ("eth_sendRawTransaction", eth::send_raw_transaction),
+    ("eth_sendTransaction", eth::send_transaction),
+    ("eth_getTransactionByHash", eth::transaction_by_hash),
+    ("eth_getTransactionReceipt", eth::transaction_receipt),
+    ("eth_getBlockByNumber", eth::block_by_number),
+    ("eth_getBlockByHash", eth::block_by_hash),
+    ("eth_getBlockReceipts", eth::block_receipts),
+    ("eth_getBlockTransactionCountByNumber", eth::block_tx_count_by_number),
+    ("eth_getBlockTransactionCountByHash", eth::block_tx_count_by_hash),
+    ("eth_getLogs", eth::get_logs),
+    ("eth_getProof", eth::get_proof),
+];
+
+/// The jsonrpsee module with every method in [`METHODS`]; each runs on a blocking thread
+/// (they read MDBX and run the EVM).
+pub fn module(node: Arc<Node>) -> RpcModule<Node> {
+    let mut module = RpcModule::from_arc(node);
+    for &(name, f) in METHODS {
+        let registered = module.register_blocking_method(name, move |params, node, _| {
+            let args = Args::from_params(&params)?;
+            f(&node, &args).map_err(ErrorObjectOwned::from)
+        });
+        // Names in METHODS are distinct, so registering cannot fail; a duplicate would be a
+        // programming error caught by the tests.
+        debug_assert!(registered.is_ok(), "{name} registered twice");
+    }
+    module
+}
+
+/// Starts the HTTP JSON-RPC server on `addr` (batches up to 1,000 requests, bodies up to
+/// 16 MiB). Returns the bound address (useful with port 0) and the handle that stops it.
+pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(16 << 20)
+        .max_response_body_size(64 << 20)
+        .set_batch_request_config(BatchRequestConfig::Limit(1_000))
+        .http_only()
+        .build();
+    let server = Server::builder().set_config(config).build(addr).await?;
+    let bound = server.local_addr()?;
+    Ok((bound, server.start(module(node))))
+}
+
+#[cfg(test)]
+mod tests;
