@@ -251,6 +251,13 @@ impl Node {
         Ok(match sampling::check(&plan, payload, parent.state_root, &before, &after) {
             Ok(n) => {
                 self.metrics.recomputed_balances.inc_by(n as u64);
+                tracing::debug!(
+                    target: targets::SAMPLING,
+                    number = payload.number,
+                    accounts = plan.sampled.len(),
+                    recomputed_balances = n,
+                    "sampled state agrees with the block"
+                );
                 Ok(())
             }
             Err(e) => Err(e.to_string()),

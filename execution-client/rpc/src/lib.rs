@@ -21,6 +21,7 @@ use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use qoin_el_node::Node;
+use qoin_tracing::targets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,8 +68,21 @@ pub fn module(node: Arc<Node>) -> RpcModule<Node> {
     let mut module = RpcModule::from_arc(node);
     for &(name, f) in METHODS {
         let registered = module.register_blocking_method(name, move |params, node, _| {
+            let started = std::time::Instant::now();
             let args = Args::from_params(&params)?;
-            f(&node, &args).map_err(ErrorObjectOwned::from)
+            let result = f(&node, &args);
+            match &result {
+                Ok(_) => tracing::debug!(target: targets::RPC, method = name, elapsed = ?started.elapsed(), "served"),
+                Err(e) => tracing::debug!(
+                    target: targets::RPC,
+                    method = name,
+                    elapsed = ?started.elapsed(),
+                    code = e.code,
+                    error = %e.message,
+                    "refused"
+                ),
+            }
+            result.map_err(ErrorObjectOwned::from)
         });
         // Names in METHODS are distinct, so registering cannot fail; a duplicate would be a
         // programming error caught by the tests.
