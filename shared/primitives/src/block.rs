@@ -51,6 +51,45 @@ pub fn transactions_root(txs: &[Vec<u8>]) -> Result<B256, HeaderError> {
     Ok(B256::from_slice(root.as_ref()))
 }
 
+/// Checks the offset table of the SSZ transaction list (a list of variable-size byte lists)
+/// before the SSZ library reads it: it slices by these offsets and panics on bad ones. The
+/// first offset is the table's length (4 bytes per transaction, at most [`MAX_BLOCK_TXS`]);
+/// every offset lies in the list and none is below the previous one; no transaction is
+/// longer than [`MAX_TX_SIZE`].
+fn check_tx_list_offsets(bytes: &[u8]) -> Result<(), HeaderError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let read = |i: usize| -> Result<usize, HeaderError> {
+        let at = i.checked_mul(4).ok_or_else(|| HeaderError::Ssz("transaction offset index".into()))?;
+        let raw: [u8; 4] = bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| HeaderError::Ssz(format!("transaction offset {i} out of range")))?;
+        Ok(u32::from_le_bytes(raw) as usize)
+    };
+    let first = read(0)?;
+    if first == 0 || first % 4 != 0 || first > bytes.len() {
+        return Err(HeaderError::Ssz(format!("invalid first transaction offset {first}")));
+    }
+    let count = first / 4;
+    if count > MAX_BLOCK_TXS {
+        return Err(HeaderError::Ssz(format!("{count} transactions, at most {MAX_BLOCK_TXS}")));
+    }
+    let mut start = first;
+    for i in 1..=count {
+        let end = if i == count { bytes.len() } else { read(i)? };
+        if end < start || end > bytes.len() {
+            return Err(HeaderError::Ssz(format!("invalid offset {end} of transaction {i}")));
+        }
+        if end - start > MAX_TX_SIZE {
+            return Err(HeaderError::Ssz(format!("transaction {} exceeds {MAX_TX_SIZE} bytes", i - 1)));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 impl Block {
     /// SSZ encoding.
     pub fn encode(&self) -> Result<Vec<u8>, HeaderError> {
@@ -67,6 +106,8 @@ impl Block {
         let header_bytes =
             bytes.get(offsets[0]..offsets[1]).ok_or(HeaderError::Ssz("header offsets".into()))?;
         check_header_offsets(header_bytes)?;
+        let tx_bytes = bytes.get(offsets[1]..).ok_or(HeaderError::Ssz("transactions offset".into()))?;
+        check_tx_list_offsets(tx_bytes)?;
         let b = BlockSsz::deserialize(bytes).map_err(|e| HeaderError::Ssz(e.to_string()))?;
         let header = Header::from_ssz(&b.header)?;
         let transactions = b.transactions.iter().map(|t| t.to_vec()).collect();

@@ -298,6 +298,45 @@ fn block_round_trip_and_transactions_root() {
     assert_ne!(transactions_root(&[]).unwrap(), transactions_root(&txs[..1]).unwrap());
 }
 
+/// A 303-byte block found by `cargo fuzz run block_decode`: the transaction list's offsets
+/// pointed outside the block and the SSZ library panicked slicing by them.
+#[test]
+fn a_block_with_bad_transaction_offsets_is_an_error_not_a_panic() {
+    let bytes = hex::decode(concat!(
+        "080000000001000065650000000000000000000000000800000800000000c7000000000000000000d0000000006060606060646060606060606060606060606060606060606060606a60000000000000000000000f0200007e000000000000000000000000fffad1d1d1d1d1d1d1d1d1d1ffffffffffffffffdfffff0000ffffffffffffffffffffffffffffffffffffffffd1d1d165",
+        "d1d1d1d1656d656500002c6565656565656565656565656565656500000000020000d00000000000450065ff0065d1000000ffffffffffffffffd1d1d165d1d1d1d1656d656500002c6565656565000000000800000000c70000000000000000000000000000000800000800000000c7000000000000000000d000006060606060ffffffffffffffffd1d1d165d1d1d1d16565656565650000"
+    ))
+    .unwrap();
+    assert_eq!(bytes.len(), 303);
+    let err = Block::decode(&bytes).unwrap_err();
+    assert!(matches!(err, HeaderError::Ssz(_)), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    /// Any byte of a valid block's transaction list changed, or the block cut anywhere:
+    /// an error or a block that re-encodes to the same bytes, never a panic.
+    #[test]
+    fn block_decoder_survives_mutation(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        let bytes = BYTES.get_or_init(|| {
+            let txs: Vec<Vec<u8>> = (0..3u64).map(|n| TxRequest { nonce: n, ..vector_tx() }.sign(key(0)).encode()).collect();
+            let mut h = header(key(0));
+            h.transactions_root = transactions_root(&txs).unwrap();
+            Block { header: h, transactions: txs }.encode().unwrap()
+        });
+        let tx_list_at = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        // Mostly the transaction list's offset table and first bytes, sometimes anywhere.
+        let i = if byte % 2 == 0 { tx_list_at + pos.index(16) } else { pos.index(bytes.len()) };
+        let mut mutated = bytes.clone();
+        mutated[i] = byte;
+        if let Ok(b) = Block::decode(&mutated) {
+            prop_assert_eq!(b.encode().unwrap(), mutated);
+        }
+        let _ = Block::decode(&bytes[..cut.index(bytes.len())]);
+    }
+}
+
 // ---- genesis ----
 
 const DEV_GENESIS: &str = r#"{
