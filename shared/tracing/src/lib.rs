@@ -32,6 +32,10 @@ pub mod targets {
     pub const SAMPLING: &str = "sampling";
     /// The transaction pool.
     pub const TXPOOL: &str = "txpool";
+    /// Peers, gossip and the sync protocol.
+    pub const NETWORK: &str = "network";
+    /// Catching up with the network.
+    pub const SYNC: &str = "sync";
     /// The JSON-RPC server.
     pub const RPC: &str = "rpc";
     /// The databases.

@@ -1,0 +1,621 @@
+//! The libp2p swarm and the task that drives it. The node talks to it through a
+//! [`NetworkHandle`] (commands) and receives [`NetworkEvent`]s; the swarm itself never leaves
+//! its task.
+
+use crate::codec::{SyncCodec, SYNC_PROTOCOL};
+use crate::peers::{PeerBook, Penalty, Verdict};
+use crate::wire::{GossipBlock, Request, Response, Status, MAX_GOSSIP_BLOCK_BYTES, MAX_GOSSIP_TX_BYTES};
+use alloy_primitives::{keccak256, B256};
+use futures::StreamExt as _;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{allow_block_list, connection_limits, identify, kad, Multiaddr, PeerId, StreamProtocol, Swarm};
+use qoin_tracing::targets;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How the network is set up.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Where the node key is kept (created if absent).
+    pub key_path: PathBuf,
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/30333` and
+    /// `/ip4/0.0.0.0/udp/30333/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial first (with their `/p2p/<peer id>`).
+    pub bootnodes: Vec<Multiaddr>,
+    /// Most inbound connections.
+    pub max_inbound: u32,
+    /// Most outbound connections.
+    pub max_outbound: u32,
+    /// The chain: gossip topics carry its id, and peers of another chain are refused.
+    pub chain_id: u64,
+    /// The genesis block's hash.
+    pub genesis_hash: B256,
+}
+
+/// Something the network saw that the node must act on.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A gossiped block that decoded; answer with [`NetworkHandle::report`].
+    Block {
+        /// The gossip message.
+        id: MessageId,
+        /// The peer it came from.
+        source: PeerId,
+        /// The block.
+        block: Box<GossipBlock>,
+    },
+    /// A gossiped transaction (its raw EIP-2718 bytes); answer with [`NetworkHandle::report`].
+    Transaction {
+        /// The gossip message.
+        id: MessageId,
+        /// The peer it came from.
+        source: PeerId,
+        /// The encoded transaction.
+        raw: Vec<u8>,
+    },
+    /// A peer of our chain told us its status (when we met, and whenever it asks ours).
+    PeerStatus {
+        /// The peer.
+        peer: PeerId,
+        /// Its status.
+        status: Status,
+    },
+    /// A peer asks for headers or payloads; answer with [`NetworkHandle::respond`].
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// What it asks.
+        request: Request,
+        /// Where the answer goes.
+        channel: ResponseChannel<Response>,
+    },
+    /// A peer is gone.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// What the node decided about a gossiped message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipVerdict {
+    /// Valid: forward it to other peers.
+    Accept,
+    /// Not for us (duplicate, unknown parent, stale): drop it, no blame.
+    Ignore,
+    /// Invalid: drop it and penalise the peer that sent it.
+    Reject(Penalty),
+}
+
+/// Why a request to a peer got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// The network task is gone.
+    #[error("the network has stopped")]
+    Stopped,
+    /// The request failed (timeout, disconnection, a bad answer).
+    #[error("request to {peer} failed: {reason}")]
+    Failed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The node key.
+    #[error(transparent)]
+    Key(#[from] crate::key::KeyError),
+    /// Building the transports or behaviours.
+    #[error("cannot build the network: {0}")]
+    Build(String),
+    /// Listening on an address.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Command {
+    Publish { topic: TopicHash, data: Vec<u8> },
+    Verdict { id: MessageId, source: PeerId, verdict: GossipVerdict },
+    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, RequestError>> },
+    Respond { channel: ResponseChannel<Response>, response: Response },
+    Penalize { peer: PeerId, penalty: Penalty },
+    Peers { reply: oneshot::Sender<Vec<PeerId>> },
+    Banned { reply: oneshot::Sender<Vec<PeerId>> },
+    Listening { reply: oneshot::Sender<Vec<Multiaddr>> },
+}
+
+/// The gossip topic of blocks on chain `chain_id`.
+pub fn blocks_topic(chain_id: u64) -> IdentTopic {
+    IdentTopic::new(format!("/qoin/{chain_id}/blocks/1"))
+}
+
+/// The gossip topic of transactions on chain `chain_id`.
+pub fn transactions_topic(chain_id: u64) -> IdentTopic {
+    IdentTopic::new(format!("/qoin/{chain_id}/transactions/1"))
+}
+
+/// The identify protocol version this node announces.
+pub const IDENTIFY_PROTOCOL: &str = "/qoin/1.0.0";
+/// The Kademlia protocol id (a private DHT, not IPFS's).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/qoin/kad/1.0.0");
+
+/// The handle the node drives the network with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    blocks: TopicHash,
+    transactions: TopicHash,
+}
+
+impl NetworkHandle {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn send(&self, c: Command) -> Result<(), RequestError> {
+        self.commands.send(c).await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// Gossips a block this node mined or accepted.
+    pub async fn publish_block(&self, block: &GossipBlock) -> Result<(), RequestError> {
+        let data =
+            block.encode().map_err(|e| RequestError::Failed { peer: self.peer_id, reason: e.to_string() })?;
+        self.send(Command::Publish { topic: self.blocks.clone(), data }).await
+    }
+
+    /// Gossips a transaction (raw EIP-2718 bytes).
+    pub async fn publish_transaction(&self, raw: Vec<u8>) -> Result<(), RequestError> {
+        self.send(Command::Publish { topic: self.transactions.clone(), data: raw }).await
+    }
+
+    /// Says what the node made of a gossiped message.
+    pub async fn report(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        verdict: GossipVerdict,
+    ) -> Result<(), RequestError> {
+        self.send(Command::Verdict { id, source, verdict }).await
+    }
+
+    /// Asks `peer` and waits for its answer.
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Request { peer, request, reply }).await?;
+        answer.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Answers a peer's request.
+    pub async fn respond(
+        &self,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) -> Result<(), RequestError> {
+        self.send(Command::Respond { channel, response }).await
+    }
+
+    /// Penalises a peer (a bad sync answer, say); it is banned below the threshold.
+    pub async fn penalize(&self, peer: PeerId, penalty: Penalty) -> Result<(), RequestError> {
+        self.send(Command::Penalize { peer, penalty }).await
+    }
+
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Peers { reply }).await?;
+        answer.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// The peers banned now.
+    pub async fn banned(&self) -> Result<Vec<PeerId>, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Banned { reply }).await?;
+        answer.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// The addresses this node listens on (with its `/p2p/` suffix), once bound.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Listening { reply }).await?;
+        answer.await.map_err(|_| RequestError::Stopped)
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// Message ids from the content: the same block or transaction from two peers is one message.
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    let mut input = Vec::with_capacity(m.topic.as_str().len() + m.data.len());
+    input.extend_from_slice(m.topic.as_str().as_bytes());
+    input.extend_from_slice(&m.data);
+    MessageId::from(keccak256(&input)[..20].to_vec())
+}
+
+fn build(config: &NetworkConfig, key: libp2p::identity::Keypair) -> Result<Swarm<Behaviour>, NetworkError> {
+    let err = |e: &dyn std::fmt::Display| NetworkError::Build(e.to_string());
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_GOSSIP_BLOCK_BYTES + 4096)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| err(&e))?;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established_incoming(Some(config.max_inbound))
+        .with_max_established_outgoing(Some(config.max_outbound))
+        .with_max_established_per_peer(Some(2));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| err(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                blocked: allow_block_list::Behaviour::default(),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.into(),
+                    key.public(),
+                )),
+                kad,
+                gossipsub,
+                sync: request_response::Behaviour::with_codec(
+                    SyncCodec,
+                    [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(Duration::from_secs(15)),
+                ),
+            })
+        })
+        .map_err(|e| err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts the network: loads (or creates) the node key, listens, dials the bootnodes, and
+/// spawns the task that runs the swarm. `status` is this node's current status, answered to
+/// every peer that asks.
+pub fn start(
+    config: &NetworkConfig,
+    status: watch::Receiver<Status>,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    let key = crate::key::load_or_create(&config.key_path)?;
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = build(config, key)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+    }
+    let (blocks, transactions) = (blocks_topic(config.chain_id), transactions_topic(config.chain_id));
+    for topic in [&blocks, &transactions] {
+        swarm.behaviour_mut().gossipsub.subscribe(topic).map_err(|e| NetworkError::Build(e.to_string()))?;
+    }
+    for addr in &config.bootnodes {
+        if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(target: targets::NETWORK, %addr, "cannot dial bootnode: {e}");
+        }
+    }
+    let (commands, command_rx) = mpsc::channel(1024);
+    let (events, event_rx) = mpsc::channel(4096);
+    let handle =
+        NetworkHandle { commands, peer_id, blocks: blocks.hash(), transactions: transactions.hash() };
+    let task = Task {
+        swarm,
+        commands: command_rx,
+        events,
+        status,
+        book: PeerBook::new(),
+        pending: HashMap::new(),
+        connected: HashSet::new(),
+        chain_id: config.chain_id,
+        genesis_hash: config.genesis_hash,
+        blocks: blocks.hash(),
+        transactions: transactions.hash(),
+        listening: Vec::new(),
+    };
+    tokio::spawn(task.run());
+    Ok((handle, event_rx))
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    status: watch::Receiver<Status>,
+    book: PeerBook,
+    pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, RequestError>>)>,
+    connected: HashSet<PeerId>,
+    chain_id: u64,
+    genesis_hash: B256,
+    blocks: TopicHash,
+    transactions: TopicHash,
+    listening: Vec<Multiaddr>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event).await,
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break, // every handle dropped: the node is stopping
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, penalty: Penalty) {
+        let now = Instant::now();
+        let verdict = self.book.penalize(peer, penalty, now);
+        tracing::debug!(target: targets::NETWORK, %peer, penalty = penalty.name(), "peer penalised");
+        if verdict == Verdict::Ban {
+            tracing::warn!(target: targets::NETWORK, %peer, reason = penalty.name(), "peer banned for 10 minutes");
+            let b = self.swarm.behaviour_mut();
+            b.blocked.block_peer(peer);
+            b.gossipsub.blacklist_peer(&peer);
+            b.kad.remove_peer(&peer);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        for peer in self.book.expired_bans(Instant::now()) {
+            let b = self.swarm.behaviour_mut();
+            b.blocked.unblock_peer(peer);
+            b.gossipsub.remove_blacklisted_peer(&peer);
+        }
+        if self.connected.len() < 8 {
+            // Look for more peers (no known peers yet is not an error).
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    fn our_status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// Hands an event to the node (it takes a sender, not the task: the swarm is not `Sync`
+    /// and must not be borrowed across the wait).
+    async fn emit(events: &mpsc::Sender<NetworkEvent>, event: NetworkEvent) {
+        // The node stopping closes the channel; nothing to do then.
+        let _ = events.send(event).await;
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data } => {
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    // No peers yet, or a duplicate: gossip is best effort.
+                    tracing::debug!(target: targets::NETWORK, "not published: {e}");
+                }
+            }
+            Command::Verdict { id, source, verdict } => {
+                let acceptance = match verdict {
+                    GossipVerdict::Accept => MessageAcceptance::Accept,
+                    GossipVerdict::Ignore => MessageAcceptance::Ignore,
+                    GossipVerdict::Reject(_) => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                if let GossipVerdict::Reject(penalty) = verdict {
+                    self.penalize(source, penalty);
+                }
+            }
+            Command::Request { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending.insert(id, (peer, reply));
+            }
+            Command::Respond { channel, response } => {
+                // The peer may have gone; then the answer has nowhere to go.
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+            }
+            Command::Penalize { peer, penalty } => self.penalize(peer, penalty),
+            Command::Peers { reply } => {
+                let _ = reply.send(self.connected.iter().copied().collect());
+            }
+            Command::Banned { reply } => {
+                let _ = reply.send(self.book.banned(Instant::now()));
+            }
+            Command::Listening { reply } => {
+                let _ = reply.send(self.listening.clone());
+            }
+        }
+    }
+
+    async fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with_p2p(*self.swarm.local_peer_id()).unwrap_or_else(|a| a);
+                tracing::info!(target: targets::NETWORK, address = %full, "listening");
+                self.listening.push(full);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                if self.book.is_banned(&peer_id, Instant::now()) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                self.connected.insert(peer_id);
+                if num_established.get() == 1 {
+                    tracing::debug!(target: targets::NETWORK, peer = %peer_id, "connected");
+                    let status = self.our_status();
+                    let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, Request::Status(status));
+                    let (reply, _) = oneshot::channel();
+                    self.pending.insert(id, (peer_id, reply));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.connected.remove(&peer_id);
+                self.book.forget(&peer_id, Instant::now());
+                tracing::debug!(target: targets::NETWORK, peer = %peer_id, "disconnected");
+                Self::emit(&self.events, NetworkEvent::PeerDisconnected { peer: peer_id }).await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != IDENTIFY_PROTOCOL {
+                    return;
+                }
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
+            _ => {}
+        }
+    }
+
+    async fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let reject = |task: &mut Self, penalty: Penalty| {
+            task.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Reject,
+            );
+            task.penalize(source, penalty);
+        };
+        if message.topic == self.blocks {
+            match GossipBlock::decode(&message.data) {
+                Ok(block) => {
+                    Self::emit(&self.events, NetworkEvent::Block { id, source, block: Box::new(block) }).await
+                }
+                Err(crate::wire::WireError::TooLarge { .. }) => reject(self, Penalty::Oversized),
+                Err(e) => {
+                    tracing::debug!(target: targets::NETWORK, peer = %source, "undecodable block: {e}");
+                    reject(self, Penalty::Undecodable);
+                }
+            }
+        } else if message.topic == self.transactions {
+            if message.data.len() > MAX_GOSSIP_TX_BYTES {
+                reject(self, Penalty::Oversized);
+            } else {
+                Self::emit(&self.events, NetworkEvent::Transaction { id, source, raw: message.data }).await;
+            }
+        } else {
+            // A topic we never subscribed to.
+            reject(self, Penalty::Undecodable);
+        }
+    }
+
+    fn check_status(&mut self, peer: PeerId, status: &Status) -> bool {
+        let ours = self.our_status();
+        if status.chain_id != self.chain_id
+            || status.genesis_hash != self.genesis_hash
+            || !ours.same_chain(status)
+        {
+            tracing::info!(target: targets::NETWORK, %peer, chain_id = status.chain_id, "peer of another chain");
+            self.penalize(peer, Penalty::WrongChain);
+            false
+        } else {
+            true
+        }
+    }
+
+    async fn on_sync(&mut self, event: request_response::Event<Request, Response>) {
+        use request_response::{Event, InboundFailure, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                if !self.book.allow_request(peer, Instant::now()) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, Response::Refused("rate limited".into()));
+                    self.penalize(peer, Penalty::RateLimited);
+                    return;
+                }
+                match request {
+                    Request::Status(theirs) => {
+                        let ours = self.our_status();
+                        let _ =
+                            self.swarm.behaviour_mut().sync.send_response(channel, Response::Status(ours));
+                        if self.check_status(peer, &theirs) {
+                            Self::emit(&self.events, NetworkEvent::PeerStatus { peer, status: theirs }).await;
+                        }
+                    }
+                    request => {
+                        Self::emit(&self.events, NetworkEvent::Request { peer, request, channel }).await
+                    }
+                }
+            }
+            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+                let Some((_, reply)) = self.pending.remove(&request_id) else { return };
+                if let Response::Status(theirs) = &response {
+                    if self.check_status(peer, theirs) {
+                        Self::emit(&self.events, NetworkEvent::PeerStatus { peer, status: *theirs }).await;
+                    }
+                }
+                let _ = reply.send(Ok(response));
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some((_, reply)) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                }
+                if let request_response::OutboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.penalize(peer, Penalty::BadResponse);
+                    }
+                }
+            }
+            Event::InboundFailure { peer, error: InboundFailure::Io(e), .. }
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                tracing::debug!(target: targets::NETWORK, %peer, "bad request: {e}");
+                self.penalize(peer, Penalty::Undecodable);
+            }
+            _ => {}
+        }
+    }
+}
