@@ -35,4 +35,19 @@ pub struct Config {
     pub miner: Option<MinerConfig>,
     /// Accounts sampled per block besides the senders.
     pub sample_k: usize,
+    /// The peer-to-peer network, if enabled.
+    pub p2p: Option<P2pOptions>,
+}
+
+/// The network's part of the configuration (the chain's id and genesis come from the chain).
+#[derive(Debug, Clone)]
+pub struct P2pOptions {
+    /// Addresses to listen on (TCP and QUIC).
+    pub listen: Vec<qoin_cl_network::Multiaddr>,
+    /// Peers to dial first.
+    pub bootnodes: Vec<qoin_cl_network::Multiaddr>,
+    /// Most inbound connections.
+    pub max_inbound: u32,
+    /// Most outbound connections.
+    pub max_outbound: u32,
 }

@@ -5,15 +5,17 @@
 //! with `qoin-consensus`, has them executed, checks the answers with account-state sampling
 //! (`qoin-cl-sampling`), stores them (`qoin-cl-store`) and keeps the execution client's head
 //! on the fork-choice head; [`miner`] builds and seals blocks and runs the main loop;
-//! [`metrics`] are its Prometheus metrics. The network (gossip, sync) will sit beside it.
+//! [`metrics`] are its Prometheus metrics; [`p2p`] puts it on the network (`qoin-cl-network`):
+//! answering peers, judging and importing gossiped blocks, gossiping the blocks it mines.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
 pub mod metrics;
 pub mod miner;
 pub mod node;
+pub mod p2p;
 
-pub use config::{Config, MinerConfig};
+pub use config::{Config, MinerConfig, P2pOptions};
 pub use metrics::ClMetrics;
 pub use miner::run;
 pub use node::Node;

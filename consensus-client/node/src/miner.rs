@@ -6,8 +6,10 @@
 use crate::config::{now_ms, Config, MinerConfig};
 use crate::metrics::ClMetrics;
 use crate::node::{timed, ImportError, Node};
+use crate::p2p::P2p;
 use alloy_primitives::Address;
 use anyhow::Context as _;
+use qoin_cl_network::GossipBlock;
 use qoin_consensus::params::prev_randao;
 use qoin_consensus::validate::BlockMeta;
 use qoin_crypto::Domain;
@@ -105,6 +107,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut node = Node::start(&config, metrics.clone()).await?;
+    let mut p2p = match &config.p2p {
+        Some(o) => {
+            let network = qoin_cl_network::NetworkConfig {
+                key_path: config.datadir.join("p2p").join("node.key"),
+                listen: o.listen.clone(),
+                bootnodes: o.bootnodes.clone(),
+                max_inbound: o.max_inbound,
+                max_outbound: o.max_outbound,
+                chain_id: node.params.chain_id,
+                genesis_hash: node.params.genesis_hash,
+            };
+            Some(P2p::start(&network, &node).await?)
+        }
+        None => None,
+    };
     tokio::pin!(shutdown);
     let notify = Arc::new(Notify::new());
     spawn_tx_watch(node.engine.clone(), notify.clone());
@@ -152,6 +169,12 @@ pub async fn run(
         let (Some(miner), Some(solver), Some(pool)) = (&config.miner, &solver, &pool) else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                Some(event) = P2p::next(&mut p2p) => {
+                    if let Some(p) = &p2p {
+                        p.handle(&mut node, event).await;
+                    }
+                    continue;
+                }
                 _ = &mut shutdown => break,
             }
         };
@@ -184,17 +207,32 @@ pub async fn run(
             })
         };
         tokio::pin!(search);
-        let outcome = tokio::select! {
-            r = &mut search => Some(r),
-            _ = notify.notified() => None,
-            _ = &mut shutdown => {
-                stop.store(true, Ordering::SeqCst);
-                let _ = search.await;
-                break;
+        let mut stopping = false;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut search => break Some(r),
+                _ = notify.notified() => break None,
+                Some(event) = P2p::next(&mut p2p) => {
+                    // A peer's block that moved the head: search on the new head instead.
+                    if let Some(p) = &p2p {
+                        if p.handle(&mut node, event).await && node.store.head() != header.parent_hash {
+                            break None;
+                        }
+                    }
+                }
+                _ = &mut shutdown => {
+                    stopping = true;
+                    break None;
+                }
             }
         };
+        if stopping {
+            stop.store(true, Ordering::SeqCst);
+            let _ = search.await;
+            break;
+        }
         let Some(joined) = outcome else {
-            // A new transaction: a better payload is available. Stop and rebuild.
+            // A new transaction or a new head: a better payload is available. Stop and rebuild.
             restart_from = Some(Instant::now());
             stop.store(true, Ordering::SeqCst);
             let _ = search.await;
@@ -229,6 +267,10 @@ pub async fn run(
                     siblings = sealed_header.siblings.len(),
                     "mined block"
                 );
+                if let Some(p) = &p2p {
+                    p.update_status(&node);
+                    p.publish(GossipBlock { header: sealed_header.clone(), payload: payload.clone() }).await;
+                }
             }
             Err(ImportError::Engine(EngineError::Transport(e))) => {
                 tracing::warn!(target: targets::ENGINE, "execution client unreachable while importing #{} ({e})", sealed_header.height);

@@ -25,8 +25,12 @@ use std::time::{Duration, Instant};
 pub(crate) enum ImportError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The block is invalid (the sender's fault).
     #[error("{0}")]
     Rejected(String),
+    /// Sampling caught the execution client (not the block's sender's fault).
+    #[error("{0}")]
+    ExecutionFaulty(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -217,7 +221,7 @@ impl Node {
                         .map_err(anyhow::Error::from)?;
                     // The execution client made the block its tentative head: move it back.
                     self.update_head(true).await?;
-                    return Err(ImportError::Rejected(format!(
+                    return Err(ImportError::ExecutionFaulty(format!(
                         "sampling found the execution client wrong: {why}"
                     )));
                 }

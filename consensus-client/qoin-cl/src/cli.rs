@@ -2,7 +2,7 @@
 
 use alloy_primitives::Address;
 use anyhow::{bail, Context as _};
-use qoin_cl_node::{run, ClMetrics, Config, MinerConfig};
+use qoin_cl_node::{run, ClMetrics, Config, MinerConfig, P2pOptions};
 use qoin_crypto::keystore::Keystore;
 use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::Genesis;
@@ -54,9 +54,47 @@ pub(crate) struct Cli {
     /// Metrics listen address.
     #[arg(long = "metrics.addr", default_value = "127.0.0.1")]
     pub(crate) metrics_addr: IpAddr,
+    /// Peer-to-peer port, TCP and UDP (QUIC); 0 picks free ports.
+    #[arg(long = "p2p.port", default_value_t = 30333)]
+    pub(crate) p2p_port: u16,
+    /// Peer-to-peer listen address.
+    #[arg(long = "p2p.addr", default_value = "0.0.0.0")]
+    pub(crate) p2p_addr: IpAddr,
+    /// Peers to dial first, comma-separated multiaddrs ending in `/p2p/<peer id>`.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) bootnodes: Vec<qoin_cl_node::p2p::Multiaddr>,
+    /// Most inbound peer connections.
+    #[arg(long = "p2p.max-inbound", default_value_t = 32)]
+    pub(crate) max_inbound: u32,
+    /// Most outbound peer connections.
+    #[arg(long = "p2p.max-outbound", default_value_t = 16)]
+    pub(crate) max_outbound: u32,
+    /// Run without the peer-to-peer network (a lone validator).
+    #[arg(long = "no-p2p")]
+    pub(crate) no_p2p: bool,
     /// Logging.
     #[command(flatten)]
     pub(crate) log: qoin_tracing::LogArgs,
+}
+
+fn p2p_options(cli: &Cli) -> Option<P2pOptions> {
+    if cli.no_p2p {
+        return None;
+    }
+    let ip = match cli.p2p_addr {
+        IpAddr::V4(a) => format!("/ip4/{a}"),
+        IpAddr::V6(a) => format!("/ip6/{a}"),
+    };
+    let listen = [format!("{ip}/tcp/{}", cli.p2p_port), format!("{ip}/udp/{}/quic-v1", cli.p2p_port)]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    Some(P2pOptions {
+        listen,
+        bootnodes: cli.bootnodes.clone(),
+        max_inbound: cli.max_inbound,
+        max_outbound: cli.max_outbound,
+    })
 }
 
 fn default_datadir() -> PathBuf {
@@ -117,6 +155,7 @@ pub(crate) fn main_with(cli: &Cli) -> anyhow::Result<()> {
         jwt,
         miner,
         sample_k: cli.sample_accounts,
+        p2p: p2p_options(cli),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

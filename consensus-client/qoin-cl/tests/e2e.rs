@@ -1,7 +1,8 @@
 //! `qoin-el` and `qoin-cl` as real processes, as an operator runs them: blocks mined with
 //! the post-quantum proof of work and executed by the execution client; the execution client
 //! killed with SIGKILL and restarted while the consensus client keeps running; a consensus
-//! client holding the wrong JWT secret refused.
+//! client holding the wrong JWT secret refused; a second pair that only follows imports every
+//! block the first one mines, over gossip, back-filling what it missed from the sender.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -94,7 +95,14 @@ struct Pair {
 
 impl Pair {
     fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
         Self { dir: dir.to_path_buf(), genesis: write_genesis(dir), http: free_port(), engine: free_port() }
+    }
+
+    /// Another pair of the same chain.
+    fn beside(&self, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        Self { dir: dir.to_path_buf(), genesis: self.genesis.clone(), http: free_port(), engine: free_port() }
     }
 
     fn http(&self) -> SocketAddr {
@@ -136,7 +144,7 @@ impl Pair {
             .arg(self.dir.join("keystore"))
             .arg("--password-file")
             .arg(self.dir.join("password"))
-            .args(["--miner.threads", "1"]);
+            .args(["--miner.threads", "1", "--p2p.addr", "127.0.0.1"]);
         c
     }
 }
@@ -149,6 +157,7 @@ fn the_consensus_client_recovers_when_the_execution_client_is_killed() {
     let metrics = free_port();
     let _cl = Proc(
         pair.cl_command(&dir.path().join("jwt.hex"))
+            .arg("--no-p2p")
             .args(["--metrics.port", &metrics.to_string()])
             .stdout(Stdio::null())
             .spawn()
@@ -201,13 +210,67 @@ fn a_consensus_client_with_the_wrong_jwt_secret_is_refused() {
     let _el = pair.start_el();
     let wrong = dir.path().join("other-jwt.hex");
     std::fs::write(&wrong, "11".repeat(32)).unwrap();
-    let out = pair.cl_command(&wrong).stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+    let out = pair
+        .cl_command(&wrong)
+        .arg("--no-p2p")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "qoin-cl must stop: {log}");
     assert!(log.contains("refused our JWT"), "{log}");
     assert!(log.contains("signature"), "the reason is given: {log}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(block_number(pair.http()), Some(0), "nothing was built or imported");
+}
+
+fn block_hash(addr: SocketAddr, n: u64) -> Value {
+    rpc(addr, "eth_getBlockByNumber", json!([format!("{n:#x}"), false])).unwrap()["hash"].clone()
+}
+
+#[test]
+fn a_following_pair_imports_the_miners_blocks_over_gossip() {
+    let dir = tempfile::tempdir().unwrap();
+    let miner = Pair::new(&dir.path().join("miner"));
+    let follower = miner.beside(&dir.path().join("follower"));
+    let (_el_m, _el_f) = (miner.start_el(), follower.start_el());
+    let miner_cl = |extra: &[&str]| {
+        Proc(
+            miner
+                .cl_command(&dir.path().join("miner/jwt.hex"))
+                .args(extra)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // The miner first mines a few blocks alone, then stops.
+    let alone = miner_cl(&["--no-p2p"]);
+    let before = wait_for("the miner's first blocks", 120, || block_number(miner.http()).filter(|n| *n >= 3));
+    drop(alone);
+    let before = block_number(miner.http()).unwrap().max(before);
+    // The follower (not mining) listens; the miner comes back and dials it. The first block
+    // it gossips has a parent the follower lacks: the follower fetches the missing ones from
+    // it, then keeps up with gossip.
+    let follower_p2p = free_port();
+    let _cl_f = Proc(
+        follower
+            .cl_command(&dir.path().join("follower/jwt.hex"))
+            .args(["--no-mine", "--p2p.port", &follower_p2p.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _cl_m = miner_cl(&["--p2p.port", "0", "--bootnodes", &format!("/ip4/127.0.0.1/tcp/{follower_p2p}")]);
+    let height = wait_for("the follower to catch up and follow", 120, || {
+        block_number(follower.http()).filter(|n| *n >= before + 3)
+    });
+    // The same blocks, not a chain of its own (it does not mine).
+    for n in 1..=height {
+        assert_eq!(block_hash(follower.http(), n), block_hash(miner.http(), n), "block {n}");
+    }
 }
 
 fn http_get(port: u16, path: &str) -> String {

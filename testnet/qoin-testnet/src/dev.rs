@@ -37,6 +37,9 @@ pub(crate) struct DevArgs {
     /// Proof-of-work search threads (default: all cores).
     #[arg(long)]
     miner_threads: Option<usize>,
+    /// qoin-cl's peer-to-peer port (TCP and QUIC, on 127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 30333)]
+    p2p_port: u16,
     /// Serve Prometheus metrics: qoin-el on this port, qoin-cl on the next.
     #[arg(long)]
     metrics_port: Option<u16>,
@@ -251,7 +254,8 @@ pub(crate) fn run(args: &DevArgs, log: &LogArgs) -> anyhow::Result<()> {
         .arg(d.join("cl").join("keystore"))
         .arg("--password-file")
         .arg(d.join("cl").join("password"))
-        .args(["--miner.threads", &threads.to_string()]);
+        .args(["--miner.threads", &threads.to_string()])
+        .args(["--p2p.addr", "127.0.0.1", "--p2p.port", &args.p2p_port.to_string()]);
     if let Some(p) = args.metrics_port {
         cl_cmd.args(["--metrics.port", &(p + 1).to_string()]);
     }

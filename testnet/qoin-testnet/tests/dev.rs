@@ -91,7 +91,7 @@ impl Devnet {
             cmd.args(["--metrics-port", &port.to_string()]);
         }
         let mut child = cmd
-            .args(["--miner-threads", "1", "--block-time-ms", "500"])
+            .args(["--miner-threads", "1", "--block-time-ms", "500", "--p2p-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

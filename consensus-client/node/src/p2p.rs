@@ -1,0 +1,309 @@
+//! The consensus client on the network: it answers peers' sync requests from the chain store,
+//! judges gossiped blocks with the cheap checks before they are forwarded and then imports
+//! them, gossips the blocks it mines, and keeps its status (head, cumulative work) current for
+//! peers. Sync and transaction relay are not built yet: a peer ahead of us is logged, and
+//! gossiped transactions are ignored.
+
+use crate::config::now_ms;
+use crate::node::{ImportError, Node};
+use alloy_primitives::B256;
+use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use qoin_cl_network::{
+    GossipBlock, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle, Penalty, Request, Response,
+    Status,
+};
+use qoin_consensus::validate::{validate_header, BlockMeta};
+use qoin_tracing::targets;
+use tokio::sync::{mpsc, watch};
+
+pub use qoin_cl_network::Multiaddr;
+
+/// The running network and what the node keeps of it.
+pub struct P2p {
+    /// Commands to the network.
+    pub handle: NetworkHandle,
+    events: mpsc::Receiver<NetworkEvent>,
+    status: watch::Sender<Status>,
+}
+
+impl P2p {
+    /// Starts the network for `node` and logs its identity.
+    pub async fn start(config: &NetworkConfig, node: &Node) -> anyhow::Result<Self> {
+        let (status, status_rx) = watch::channel(node.status());
+        let (handle, events) = qoin_cl_network::start(config, status_rx)?;
+        tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
+        Ok(Self { handle, events, status })
+    }
+
+    /// The next event, or never when there is no network.
+    pub async fn next(p2p: &mut Option<Self>) -> Option<NetworkEvent> {
+        match p2p {
+            Some(p) => p.events.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Tells peers our new head.
+    pub fn update_status(&self, node: &Node) {
+        self.status.send_replace(node.status());
+    }
+
+    /// Gossips a block this node mined.
+    pub async fn publish(&self, block: GossipBlock) {
+        if let Err(e) = self.handle.publish_block(&block).await {
+            tracing::warn!(target: targets::NETWORK, "cannot gossip block #{}: {e}", block.header.height);
+        }
+    }
+
+    /// Acts on one network event; returns whether the head may have moved.
+    pub async fn handle(&self, node: &mut Node, event: NetworkEvent) -> bool {
+        match event {
+            NetworkEvent::Block { id, source, block } => {
+                let verdict = node.check_gossip(&block.header);
+                let report = |v| self.handle.report(id.clone(), source, v);
+                match verdict {
+                    Gossip::Known => {
+                        let _ = report(GossipVerdict::Ignore).await;
+                        false
+                    }
+                    Gossip::UnknownAncestor => {
+                        // Not judged, so not forwarded; but the peer has the blocks we missed.
+                        let _ = report(GossipVerdict::Ignore).await;
+                        self.backfill(node, source, *block).await
+                    }
+                    Gossip::Invalid(why) => {
+                        tracing::info!(target: targets::NETWORK, peer = %source, "invalid gossiped block: {why}");
+                        let _ = report(GossipVerdict::Reject(Penalty::InvalidBlock)).await;
+                        false
+                    }
+                    Gossip::Valid => {
+                        let _ = report(GossipVerdict::Accept).await;
+                        let height = block.header.height;
+                        match node.import(&block.header, &block.payload).await {
+                            Ok(()) => {
+                                tracing::info!(target: targets::CHAIN, number = height, peer = %source, "imported gossiped block");
+                                self.update_status(node);
+                                true
+                            }
+                            Err(ImportError::Rejected(why)) => {
+                                tracing::info!(target: targets::NETWORK, peer = %source, "gossiped block #{height} refused: {why}");
+                                let _ = self.handle.penalize(source, Penalty::InvalidBlock).await;
+                                false
+                            }
+                            Err(e) => {
+                                tracing::warn!(target: targets::CHAIN, "gossiped block #{height} not imported: {e}");
+                                false
+                            }
+                        }
+                    }
+                }
+            }
+            NetworkEvent::Transaction { id, source, .. } => {
+                // Transaction relay comes with the engine's SubmitTransactions.
+                let _ = self.handle.report(id, source, GossipVerdict::Ignore).await;
+                false
+            }
+            NetworkEvent::PeerStatus { peer, status } => {
+                let ours = node.status();
+                if status.cumulative_work > ours.cumulative_work {
+                    tracing::info!(
+                        target: targets::SYNC,
+                        %peer,
+                        height = status.head_height,
+                        our_height = ours.head_height,
+                        "peer has a heavier chain (sync is not built yet)"
+                    );
+                } else {
+                    tracing::debug!(target: targets::NETWORK, %peer, height = status.head_height, "peer status");
+                }
+                false
+            }
+            NetworkEvent::Request { peer, request, channel } => {
+                let response = node.answer(&request);
+                tracing::debug!(target: targets::NETWORK, %peer, ?request, "answered");
+                let _ = self.handle.respond(channel, response).await;
+                false
+            }
+            NetworkEvent::PeerDisconnected { .. } => false,
+        }
+    }
+}
+
+/// How far back a gossiped block's missing ancestors are fetched from the peer that sent it.
+pub const MAX_BACKFILL: usize = 256;
+
+impl P2p {
+    /// Fetches the missing ancestors of `block` from `peer` (one header and one payload per
+    /// request, each checked to be the block asked for), then imports them oldest first and
+    /// `block` last. Returns whether anything was imported.
+    async fn backfill(&self, node: &mut Node, peer: qoin_cl_network::PeerId, block: GossipBlock) -> bool {
+        let mut chain = vec![(block.header, block.payload)];
+        loop {
+            let Some((last, _)) = chain.last() else { return false };
+            let missing: Vec<B256> = std::iter::once(last.parent_hash)
+                .chain(last.siblings.iter().copied())
+                .filter(|h| node.store.meta(h).is_none())
+                .collect();
+            let Some(&want) = missing.first() else { break };
+            if want != last.parent_hash || chain.len() > MAX_BACKFILL {
+                tracing::info!(target: targets::SYNC, %peer, "missing ancestors beyond what gossip back-fill fetches");
+                return false;
+            }
+            match self.fetch(peer, want).await {
+                Some(b) => chain.push(b),
+                None => return false,
+            }
+        }
+        let mut imported = false;
+        for (header, payload) in chain.into_iter().rev() {
+            match node.check_gossip(&header) {
+                Gossip::Known => continue,
+                Gossip::Valid => {}
+                Gossip::UnknownAncestor => return imported,
+                Gossip::Invalid(why) => {
+                    tracing::info!(target: targets::SYNC, %peer, "back-filled block #{} invalid: {why}", header.height);
+                    let _ = self.handle.penalize(peer, Penalty::InvalidBlock).await;
+                    return imported;
+                }
+            }
+            match node.import(&header, &payload).await {
+                Ok(()) => {
+                    tracing::info!(target: targets::SYNC, number = header.height, %peer, "imported back-filled block");
+                    imported = true;
+                }
+                Err(ImportError::Rejected(why)) => {
+                    let _ = self.handle.penalize(peer, Penalty::InvalidBlock).await;
+                    tracing::info!(target: targets::SYNC, %peer, "back-filled block #{} refused: {why}", header.height);
+                    return imported;
+                }
+                Err(e) => {
+                    tracing::warn!(target: targets::SYNC, "back-filled block #{} not imported: {e}", header.height);
+                    return imported;
+                }
+            }
+        }
+        if imported {
+            self.update_status(node);
+        }
+        imported
+    }
+
+    /// One block by hash from `peer`: its header, then the payload the header commits to.
+    /// An answer that is not what was asked costs the peer.
+    async fn fetch(
+        &self,
+        peer: qoin_cl_network::PeerId,
+        hash: B256,
+    ) -> Option<(qoin_primitives::Header, qoin_engine_api::Payload)> {
+        let header = match self.handle.request(peer, Request::HeadersByHash(vec![hash])).await {
+            Ok(Response::Headers(mut hs)) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => hs.pop()?,
+            Ok(_) => {
+                let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(target: targets::SYNC, "{e}");
+                return None;
+            }
+        };
+        let payload = match self.handle.request(peer, Request::PayloadsByHash(vec![hash])).await {
+            Ok(Response::Payloads(mut ps)) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
+                ps.pop()?
+            }
+            Ok(_) => {
+                let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(target: targets::SYNC, "{e}");
+                return None;
+            }
+        };
+        Some((header, payload))
+    }
+}
+
+/// The cheap checks' verdict on a gossiped header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gossip {
+    /// Already stored (or known invalid): nothing to do.
+    Known,
+    /// Its parent or a referenced sibling is unknown here: cannot judge it yet.
+    UnknownAncestor,
+    /// Breaks a rule: the relaying peer is at fault.
+    Invalid(String),
+    /// Structure, height, time, difficulty, siblings, proof of work and ticket pass.
+    Valid,
+}
+
+impl Node {
+    /// This node's status for peers: chain, head, cumulative work of the head's chain.
+    pub fn status(&self) -> Status {
+        let head = self.store.head();
+        let path = self.store.tree().path_to(&head);
+        let work = path
+            .iter()
+            .filter_map(|h| self.store.meta(h))
+            .fold(alloy_primitives::U256::ZERO, |acc, m| acc.saturating_add(m.work));
+        Status {
+            chain_id: self.params.chain_id,
+            genesis_hash: self.params.genesis_hash,
+            head_hash: head,
+            head_height: self.store.meta(&head).map_or(0, |m| m.height),
+            cumulative_work: u128::try_from(work).unwrap_or(u128::MAX),
+        }
+    }
+
+    /// The cheap checks of a gossiped header against what this node knows.
+    pub fn check_gossip(&self, header: &qoin_primitives::Header) -> Gossip {
+        let Ok(hash) = header.hash() else { return Gossip::Invalid("header does not hash".into()) };
+        if self.store.meta(&hash).is_some() || self.store.tree().is_invalid(&hash) {
+            return Gossip::Known;
+        }
+        let Some(parent) = self.store.meta(&header.parent_hash).cloned() else {
+            return Gossip::UnknownAncestor;
+        };
+        let mut siblings: Vec<BlockMeta> = Vec::with_capacity(header.siblings.len());
+        for s in &header.siblings {
+            match self.store.meta(s) {
+                Some(m) => siblings.push(m.clone()),
+                None => return Gossip::UnknownAncestor,
+            }
+        }
+        match validate_header(header, &parent, &siblings, &self.params, now_ms()) {
+            Ok(_) => Gossip::Valid,
+            Err(e) => Gossip::Invalid(e.to_string()),
+        }
+    }
+
+    /// The answer to a peer's sync request, from the chain store.
+    pub fn answer(&self, request: &Request) -> Response {
+        match request {
+            Request::Status(_) => Response::Status(self.status()),
+            Request::HeadersByRange { start, count } => {
+                let path = self.store.tree().path_to(&self.store.head());
+                let count = (*count).min(MAX_HEADERS_PER_REQUEST);
+                let hashes: Vec<B256> = path
+                    .iter()
+                    .skip(usize::try_from(*start).unwrap_or(usize::MAX))
+                    .take(usize::try_from(count).unwrap_or(0))
+                    .copied()
+                    .collect();
+                Response::Headers(self.blocks(&hashes).into_iter().map(|(h, _)| h).collect())
+            }
+            Request::HeadersByHash(hashes) => {
+                let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
+                Response::Headers(self.blocks(hashes).into_iter().map(|(h, _)| h).collect())
+            }
+            Request::PayloadsByHash(hashes) => {
+                let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
+                Response::Payloads(self.blocks(hashes).into_iter().map(|(_, p)| p).collect())
+            }
+        }
+    }
+
+    /// Stored blocks by hash, in order; unknown ones (and genesis, which has no header) left out.
+    fn blocks(&self, hashes: &[B256]) -> Vec<(qoin_primitives::Header, qoin_engine_api::Payload)> {
+        hashes.iter().filter_map(|h| self.store.block(h).ok().flatten()).collect()
+    }
+}
