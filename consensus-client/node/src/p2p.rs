@@ -195,31 +195,44 @@ impl P2p {
         peer: qoin_cl_network::PeerId,
         hash: B256,
     ) -> Option<(qoin_primitives::Header, qoin_engine_api::Payload)> {
-        let header = match self.handle.request(peer, Request::HeadersByHash(vec![hash])).await {
-            Ok(Response::Headers(mut hs)) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => hs.pop()?,
-            Ok(_) => {
-                let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
-                return None;
-            }
-            Err(e) => {
-                tracing::debug!(target: targets::SYNC, "{e}");
-                return None;
-            }
-        };
-        let payload = match self.handle.request(peer, Request::PayloadsByHash(vec![hash])).await {
-            Ok(Response::Payloads(mut ps)) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
-                ps.pop()?
-            }
-            Ok(_) => {
-                let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
-                return None;
-            }
-            Err(e) => {
-                tracing::debug!(target: targets::SYNC, "{e}");
-                return None;
-            }
-        };
+        let header = self
+            .ask(peer, Request::HeadersByHash(vec![hash]), |r| match r {
+                Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => hs.pop(),
+                _ => None,
+            })
+            .await?;
+        let payload = self
+            .ask(peer, Request::PayloadsByHash(vec![hash]), |r| match r {
+                Response::Payloads(mut ps) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
+                    ps.pop()
+                }
+                _ => None,
+            })
+            .await?;
         Some((header, payload))
+    }
+
+    /// Sends `request` to `peer` and takes what `answer` finds in the response; a response
+    /// that does not answer costs the peer, a failed request is only logged.
+    async fn ask<T>(
+        &self,
+        peer: qoin_cl_network::PeerId,
+        request: Request,
+        answer: impl FnOnce(Response) -> Option<T>,
+    ) -> Option<T> {
+        match self.handle.request(peer, request).await {
+            Ok(response) => {
+                let found = answer(response);
+                if found.is_none() {
+                    let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
+                }
+                found
+            }
+            Err(e) => {
+                tracing::debug!(target: targets::SYNC, "{e}");
+                None
+            }
+        }
     }
 }
 
