@@ -5,7 +5,7 @@ use crate::jwt::JwtSecret;
 use crate::proto::{self, engine_client};
 use crate::types::{
     parse_u256, AccountProof, Attributes, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
-    METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+    TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use tokio_stream::{Stream, StreamExt as _};
@@ -174,18 +174,40 @@ impl EngineClient {
         Ok((payload, parse_u256("block_value", &r.block_value)?))
     }
 
-    /// `GetAccountProofs`.
+    /// The generated client (tests send requests the typed methods never would).
+    #[cfg(test)]
+    pub(crate) fn raw(&self) -> engine_client::EngineClient<InterceptedService<Channel, Auth>> {
+        self.inner.clone()
+    }
+
+    /// `GetAccountProofs` for any number of addresses: sent in calls of at most
+    /// [`MAX_PROOF_ADDRESSES`] (the server's limit), answers concatenated in order. An answer
+    /// of the wrong length is an error.
     pub async fn account_proofs(
         &self,
         state_root: B256,
         addresses: &[Address],
     ) -> Result<Vec<AccountProof>, EngineError> {
-        let req = proto::GetAccountProofsRequest {
-            state_root: state_root.to_vec(),
-            addresses: addresses.iter().map(|a| a.to_vec()).collect(),
-        };
-        let r = self.inner.clone().get_account_proofs(req).await.map_err(|s| status_err(&s))?.into_inner();
-        r.accounts.iter().map(AccountProof::from_proto).collect()
+        let mut out = Vec::with_capacity(addresses.len());
+        for chunk in addresses.chunks(MAX_PROOF_ADDRESSES) {
+            let req = proto::GetAccountProofsRequest {
+                state_root: state_root.to_vec(),
+                addresses: chunk.iter().map(|a| a.to_vec()).collect(),
+            };
+            let r =
+                self.inner.clone().get_account_proofs(req).await.map_err(|s| status_err(&s))?.into_inner();
+            if r.accounts.len() != chunk.len() {
+                return Err(EngineError::Internal(format!(
+                    "asked for {} account proofs, got {}",
+                    chunk.len(),
+                    r.accounts.len()
+                )));
+            }
+            for a in &r.accounts {
+                out.push(AccountProof::from_proto(a)?);
+            }
+        }
+        Ok(out)
     }
 
     /// `SubscribeTransactions`: new pool transactions until the connection ends.
@@ -203,5 +225,28 @@ impl EngineClient {
             let t = item.map_err(|s| status_err(&s))?;
             Ok(PooledTx { hash: crate::types::parse_b256("hash", &t.hash)?, raw: Bytes::from(t.raw) })
         }))
+    }
+
+    /// `SubmitTransactions` for any number of raw transactions (calls of at most
+    /// [`MAX_SUBMIT_TRANSACTIONS`]): the pool's verdict on each, in order.
+    pub async fn submit_transactions(&self, transactions: &[Bytes]) -> Result<Vec<TxVerdict>, EngineError> {
+        let mut out = Vec::with_capacity(transactions.len());
+        for chunk in transactions.chunks(MAX_SUBMIT_TRANSACTIONS) {
+            let req =
+                proto::SubmitTransactionsRequest { transactions: chunk.iter().map(|t| t.to_vec()).collect() };
+            let r =
+                self.inner.clone().submit_transactions(req).await.map_err(|s| status_err(&s))?.into_inner();
+            if r.verdicts.len() != chunk.len() {
+                return Err(EngineError::Internal(format!(
+                    "submitted {} transactions, got {} verdicts",
+                    chunk.len(),
+                    r.verdicts.len()
+                )));
+            }
+            for v in &r.verdicts {
+                out.push(TxVerdict::from_proto(v)?);
+            }
+        }
+        Ok(out)
     }
 }

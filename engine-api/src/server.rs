@@ -12,9 +12,10 @@ use crate::proto::engine_server::{Engine, EngineServer};
 use crate::proto::{self};
 use crate::types::{
     parse_address, parse_b256, parse_payload_id, AccountProof, Attributes, EngineError, Payload, PayloadId,
-    PayloadStatus, PooledTx, MAX_PROOF_ADDRESSES, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+    PayloadStatus, PooledTx, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1,
+    PROTOCOL_VERSIONS, VERSION_HEADER,
 };
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, Bytes, B256, U256};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub trait EngineBackend: Send + Sync + 'static {
     ) -> Result<Vec<AccountProof>, EngineError>;
     /// A receiver of transactions as they enter the pool.
     fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx>;
+    /// Offers raw transactions (from peers) to the pool: a verdict per transaction, in order.
+    fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError>;
 }
 
 /// Checks a request's token and returns it unchanged (the tonic interceptor).
@@ -193,6 +196,32 @@ impl<B: EngineBackend> Engine for Service<B> {
             .filter_map(|item| item.ok())
             .map(|tx| Ok(proto::PooledTransaction { hash: tx.hash.to_vec(), raw: tx.raw.to_vec() }));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn submit_transactions(
+        &self,
+        request: Request<proto::SubmitTransactionsRequest>,
+    ) -> Result<Response<proto::SubmitTransactionsResponse>, Status> {
+        check_version(&request)?;
+        let txs = request.into_inner().transactions;
+        if txs.len() > MAX_SUBMIT_TRANSACTIONS {
+            return Err(EngineError::InvalidParams(format!(
+                "{} transactions, at most {MAX_SUBMIT_TRANSACTIONS}",
+                txs.len()
+            ))
+            .to_status());
+        }
+        let n = txs.len();
+        let txs: Vec<Bytes> = txs.into_iter().map(Bytes::from).collect();
+        let verdicts = blocking(&self.backend, move |b| b.submit_transactions(txs)).await?;
+        if verdicts.len() != n {
+            return Err(
+                EngineError::Internal(format!("{n} transactions, {} verdicts", verdicts.len())).to_status()
+            );
+        }
+        Ok(Response::new(proto::SubmitTransactionsResponse {
+            verdicts: verdicts.iter().map(TxVerdict::to_proto).collect(),
+        }))
     }
 }
 

@@ -88,6 +88,23 @@ impl EngineBackend for Recorder {
     fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx> {
         self.txs.subscribe()
     }
+    fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // The first byte says the verdict.
+        Ok(transactions
+            .iter()
+            .map(|t| {
+                let verdict = match t.first() {
+                    Some(1) => Verdict::Added,
+                    Some(2) => Verdict::Known,
+                    Some(4) => Verdict::Refused,
+                    _ => Verdict::Invalid,
+                };
+                let hash = (verdict != Verdict::Invalid).then(|| alloy_primitives::keccak256(t));
+                TxVerdict { hash, verdict, error: format!("{verdict:?}") }
+            })
+            .collect())
+    }
 }
 
 async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
@@ -152,11 +169,42 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
 
     let proofs = c.account_proofs(B256::repeat_byte(7), &[Address::repeat_byte(1)]).await.unwrap();
     assert_eq!(proofs[0].storage_root, B256::repeat_byte(7));
-    let too_many = vec![Address::ZERO; types::MAX_PROOF_ADDRESSES + 1];
-    assert!(matches!(
-        c.account_proofs(B256::ZERO, &too_many).await.unwrap_err(),
-        EngineError::InvalidParams(_)
-    ));
+    // The server takes at most MAX_PROOF_ADDRESSES per call ...
+    let too_many = proto::GetAccountProofsRequest {
+        state_root: B256::ZERO.to_vec(),
+        addresses: vec![Address::ZERO.to_vec(); types::MAX_PROOF_ADDRESSES + 1],
+    };
+    let refused = c.raw().get_account_proofs(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+    // ... and the client splits a longer list into calls the server takes, answers in order.
+    let many: Vec<Address> = (0..2 * types::MAX_PROOF_ADDRESSES as u32 + 5)
+        .map(|i| Address::left_padding_from(&i.to_be_bytes()))
+        .collect();
+    let before = backend.calls.load(Ordering::SeqCst);
+    let proofs = c.account_proofs(B256::ZERO, &many).await.unwrap();
+    assert_eq!(proofs.iter().map(|p| p.address).collect::<Vec<_>>(), many);
+    assert_eq!(backend.calls.load(Ordering::SeqCst) - before, 3);
+
+    // Verdicts come back one per transaction, in order, across the per-call limit.
+    let order = [1u8, 2, 3, 4];
+    let txs: Vec<Bytes> = (0..types::MAX_SUBMIT_TRANSACTIONS + 3)
+        .map(|i| Bytes::from(vec![order[i % 4], (i % 251) as u8, (i / 251) as u8]))
+        .collect();
+    let before = backend.calls.load(Ordering::SeqCst);
+    let verdicts = c.submit_transactions(&txs).await.unwrap();
+    assert_eq!(backend.calls.load(Ordering::SeqCst) - before, 2);
+    assert_eq!(verdicts.len(), txs.len());
+    for (t, v) in txs.iter().zip(&verdicts) {
+        let want =
+            [Verdict::Added, Verdict::Known, Verdict::Invalid, Verdict::Refused][usize::from(t[0] - 1)];
+        assert_eq!(v.verdict, want);
+        assert_eq!(v.hash, (want != Verdict::Invalid).then(|| alloy_primitives::keccak256(t)));
+    }
+    let too_many = proto::SubmitTransactionsRequest {
+        transactions: vec![vec![1u8]; types::MAX_SUBMIT_TRANSACTIONS + 1],
+    };
+    let refused = c.raw().submit_transactions(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
 
     let mut stream = Box::pin(c.subscribe_transactions().await.unwrap());
     // The subscription is registered once the call returned; a sent transaction arrives.

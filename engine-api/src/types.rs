@@ -19,9 +19,12 @@ pub const METHODS_V1: &[&str] = &[
     "GetPayload",
     "GetAccountProofs",
     "SubscribeTransactions",
+    "SubmitTransactions",
 ];
 /// Most addresses one `GetAccountProofs` call may ask for.
 pub const MAX_PROOF_ADDRESSES: usize = 1024;
+/// Most transactions one `SubmitTransactions` call may carry.
+pub const MAX_SUBMIT_TRANSACTIONS: usize = 256;
 
 /// An engine call's failure, with Ethereum's error codes where one exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -429,4 +432,56 @@ pub struct PooledTx {
 
 pub(crate) fn parse_payload_id(bytes: &[u8]) -> Result<PayloadId, EngineError> {
     fixed::<8>("payload_id", bytes)
+}
+
+/// The pool's verdict on a submitted transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Now in the pool.
+    Added,
+    /// Already pooled, or its nonce already used.
+    Known,
+    /// Can never be valid: whoever relayed it did not check it.
+    Invalid,
+    /// Valid, but not taken now (funds, price, limits): nobody's fault.
+    Refused,
+}
+
+/// The verdict on one submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxVerdict {
+    /// The transaction id (`None` when it does not decode).
+    pub hash: Option<B256>,
+    /// What the pool did.
+    pub verdict: Verdict,
+    /// The pool's message, unless added.
+    pub error: String,
+}
+
+impl TxVerdict {
+    pub(crate) fn to_proto(&self) -> proto::TransactionVerdict {
+        let verdict = match self.verdict {
+            Verdict::Added => proto::Verdict::Added,
+            Verdict::Known => proto::Verdict::Known,
+            Verdict::Invalid => proto::Verdict::Invalid,
+            Verdict::Refused => proto::Verdict::Refused,
+        };
+        proto::TransactionVerdict {
+            hash: self.hash.map(|h| h.to_vec()).unwrap_or_default(),
+            verdict: verdict as i32,
+            error: self.error.clone(),
+        }
+    }
+
+    pub(crate) fn from_proto(p: &proto::TransactionVerdict) -> Result<Self, EngineError> {
+        let verdict = match proto::Verdict::try_from(p.verdict) {
+            Ok(proto::Verdict::Added) => Verdict::Added,
+            Ok(proto::Verdict::Known) => Verdict::Known,
+            Ok(proto::Verdict::Invalid) => Verdict::Invalid,
+            Ok(proto::Verdict::Refused) => Verdict::Refused,
+            _ => return Err(EngineError::InvalidParams(format!("verdict {}", p.verdict))),
+        };
+        let hash = if p.hash.is_empty() { None } else { Some(parse_b256("hash", &p.hash)?) };
+        Ok(Self { hash, verdict, error: p.error.clone() })
+    }
 }

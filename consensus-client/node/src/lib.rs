@@ -6,7 +6,8 @@
 //! (`qoin-cl-sampling`), stores them (`qoin-cl-store`) and keeps the execution client's head
 //! on the fork-choice head; [`miner`] builds and seals blocks and runs the main loop;
 //! [`metrics`] are its Prometheus metrics; [`p2p`] puts it on the network (`qoin-cl-network`):
-//! answering peers, judging and importing gossiped blocks, gossiping the blocks it mines.
+//! answering peers, judging and importing gossiped blocks, gossiping the blocks it mines; `relay` carries transactions between the
+//! execution client's pool and the network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod miner;
 pub mod node;
 pub mod p2p;
+mod relay;
 
 pub use config::{Config, MinerConfig, P2pOptions};
 pub use metrics::ClMetrics;

@@ -28,6 +28,12 @@ pub struct ClMetrics {
     pub invalid_payloads: Counter,
     /// Time from a trigger (new transaction or head) to the restarted search.
     pub miner_restart: Histogram,
+    /// Transactions from the execution client gossiped to peers.
+    pub txs_gossiped: Counter,
+    /// Gossiped transactions the execution client's pool took.
+    pub txs_received: Counter,
+    /// Gossiped transactions that were invalid (the sender was penalised).
+    pub txs_rejected: Counter,
     /// Engine call latency by method.
     pub new_payload: Histogram,
     /// `ForkchoiceUpdated` latency.
@@ -71,6 +77,18 @@ impl ClMetrics {
                 "qoin_cl_miner_restart_seconds",
                 "Time from a new transaction or head to the miner searching on the new payload.",
                 &[],
+            ),
+            txs_gossiped: r.counter(
+                "qoin_cl_txs_gossiped_total",
+                "Transactions from the execution client's pool gossiped to peers.",
+            ),
+            txs_received: r.counter(
+                "qoin_cl_txs_received_total",
+                "Gossiped transactions the execution client's pool admitted.",
+            ),
+            txs_rejected: r.counter(
+                "qoin_cl_txs_rejected_total",
+                "Gossiped transactions found invalid (their sender penalised).",
             ),
             new_payload: r.histogram(engine, engine_help, &[("method", "NewPayload")]),
             forkchoice: r.histogram(engine, engine_help, &[("method", "ForkchoiceUpdated")]),

@@ -120,40 +120,46 @@ impl Node {
         self.store.meta(&head).cloned().context("head block missing from the store")
     }
 
-    /// Brings the execution client to the stored head: tells it the head, and if it does not
-    /// know it (it lost blocks), replays them from the store.
+    /// Brings the execution client to the fork-choice head: tells it the head, replays the
+    /// blocks it lacks from the store, and samples every canonical block not sampled yet.
     pub async fn sync_execution(&mut self) -> Result<(), EngineError> {
-        loop {
-            // The fork-choice head, which may be ahead of the head last confirmed (a block
-            // stored just before the execution client went away).
-            let best = self.store.tree().head();
-            let head = self
-                .store
-                .meta(&best)
-                .cloned()
-                .ok_or_else(|| EngineError::Internal("head meta missing".into()))?;
-            let (status, _) = timed(
-                &self.metrics.forkchoice,
-                self.engine.forkchoice_updated(head.payload_hash, None, None),
-            )
-            .await?;
-            match status.status {
-                Status::Valid => {
-                    self.store.set_head(best).map_err(|e| EngineError::Internal(e.to_string()))?;
-                    return Ok(());
-                }
-                Status::Invalid => {
-                    let why = status.validation_error.unwrap_or_default();
-                    tracing::warn!(target: targets::ENGINE, "the execution client calls head #{} invalid: {why}", head.height);
-                    self.store
-                        .mark_invalid(&head.hash, &why)
-                        .map_err(|e| EngineError::Internal(e.to_string()))?;
-                    let new = self.store.tree().head();
-                    self.store.set_head(new).map_err(|e| EngineError::Internal(e.to_string()))?;
-                }
-                Status::Syncing | Status::Accepted => self.replay(&head.hash).await?,
+        match self.update_head(true).await {
+            Ok(()) => Ok(()),
+            Err(ImportError::Engine(e)) => Err(e),
+            // Blocks were found invalid on the way; the head settled on a valid one.
+            Err(ImportError::Rejected(why) | ImportError::ExecutionFaulty(why)) => {
+                tracing::warn!(target: targets::CHAIN, "while bringing the execution client to the head: {why}");
+                Ok(())
             }
+            Err(ImportError::Other(e)) => Err(EngineError::Internal(e.to_string())),
         }
+    }
+
+    /// The block to mark invalid when the execution client answers INVALID for `reported`:
+    /// the child of its latest valid ancestor on the path to `reported` (the ancestors before
+    /// it are valid, the ones after it inherit), or `reported` itself when the execution client
+    /// names no ancestor of it.
+    fn first_invalid(&self, reported: &B256, latest_valid: Option<B256>) -> B256 {
+        let Some(lvh) = latest_valid else { return *reported };
+        let path = self.store.tree().path_to(reported);
+        match path.iter().position(|h| self.store.meta(h).is_some_and(|m| m.payload_hash == lvh)) {
+            Some(i) if i + 1 < path.len() => path[i + 1],
+            _ => *reported,
+        }
+    }
+
+    /// Records the execution client's INVALID for `reported`; returns the block marked.
+    fn mark_reported_invalid(
+        &mut self,
+        reported: &B256,
+        status: &qoin_engine_api::PayloadStatus,
+    ) -> Result<B256, ImportError> {
+        let why = status.validation_error.clone().unwrap_or_default();
+        let bad = self.first_invalid(reported, status.latest_valid_hash);
+        let height = self.store.meta(&bad).map_or(0, |m| m.height);
+        tracing::warn!(target: targets::ENGINE, "the execution client found block #{height} {bad} invalid: {why}");
+        self.store.mark_invalid(&bad, &why).map_err(anyhow::Error::from)?;
+        Ok(bad)
     }
 
     /// Sends the blocks of the path to `head` that the execution client lacks.
@@ -173,8 +179,8 @@ impl Node {
             let (_, payload) = self.stored(h)?;
             let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
             if st.status == Status::Invalid {
-                let why = st.validation_error.unwrap_or_default();
-                self.store.mark_invalid(h, &why).map_err(|e| EngineError::Internal(e.to_string()))?;
+                self.metrics.invalid_payloads.inc();
+                self.mark_reported_invalid(h, &st).map_err(|e| EngineError::Internal(e.to_string()))?;
                 break;
             }
         }
@@ -209,35 +215,16 @@ impl Node {
         let hash = meta.hash;
         self.store.insert(header, payload, meta).map_err(anyhow::Error::from)?;
         let status = timed(&self.metrics.new_payload, self.engine.new_payload(payload)).await?;
-        match status.status {
-            Status::Valid => {
-                let verdict = self.sample(payload, &parent).await?;
-                if let Err(why) = verdict {
-                    self.metrics.sampling_failures.inc();
-                    tracing::error!(target: targets::SAMPLING, "EXECUTION CLIENT FAULTY: sampling block #{} {hash} found {why}; block marked invalid",
-                        header.height);
-                    self.store
-                        .mark_invalid(&hash, &format!("sampling: {why}"))
-                        .map_err(anyhow::Error::from)?;
-                    // The execution client made the block its tentative head: move it back.
-                    self.update_head(true).await?;
-                    return Err(ImportError::ExecutionFaulty(format!(
-                        "sampling found the execution client wrong: {why}"
-                    )));
-                }
-            }
-            Status::Invalid => {
-                self.metrics.invalid_payloads.inc();
-                let why = status.validation_error.unwrap_or_default();
-                self.store.mark_invalid(&hash, &why).map_err(anyhow::Error::from)?;
-                return Err(ImportError::Rejected(format!(
-                    "the execution client found the payload invalid: {why}"
-                )));
-            }
-            Status::Accepted | Status::Syncing => {}
+        if status.status == Status::Invalid {
+            self.metrics.invalid_payloads.inc();
+            let why = status.validation_error.clone().unwrap_or_default();
+            self.mark_reported_invalid(&hash, &status)?;
+            return Err(ImportError::Rejected(format!(
+                "the execution client found the payload invalid: {why}"
+            )));
         }
-        self.update_head(false).await?;
-        Ok(())
+        // Sampled when it becomes canonical (now, if it extends the head).
+        self.update_head(false).await
     }
 
     /// Samples the block's accounts; `Ok(Err(why))` when the execution client lied.
@@ -268,39 +255,95 @@ impl Node {
         })
     }
 
-    /// Points the execution client at the fork-choice head if it moved (or, with `force`,
-    /// anyway: after the execution client took a block that turned out invalid).
-    async fn update_head(&mut self, force: bool) -> Result<(), ImportError> {
-        let best = self.store.tree().head();
-        if best == self.store.head() && !force {
-            return Ok(());
-        }
-        let meta = self.store.meta(&best).cloned().context("head meta")?;
-        let (status, _) =
-            timed(&self.metrics.forkchoice, self.engine.forkchoice_updated(meta.payload_hash, None, None))
-                .await?;
-        match status.status {
-            Status::Valid => {
-                self.store.set_head(best).map_err(anyhow::Error::from)?;
-                self.metrics.head_height.set(meta.height as f64);
-                if let Some(p) = self.store.meta(&meta.parent_hash) {
-                    self.metrics
-                        .block_time
-                        .set(meta.timestamp_ms.saturating_sub(p.timestamp_ms) as f64 / 1000.0);
+    /// Samples every block on the path to `best` that has not been sampled, oldest first
+    /// (the execution client has just made `best` its head, so each block's state and its
+    /// parent's are there). Returns the first block sampling caught, and why, after marking it
+    /// invalid.
+    async fn sample_path(&mut self, best: &B256) -> Result<Option<String>, ImportError> {
+        let path = self.store.tree().path_to(best);
+        let start = path.iter().rposition(|h| self.store.is_sampled(h)).map_or(0, |i| i + 1);
+        for hash in &path[start..] {
+            let (_, payload) = self.stored(hash)?;
+            let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
+            let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;
+            match self.sample(&payload, &parent).await? {
+                Ok(()) => self.store.mark_sampled(hash).map_err(anyhow::Error::from)?,
+                Err(why) => {
+                    self.metrics.sampling_failures.inc();
+                    tracing::error!(target: targets::SAMPLING, "EXECUTION CLIENT FAULTY: sampling block #{} {hash} found {why}; block marked invalid",
+                        meta.height);
+                    self.store
+                        .mark_invalid(hash, &format!("sampling: {why}"))
+                        .map_err(anyhow::Error::from)?;
+                    return Ok(Some(format!("sampling found the execution client wrong: {why}")));
                 }
-                let next = self.params.child_difficulty(meta.height, meta.timestamp_ms);
-                self.metrics.difficulty.set(2f64.powf(next.log2_work()));
-                Ok(())
-            }
-            Status::Invalid => {
-                let why = status.validation_error.unwrap_or_default();
-                self.store.mark_invalid(&best, &why).map_err(anyhow::Error::from)?;
-                Err(ImportError::Rejected(format!("the execution client refused head {best}: {why}")))
-            }
-            Status::Syncing | Status::Accepted => {
-                self.replay(&best).await?;
-                Box::pin(self.update_head(force)).await
             }
         }
+        Ok(None)
+    }
+
+    /// Points the execution client at the fork-choice head if it moved (or, with `force`,
+    /// anyway), replaying blocks it lacks, and samples every block that thereby became
+    /// canonical for the first time: blocks imported on the head, side blocks a reorg made
+    /// canonical, replayed blocks. A block the execution client calls invalid, or that sampling
+    /// catches, is marked invalid and fork choice runs again, so the stored head only ever
+    /// names a block that was sampled. An engine failure leaves the stored head where it was
+    /// and the next call tries again. Returns the first fault found on the way, after the
+    /// head settled.
+    pub(crate) async fn update_head(&mut self, force: bool) -> Result<(), ImportError> {
+        /// Rounds before giving up on an execution client that never settles.
+        const MAX_ROUNDS: usize = 64;
+        let mut force = force;
+        let mut fault: Option<ImportError> = None;
+        for _ in 0..MAX_ROUNDS {
+            let best = self.store.tree().head();
+            if best == self.store.head() && !force {
+                return fault.map_or(Ok(()), Err);
+            }
+            force = false;
+            let meta = self.store.meta(&best).cloned().context("head meta")?;
+            let (status, _) = timed(
+                &self.metrics.forkchoice,
+                self.engine.forkchoice_updated(meta.payload_hash, None, None),
+            )
+            .await?;
+            match status.status {
+                Status::Valid => match self.sample_path(&best).await? {
+                    None => {
+                        self.store.set_head(best).map_err(anyhow::Error::from)?;
+                        self.head_metrics(&meta);
+                    }
+                    Some(why) => {
+                        fault.get_or_insert(ImportError::ExecutionFaulty(why));
+                        force = true;
+                    }
+                },
+                Status::Invalid => {
+                    self.metrics.invalid_payloads.inc();
+                    let why = status.validation_error.clone().unwrap_or_default();
+                    self.mark_reported_invalid(&best, &status)?;
+                    fault.get_or_insert(ImportError::Rejected(format!(
+                        "the execution client refused head {best}: {why}"
+                    )));
+                    force = true;
+                }
+                Status::Syncing | Status::Accepted => {
+                    self.replay(&best).await?;
+                    force = true;
+                }
+            }
+        }
+        Err(ImportError::Other(anyhow::anyhow!(
+            "the execution client did not settle on a head in {MAX_ROUNDS} rounds"
+        )))
+    }
+
+    fn head_metrics(&self, meta: &BlockMeta) {
+        self.metrics.head_height.set(meta.height as f64);
+        if let Some(p) = self.store.meta(&meta.parent_hash) {
+            self.metrics.block_time.set(meta.timestamp_ms.saturating_sub(p.timestamp_ms) as f64 / 1000.0);
+        }
+        let next = self.params.child_difficulty(meta.height, meta.timestamp_ms);
+        self.metrics.difficulty.set(2f64.powf(next.log2_work()));
     }
 }

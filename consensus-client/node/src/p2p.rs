@@ -1,11 +1,12 @@
 //! The consensus client on the network: it answers peers' sync requests from the chain store,
 //! judges gossiped blocks with the cheap checks before they are forwarded and then imports
 //! them, gossips the blocks it mines, and keeps its status (head, cumulative work) current for
-//! peers. Sync and transaction relay are not built yet: a peer ahead of us is logged, and
-//! gossiped transactions are ignored.
+//! peers; gossiped transactions go to the relay (`relay`). Headers-first sync is not built
+//! yet: a peer ahead of us is logged.
 
 use crate::config::now_ms;
 use crate::node::{ImportError, Node};
+use crate::relay::{self, Incoming, Relay};
 use alloy_primitives::B256;
 use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
 use qoin_cl_network::{
@@ -24,6 +25,7 @@ pub struct P2p {
     pub handle: NetworkHandle,
     events: mpsc::Receiver<NetworkEvent>,
     status: watch::Sender<Status>,
+    relay: Relay,
 }
 
 impl P2p {
@@ -32,7 +34,8 @@ impl P2p {
         let (status, status_rx) = watch::channel(node.status());
         let (handle, events) = qoin_cl_network::start(config, status_rx)?;
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
-        Ok(Self { handle, events, status })
+        let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
+        Ok(Self { handle, events, status, relay })
     }
 
     /// The next event, or never when there is no network.
@@ -98,9 +101,8 @@ impl P2p {
                     }
                 }
             }
-            NetworkEvent::Transaction { id, source, .. } => {
-                // Transaction relay comes with the engine's SubmitTransactions.
-                let _ = self.handle.report(id, source, GossipVerdict::Ignore).await;
+            NetworkEvent::Transaction { id, source, raw } => {
+                self.relay.offer(&self.handle, Incoming { id, source, raw }).await;
                 false
             }
             NetworkEvent::PeerStatus { peer, status } => {

@@ -2,7 +2,10 @@
 //! the post-quantum proof of work and executed by the execution client; the execution client
 //! killed with SIGKILL and restarted while the consensus client keeps running; a consensus
 //! client holding the wrong JWT secret refused; a second pair that only follows imports every
-//! block the first one mines, over gossip, back-filling what it missed from the sender.
+//! block the first one mines, over gossip, back-filling what it missed from the sender, and a
+//! transaction sent to the follower's JSON-RPC is gossiped to the miner and mined; a block
+//! touching more than the engine's 1,024 addresses per proof call is sampled in several calls
+//! and the chain moves on.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -77,10 +80,11 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// A dev genesis starting now, with an easy first difficulty (2^16) so the first blocks come
 /// fast on any machine.
-fn write_genesis(dir: &Path) -> PathBuf {
+fn write_genesis(dir: &Path, edit: impl FnOnce(&mut qoin_primitives::Genesis)) -> PathBuf {
     let mut g = qoin_primitives::dev::dev_genesis(&qoin_primitives::dev::dev_keys());
     g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     g.pow.initial_equations = 16;
+    edit(&mut g);
     let path = dir.join("genesis.json");
     std::fs::write(&path, g.to_json()).unwrap();
     path
@@ -95,8 +99,17 @@ struct Pair {
 
 impl Pair {
     fn new(dir: &Path) -> Self {
+        Self::with_genesis(dir, |_| {})
+    }
+
+    fn with_genesis(dir: &Path, edit: impl FnOnce(&mut qoin_primitives::Genesis)) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        Self { dir: dir.to_path_buf(), genesis: write_genesis(dir), http: free_port(), engine: free_port() }
+        Self {
+            dir: dir.to_path_buf(),
+            genesis: write_genesis(dir, edit),
+            http: free_port(),
+            engine: free_port(),
+        }
     }
 
     /// Another pair of the same chain.
@@ -121,8 +134,13 @@ impl Pair {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let p = Proc(child);
-        wait_for("qoin-el's JSON-RPC", 60, || block_number(self.http()));
+        let mut p = Proc(child);
+        wait_for("qoin-el's JSON-RPC", 60, || {
+            if let Some(status) = p.0.try_wait().unwrap() {
+                panic!("qoin-el exited ({status}); its log is above");
+            }
+            block_number(self.http())
+        });
         p
     }
 
@@ -271,6 +289,75 @@ fn a_following_pair_imports_the_miners_blocks_over_gossip() {
     for n in 1..=height {
         assert_eq!(block_hash(follower.http(), n), block_hash(miner.http(), n), "block {n}");
     }
+
+    // A transaction sent to the follower (which does not mine) reaches the miner's pool over
+    // gossip, is mined there, and the block comes back to the follower.
+    let to = "0x000000000000000000000000000000000000cafe";
+    let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[2].address());
+    let hash = rpc(follower.http(), "eth_sendTransaction", json!([{"from": from, "to": to, "value": "0x7"}]))
+        .unwrap();
+    let receipt = wait_for("the relayed transfer's receipt on the follower", 60, || {
+        rpc(follower.http(), "eth_getTransactionReceipt", json!([hash])).ok().filter(|r| !r.is_null())
+    });
+    assert_eq!(receipt["status"], "0x1");
+    let on_miner = rpc(miner.http(), "eth_getTransactionReceipt", json!([hash])).unwrap();
+    assert_eq!(on_miner["blockHash"], receipt["blockHash"], "mined by the miner, in the same block");
+}
+
+#[test]
+fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on() {
+    use qoin_primitives::{GenesisAccount, TxKind, TxRequest};
+    let keys: Vec<qoin_crypto::Keypair> = (0..600u32)
+        .map(|i| {
+            let mut seed = [0x5a; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            qoin_crypto::Keypair::from_seed(&seed)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::with_genesis(dir.path(), |g| {
+        for k in &keys {
+            g.alloc.insert(
+                k.address(),
+                GenesisAccount { balance: alloy_primitives::U256::from(10u64.pow(9)), ..Default::default() },
+            );
+        }
+    });
+    let _el = pair.start_el();
+    // 600 senders, each paying a distinct new account: with the fee recipient, 1,201 touched
+    // accounts, all in the pool before the miner builds its first block.
+    for (i, k) in keys.iter().enumerate() {
+        let tx = TxRequest {
+            chain_id: qoin_primitives::dev::DEV_CHAIN_ID,
+            nonce: 0,
+            max_priority_fee_per_gas: 1,
+            max_fee_per_gas: 2_000,
+            gas_limit: 21_000,
+            to: TxKind::Call(alloy_primitives::Address::left_padding_from(
+                &(0x10_0000 + i as u32).to_be_bytes(),
+            )),
+            value: alloy_primitives::U256::from(1u8),
+            ..Default::default()
+        }
+        .sign(k);
+        let raw = format!("0x{}", alloy_primitives::hex::encode(tx.encode()));
+        rpc(pair.http(), "eth_sendRawTransaction", json!([raw])).unwrap();
+    }
+    let metrics = free_port();
+    let _cl = Proc(
+        pair.cl_command(&dir.path().join("jwt.hex"))
+            .arg("--no-p2p")
+            .args(["--metrics.port", &metrics.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the block after the big one", 180, || block_number(pair.http()).filter(|n| *n >= 2));
+    let big = rpc(pair.http(), "eth_getBlockByNumber", json!(["0x1", false])).unwrap();
+    assert_eq!(big["transactions"].as_array().unwrap().len(), 600, "one block holds all 600 transfers");
+    let text = http_get(metrics, "/metrics");
+    assert!(metric(&text, "qoin_cl_sampled_accounts_total") >= 600.0, "every sender sampled: {text}");
+    assert_eq!(metric(&text, "qoin_cl_sampling_failures_total"), 0.0);
 }
 
 fn http_get(port: u16, path: &str) -> String {

@@ -10,6 +10,7 @@
 //! | `Headers` | block hash → SSZ header |
 //! | `Payloads` | block hash → protobuf execution payload |
 //! | `Invalid` | block hash → why it is invalid |
+//! | `Sampled` | block hash → `[]`: its state was sampled when it became canonical |
 //! | `Meta` | `"head"` → hash; `"chain"` → chain id ‖ genesis hash ‖ genesis state root |
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -25,7 +26,7 @@ use std::path::Path;
 
 /// The consensus client's schema.
 pub const SCHEMA: Schema =
-    Schema { name: "qoin-cl", version: 1, tables: &["Headers", "Payloads", "Invalid", "Meta"] };
+    Schema { name: "qoin-cl", version: 2, tables: &["Headers", "Payloads", "Invalid", "Sampled", "Meta"] };
 
 table!(/// Headers (SSZ) by hash.
        Headers: B256 => Vec<u8>);
@@ -33,6 +34,8 @@ table!(/// Execution payloads (protobuf) by block hash.
        Payloads: B256 => Vec<u8>);
 table!(/// Blocks found invalid, with the reason.
        Invalid: B256 => String);
+table!(/// Blocks whose state sampling checked.
+       Sampled: B256 => Vec<u8>);
 table!(/// Named values.
        Meta: String => Vec<u8>);
 
@@ -55,6 +58,7 @@ pub struct ChainStore {
     store: Store,
     tree: ForkTree,
     metas: HashMap<B256, BlockMeta>,
+    sampled: std::collections::HashSet<B256>,
     head: B256,
 }
 
@@ -99,8 +103,13 @@ impl ChainStore {
             tx.commit()?;
         }
         let root = genesis.hash;
-        let mut this =
-            Self { store, tree: ForkTree::new(root), metas: HashMap::from([(root, genesis)]), head: root };
+        let mut this = Self {
+            store,
+            tree: ForkTree::new(root),
+            metas: HashMap::from([(root, genesis)]),
+            sampled: std::collections::HashSet::from([root]),
+            head: root,
+        };
         this.load()?;
         Ok(this)
     }
@@ -128,6 +137,9 @@ impl ChainStore {
         }
         for h in invalid {
             self.tree.mark_invalid(&h);
+        }
+        for entry in tx.cursor::<Sampled>()?.walk(None)? {
+            self.sampled.insert(entry?.0);
         }
         let head = tx
             .get::<Meta>(&"head".to_string())?
@@ -193,6 +205,20 @@ impl ChainStore {
         tx.put::<Invalid>(hash, &why.to_string())?;
         tx.commit()?;
         self.tree.mark_invalid(hash);
+        Ok(())
+    }
+
+    /// Whether sampling checked `hash`'s state (genesis counts as checked).
+    pub fn is_sampled(&self, hash: &B256) -> bool {
+        self.sampled.contains(hash)
+    }
+
+    /// Records that sampling checked `hash`'s state.
+    pub fn mark_sampled(&mut self, hash: &B256) -> Result<(), ChainStoreError> {
+        let tx = self.store.write()?;
+        tx.put::<Sampled>(hash, &Vec::new())?;
+        tx.commit()?;
+        self.sampled.insert(*hash);
         Ok(())
     }
 

@@ -18,17 +18,20 @@
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use qoin_el_chain::Chain;
+use qoin_el_node::SubmitError;
 use qoin_el_node::{LatestState, LocalMining, Node};
 use qoin_el_storage::block::{ordered_root, Body, Credit, ElHeader};
 use qoin_el_storage::reader::TrieReader;
 use qoin_el_storage::tables::{Bodies, HeaderNumbers, Headers};
 use qoin_engine_api::{
     AccountProof, Attributes, EngineBackend, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
+    TxVerdict, Verdict,
 };
 use qoin_evm::{BlockEnvInput, ExecError, Executed};
 use qoin_metrics::Histogram;
 use qoin_primitives::SignedTx;
 use qoin_tracing::targets;
+use qoin_txpool::PoolError;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -385,6 +388,51 @@ impl EngineBackend for EngineHandler {
 
     fn subscribe_transactions(&self) -> tokio::sync::broadcast::Receiver<PooledTx> {
         self.node.subscribe_transactions()
+    }
+
+    fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError> {
+        Ok(transactions.iter().map(|raw| self.submit_one(raw)).collect())
+    }
+}
+
+/// Whose fault a refusal is: one that no state could make valid means the relaying peer did
+/// not check it; one that depends on state, price or limits is nobody's.
+fn verdict_of(e: &PoolError) -> Verdict {
+    match e {
+        PoolError::AlreadyKnown | PoolError::NonceTooLow { .. } => Verdict::Known,
+        PoolError::WrongChainId { .. }
+        | PoolError::TipAboveFeeCap
+        | PoolError::IntrinsicGasTooLow { .. }
+        | PoolError::GasLimitExceeded
+        | PoolError::BadSignature(_) => Verdict::Invalid,
+        PoolError::InsufficientFunds { .. }
+        | PoolError::ReplacementUnderpriced
+        | PoolError::Underpriced { .. }
+        | PoolError::SenderLimit(_)
+        | PoolError::PoolFull => Verdict::Refused,
+    }
+}
+
+impl EngineHandler {
+    /// One transaction from a peer into the pool.
+    fn submit_one(&self, raw: &Bytes) -> TxVerdict {
+        let tx = match SignedTx::decode(raw) {
+            Ok(t) => t,
+            Err(e) => {
+                return TxVerdict {
+                    hash: None,
+                    verdict: Verdict::Invalid,
+                    error: format!("does not decode: {e}"),
+                }
+            }
+        };
+        let hash = Some(tx.id());
+        match self.node.submit(tx) {
+            Ok(_) => TxVerdict { hash, verdict: Verdict::Added, error: String::new() },
+            Err(SubmitError::Pool(e)) => TxVerdict { hash, verdict: verdict_of(&e), error: e.to_string() },
+            // A local fault: not the transaction's.
+            Err(e) => TxVerdict { hash, verdict: Verdict::Refused, error: e.to_string() },
+        }
     }
 }
 

@@ -230,3 +230,39 @@ fn credits_to_the_same_account_add_up() {
     assert_eq!(e.new_payload(p).unwrap().status, Status::Valid);
     assert_eq!(balance(&e, &miner), U256::from(800u64), "a block reward and a sibling reward to one miner");
 }
+
+#[test]
+fn submitted_transactions_get_the_pools_verdict_and_are_announced() {
+    let k = Keypair::from_seed(&[3; 32]);
+    let poor = Keypair::from_seed(&[4; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    let mut announced = e.subscribe_transactions();
+    let good = transfer(&k, 0, 5);
+    let other_chain = TxRequest { chain_id: 10, ..transfer(&k, 1, 5).request().clone() }.sign(&k);
+    let mut tampered = transfer(&k, 1, 5).encode();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let raws: Vec<Bytes> = vec![
+        good.encode().into(),
+        good.encode().into(),
+        Bytes::from_static(b"\x51garbage"),
+        other_chain.encode().into(),
+        transfer(&poor, 0, 5).encode().into(),
+        tampered.into(),
+    ];
+    let v: Vec<Verdict> = e.submit_transactions(raws).unwrap().iter().map(|v| v.verdict).collect();
+    assert_eq!(
+        v,
+        [
+            Verdict::Added,
+            Verdict::Known,
+            Verdict::Invalid,
+            Verdict::Invalid,
+            Verdict::Refused,
+            Verdict::Invalid
+        ]
+    );
+    assert_eq!(e.node.pool().len(), 1, "only the good one is pooled");
+    assert_eq!(announced.try_recv().unwrap().hash, good.id(), "announced like a local submission");
+    assert!(announced.try_recv().is_err());
+}

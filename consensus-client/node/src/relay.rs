@@ -1,0 +1,211 @@
+//! Transaction relay between the execution client's pool and the network.
+//!
+//! Out: every transaction the execution client announces on `SubscribeTransactions` (sent to
+//! its JSON-RPC, or back in its pool after a reorg) is gossiped, unless it came from the
+//! network. In: a gossiped transaction is decoded, looked up by id (a duplicate costs that
+//! lookup and nothing else), and offered to the execution client in batches through
+//! `SubmitTransactions`; the pool's verdict decides what gossipsub does with the message:
+//! added → forwarded, known or refused (funds, price, limits) → dropped without blame,
+//! invalid (undecodable, bad signature, wrong chain, …) → dropped and the sender penalised.
+//!
+//! The relay runs as its own task so that a burst of transactions never delays block import.
+
+use crate::metrics::ClMetrics;
+use alloy_primitives::{Bytes, B256};
+use qoin_cl_network::{GossipVerdict, MessageId, NetworkHandle, PeerId, Penalty};
+use qoin_engine_api::{EngineClient, EngineError, Verdict, MAX_SUBMIT_TRANSACTIONS};
+use qoin_primitives::SignedTx;
+use qoin_tracing::targets;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+
+/// Gossiped transactions waiting for the relay; more are dropped (without blame).
+const QUEUE: usize = 4096;
+/// Transaction ids remembered as seen (gossiped by us or offered to the pool).
+const SEEN: usize = 1 << 16;
+/// How long the first transaction of a batch waits for others.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+
+/// A gossiped transaction waiting for the pool's verdict.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub id: MessageId,
+    pub source: PeerId,
+    pub raw: Vec<u8>,
+}
+
+/// The handle the main loop offers gossiped transactions to.
+#[derive(Debug, Clone)]
+pub(crate) struct Relay {
+    queue: mpsc::Sender<Incoming>,
+}
+
+impl Relay {
+    /// Queues a gossiped transaction; when the queue is full it is dropped without blame.
+    pub(crate) async fn offer(&self, network: &NetworkHandle, tx: Incoming) {
+        if let Err(mpsc::error::TrySendError::Full(tx)) = self.queue.try_send(tx) {
+            let _ = network.report(tx.id, tx.source, GossipVerdict::Ignore).await;
+        }
+    }
+}
+
+/// A bounded set of transaction ids: the oldest are forgotten first.
+#[derive(Debug, Default)]
+struct Seen {
+    set: HashSet<B256>,
+    order: VecDeque<B256>,
+}
+
+impl Seen {
+    /// Adds `id`; false if it was already there.
+    fn insert(&mut self, id: B256) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn remove(&mut self, id: &B256) {
+        self.set.remove(id);
+    }
+}
+
+/// Starts the relay task.
+pub(crate) fn spawn(engine: EngineClient, network: NetworkHandle, metrics: Arc<ClMetrics>) -> Relay {
+    let (queue, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(engine, network, metrics, rx));
+    Relay { queue }
+}
+
+async fn run(
+    engine: EngineClient,
+    network: NetworkHandle,
+    metrics: Arc<ClMetrics>,
+    mut incoming: mpsc::Receiver<Incoming>,
+) {
+    let mut seen = Seen::default();
+    let mut announced = None;
+    loop {
+        if announced.is_none() {
+            match engine.subscribe_transactions().await {
+                Ok(s) => announced = Some(Box::pin(s) as Announced),
+                Err(e) => tracing::debug!(target: targets::NETWORK, "no transaction stream yet: {e}"),
+            }
+        }
+        tokio::select! {
+            first = incoming.recv() => {
+                let Some(first) = first else { return };
+                let mut batch = vec![first];
+                let deadline = tokio::time::sleep(BATCH_WAIT);
+                tokio::pin!(deadline);
+                while batch.len() < MAX_SUBMIT_TRANSACTIONS {
+                    tokio::select! {
+                        Some(more) = incoming.recv() => batch.push(more),
+                        _ = &mut deadline => break,
+                    }
+                }
+                submit(&engine, &network, &metrics, &mut seen, batch).await;
+            }
+            item = next(&mut announced) => match item {
+                Some(Ok(tx)) => {
+                    if seen.insert(tx.hash) {
+                        match network.publish_transaction(tx.raw.to_vec()).await {
+                            Ok(()) => {
+                                metrics.txs_gossiped.inc();
+                            }
+                            Err(e) => tracing::debug!(target: targets::NETWORK, "cannot gossip tx {}: {e}", tx.hash),
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(target: targets::NETWORK, "transaction stream ended: {e}");
+                    announced = None;
+                }
+                None => {
+                    announced = None;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+        }
+    }
+}
+
+type Announced = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<qoin_engine_api::PooledTx, EngineError>> + Send>,
+>;
+
+async fn next(s: &mut Option<Announced>) -> Option<Result<qoin_engine_api::PooledTx, EngineError>> {
+    match s {
+        Some(s) => s.next().await,
+        None => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+    }
+}
+
+/// Offers a batch to the pool and reports each message's fate to gossipsub.
+async fn submit(
+    engine: &EngineClient,
+    network: &NetworkHandle,
+    metrics: &ClMetrics,
+    seen: &mut Seen,
+    batch: Vec<Incoming>,
+) {
+    let mut offered: Vec<(Incoming, B256)> = Vec::with_capacity(batch.len());
+    for tx in batch {
+        let verdict = match SignedTx::decode(&tx.raw) {
+            Err(_) => GossipVerdict::Reject(Penalty::Undecodable),
+            Ok(t) if !seen.insert(t.id()) => GossipVerdict::Ignore,
+            Ok(t) => {
+                offered.push((tx, t.id()));
+                continue;
+            }
+        };
+        if verdict != GossipVerdict::Ignore {
+            metrics.txs_rejected.inc();
+        }
+        let _ = network.report(tx.id, tx.source, verdict).await;
+    }
+    if offered.is_empty() {
+        return;
+    }
+    let raws: Vec<Bytes> = offered.iter().map(|(t, _)| Bytes::from(t.raw.clone())).collect();
+    match engine.submit_transactions(&raws).await {
+        Ok(verdicts) => {
+            for ((tx, _), v) in offered.into_iter().zip(verdicts) {
+                let verdict = match v.verdict {
+                    Verdict::Added => {
+                        metrics.txs_received.inc();
+                        GossipVerdict::Accept
+                    }
+                    Verdict::Known | Verdict::Refused => GossipVerdict::Ignore,
+                    Verdict::Invalid => {
+                        metrics.txs_rejected.inc();
+                        tracing::debug!(target: targets::NETWORK, peer = %tx.source, "invalid gossiped transaction: {}", v.error);
+                        GossipVerdict::Reject(Penalty::InvalidTransaction)
+                    }
+                };
+                let _ = network.report(tx.id, tx.source, verdict).await;
+            }
+        }
+        Err(e) => {
+            // Our execution client failed, not the peers: forget the ids so a later copy is
+            // offered again, and drop the messages without blame.
+            tracing::warn!(target: targets::ENGINE, "cannot hand {} gossiped transactions to the execution client: {e}", offered.len());
+            for (tx, id) in offered {
+                seen.remove(&id);
+                let _ = network.report(tx.id, tx.source, GossipVerdict::Ignore).await;
+            }
+        }
+    }
+}
