@@ -19,6 +19,8 @@ pub struct MinerConfig {
     pub coinbase: Address,
     /// Search threads.
     pub threads: usize,
+    /// Least time between two payload rebuilds for new transactions (`--miner.recommit`).
+    pub recommit: std::time::Duration,
 }
 
 /// Everything `qoin-cl` runs with.

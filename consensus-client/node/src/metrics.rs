@@ -28,6 +28,8 @@ pub struct ClMetrics {
     pub invalid_payloads: Counter,
     /// Time from a trigger (new transaction or head) to the restarted search.
     pub miner_restart: Histogram,
+    /// Searches restarted on a rebuilt block that pays more.
+    pub payload_rebuilds: Counter,
     /// Transactions from the execution client gossiped to peers.
     pub txs_gossiped: Counter,
     /// Gossiped transactions the execution client's pool took.
@@ -77,6 +79,10 @@ impl ClMetrics {
                 "qoin_cl_miner_restart_seconds",
                 "Time from a new transaction or head to the miner searching on the new payload.",
                 &[],
+            ),
+            payload_rebuilds: r.counter(
+                "qoin_cl_miner_rebuilds_total",
+                "Searches restarted because new transactions made a block that pays more.",
             ),
             txs_gossiped: r.counter(
                 "qoin_cl_txs_gossiped_total",

@@ -1,13 +1,14 @@
 //! The miner: a payload from the execution client on the fork-choice head, a header with
 //! up to four siblings of its parent and the rewards as credits, the proof-of-work search on
-//! the fastest solver, restarted when a new transaction makes a better payload; and
+//! the fastest solver, restarted when new transactions make a block that pays more (checked at
+//! most every `--miner.recommit`) or the head moves; and
 //! [`run`], the consensus client's main loop.
 
 use crate::config::{now_ms, Config, MinerConfig};
 use crate::metrics::ClMetrics;
 use crate::node::{timed, ImportError, Node};
 use crate::p2p::P2p;
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use anyhow::Context as _;
 use qoin_cl_network::GossipBlock;
 use qoin_consensus::params::prev_randao;
@@ -41,7 +42,7 @@ impl Node {
     }
 
     /// Asks the execution client for a payload on the head and makes the unsealed header.
-    async fn prepare(&self, miner: &MinerConfig) -> Result<(Header, Payload), ImportError> {
+    async fn prepare(&self, miner: &MinerConfig) -> Result<(Header, Payload, U256), ImportError> {
         let parent = self.head_meta()?;
         let siblings = self.choose_siblings(&parent);
         let height = parent.height + 1;
@@ -63,7 +64,7 @@ impl Node {
                 "the execution client cannot build on the head: {status:?}"
             )));
         };
-        let (payload, _value) = timed(&self.metrics.get_payload, self.engine.get_payload(id)).await?;
+        let (payload, value) = timed(&self.metrics.get_payload, self.engine.get_payload(id)).await?;
         let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
         let difficulty = self.params.child_difficulty(parent.height, parent.timestamp_ms);
         let mut header = Header {
@@ -82,7 +83,7 @@ impl Node {
             solution: [0; 16],
         };
         header.sign_ticket(&miner.keypair).map_err(anyhow::Error::from)?;
-        Ok((header, payload))
+        Ok((header, payload, value))
     }
 }
 
@@ -143,6 +144,8 @@ pub async fn run(
     };
     let mut synced = false;
     let mut restart_from: Option<Instant> = None;
+    // A better block prepared while the search ran (more fees), to search on next.
+    let mut better: Option<(Header, Payload, U256)> = None;
     loop {
         if !synced {
             tokio::select! {
@@ -178,11 +181,14 @@ pub async fn run(
                 _ = &mut shutdown => break,
             }
         };
-        let prepared = tokio::select! {
-            r = node.prepare(miner) => r,
-            _ = &mut shutdown => break,
+        let prepared = match better.take() {
+            Some(b) if b.0.parent_hash == node.store.head() => Ok(b),
+            _ => tokio::select! {
+                r = node.prepare(miner) => r,
+                _ = &mut shutdown => break,
+            },
         };
-        let (header, payload) = match prepared {
+        let (header, payload, value) = match prepared {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(target: targets::MINER, "cannot prepare a block: {e}");
@@ -208,10 +214,28 @@ pub async fn run(
         };
         tokio::pin!(search);
         let mut stopping = false;
+        // New transactions: rebuild no sooner than `recommit` after this search started, and
+        // restart only if the rebuilt block pays more (a trickle of transactions must not
+        // keep the search from ever finishing).
+        let mut recommit_at: Option<tokio::time::Instant> = None;
         let outcome = loop {
             tokio::select! {
                 r = &mut search => break Some(r),
-                _ = notify.notified() => break None,
+                _ = notify.notified(), if recommit_at.is_none() => {
+                    recommit_at = Some(tokio::time::Instant::from_std(started + miner.recommit).max(tokio::time::Instant::now()));
+                }
+                _ = tokio::time::sleep_until(recommit_at.unwrap_or_else(tokio::time::Instant::now)), if recommit_at.is_some() => {
+                    recommit_at = None;
+                    match node.prepare(miner).await {
+                        Ok(b) if b.2 > value && b.0.parent_hash == header.parent_hash => {
+                            node.metrics.payload_rebuilds.inc();
+                            better = Some(b);
+                            break None;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(target: targets::MINER, "cannot rebuild the block: {e}"),
+                    }
+                }
                 Some(event) = P2p::next(&mut p2p) => {
                     // A peer's block that moved the head: search on the new head instead.
                     if let Some(p) = &p2p {
@@ -232,7 +256,7 @@ pub async fn run(
             break;
         }
         let Some(joined) = outcome else {
-            // A new transaction or a new head: a better payload is available. Stop and rebuild.
+            // A better payload, or a new head. Stop and search on it.
             restart_from = Some(Instant::now());
             stop.store(true, Ordering::SeqCst);
             let _ = search.await;

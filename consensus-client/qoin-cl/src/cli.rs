@@ -42,6 +42,10 @@ pub(crate) struct Cli {
     /// Proof-of-work search threads (default: all cores).
     #[arg(long = "miner.threads")]
     pub(crate) threads: Option<usize>,
+    /// Least milliseconds between two rebuilds of the block being mined for new transactions
+    /// (the search restarts only when the rebuilt block pays more in fees).
+    #[arg(long = "miner.recommit", default_value_t = 500)]
+    pub(crate) recommit_ms: u64,
     /// Follow the chain without mining even with a key.
     #[arg(long)]
     pub(crate) no_mine: bool,
@@ -138,7 +142,12 @@ fn miner_config(cli: &Cli) -> anyhow::Result<Option<MinerConfig>> {
     let keypair =
         ks.unlock(&address, password.as_bytes()).with_context(|| format!("cannot unlock {address:#x}"))?;
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    Ok(Some(MinerConfig { keypair, coinbase: cli.coinbase.unwrap_or(address), threads }))
+    Ok(Some(MinerConfig {
+        keypair,
+        coinbase: cli.coinbase.unwrap_or(address),
+        threads,
+        recommit: std::time::Duration::from_millis(cli.recommit_ms),
+    }))
 }
 
 /// Runs `qoin-cl` until Ctrl-C or SIGTERM.

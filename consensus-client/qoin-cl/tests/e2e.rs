@@ -316,6 +316,9 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let pair = Pair::with_genesis(dir.path(), |g| {
+        // Blocks of about a second on one search thread (0.6 s on AVX-512), so that
+        // transactions arrive while a search runs.
+        g.pow.initial_equations = 35;
         for k in &keys {
             g.alloc.insert(
                 k.address(),
@@ -326,10 +329,10 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
     let _el = pair.start_el();
     // 600 senders, each paying a distinct new account: with the fee recipient, 1,201 touched
     // accounts, all in the pool before the miner builds its first block.
-    for (i, k) in keys.iter().enumerate() {
+    let transfer = |i: usize, nonce: u64| {
         let tx = TxRequest {
             chain_id: qoin_primitives::dev::DEV_CHAIN_ID,
-            nonce: 0,
+            nonce,
             max_priority_fee_per_gas: 1,
             max_fee_per_gas: 2_000,
             gas_limit: 21_000,
@@ -339,15 +342,18 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
             value: alloy_primitives::U256::from(1u8),
             ..Default::default()
         }
-        .sign(k);
+        .sign(&keys[i]);
         let raw = format!("0x{}", alloy_primitives::hex::encode(tx.encode()));
-        rpc(pair.http(), "eth_sendRawTransaction", json!([raw])).unwrap();
+        rpc(pair.http(), "eth_sendRawTransaction", json!([raw])).unwrap()
+    };
+    for i in 0..keys.len() {
+        transfer(i, 0);
     }
     let metrics = free_port();
     let _cl = Proc(
         pair.cl_command(&dir.path().join("jwt.hex"))
             .arg("--no-p2p")
-            .args(["--metrics.port", &metrics.to_string()])
+            .args(["--metrics.port", &metrics.to_string(), "--miner.recommit", "300"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -358,6 +364,35 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
     let text = http_get(metrics, "/metrics");
     assert!(metric(&text, "qoin_cl_sampled_accounts_total") >= 600.0, "every sender sampled: {text}");
     assert_eq!(metric(&text, "qoin_cl_sampling_failures_total"), 0.0);
+
+    // A trickle of transactions (one per 50 ms for 2 s) rebuilds the block being mined at
+    // most once per --miner.recommit (300 ms) per search, not once per transaction, and all
+    // of them are mined.
+    let rebuilds = metric(&text, "qoin_cl_miner_rebuilds_total");
+    let first_block = block_number(pair.http()).unwrap();
+    let started = Instant::now();
+    let hashes: Vec<Value> = (0..40)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(50));
+            transfer(i, 1)
+        })
+        .collect();
+    let window = started.elapsed();
+    let blocks_during = block_number(pair.http()).unwrap() - first_block;
+    for h in &hashes {
+        wait_for("the trickled transfers' receipts", 60, || {
+            rpc(pair.http(), "eth_getTransactionReceipt", json!([h])).ok().filter(|r| !r.is_null())
+        });
+    }
+    // A search rebuilds no sooner than 300 ms after it started, and a new block starts a
+    // new search: one rebuild per 300 ms, plus one per block mined, at most.
+    let text = http_get(metrics, "/metrics");
+    let rebuilt = metric(&text, "qoin_cl_miner_rebuilds_total") - rebuilds;
+    eprintln!("{rebuilt} rebuilds, {blocks_during} blocks mined while 40 transactions arrived in {window:?}");
+    assert!(
+        rebuilt <= (window.as_secs_f64() / 0.3).ceil() + blocks_during as f64 + 1.0,
+        "{rebuilt} rebuilds, {blocks_during} blocks mined while 40 transactions arrived in {window:?}"
+    );
 }
 
 fn http_get(port: u16, path: &str) -> String {
