@@ -280,11 +280,12 @@ fn build(config: &NetworkConfig, key: libp2p::identity::Keypair) -> Result<Swarm
         .with_quic()
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(KAD_PROTOCOL),
-            );
+            // The node bootstraps on its own tick while it has few peers; kad's own periodic
+            // bootstrap would only warn while no peer is known.
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_periodic_bootstrap_interval(None);
+            let mut kad =
+                kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
             kad.set_mode(Some(kad::Mode::Server));
             let gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
@@ -418,11 +419,28 @@ impl Task {
         *self.status.borrow()
     }
 
-    /// Hands an event to the node (it takes a sender, not the task: the swarm is not `Sync`
-    /// and must not be borrowed across the wait).
-    async fn emit(events: &mpsc::Sender<NetworkEvent>, event: NetworkEvent) {
-        // The node stopping closes the channel; nothing to do then.
-        let _ = events.send(event).await;
+    /// Hands an event to the node without waiting: the swarm must keep running while the node
+    /// is busy (its own requests are answered through the swarm). When the node has fallen
+    /// 4,096 events behind, a gossiped message is dropped without blame, a peer's request goes
+    /// unanswered (it times out) and a status is skipped (the next one will do).
+    fn emit(&mut self, event: NetworkEvent) {
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                tracing::debug!(target: targets::NETWORK, "node busy: network event dropped");
+                if let NetworkEvent::Block { id, source, .. } | NetworkEvent::Transaction { id, source, .. } =
+                    e
+                {
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &id,
+                        &source,
+                        MessageAcceptance::Ignore,
+                    );
+                }
+            }
+            // The node stopping closes the channel; nothing to do then.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -493,7 +511,7 @@ impl Task {
                 self.connected.remove(&peer_id);
                 self.book.forget(&peer_id, Instant::now());
                 tracing::debug!(target: targets::NETWORK, peer = %peer_id, "disconnected");
-                Self::emit(&self.events, NetworkEvent::PeerDisconnected { peer: peer_id }).await;
+                self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -528,9 +546,7 @@ impl Task {
         };
         if message.topic == self.blocks {
             match GossipBlock::decode(&message.data) {
-                Ok(block) => {
-                    Self::emit(&self.events, NetworkEvent::Block { id, source, block: Box::new(block) }).await
-                }
+                Ok(block) => self.emit(NetworkEvent::Block { id, source, block: Box::new(block) }),
                 Err(crate::wire::WireError::TooLarge { .. }) => reject(self, Penalty::Oversized),
                 Err(e) => {
                     tracing::debug!(target: targets::NETWORK, peer = %source, "undecodable block: {e}");
@@ -541,7 +557,7 @@ impl Task {
             if message.data.len() > MAX_GOSSIP_TX_BYTES {
                 reject(self, Penalty::Oversized);
             } else {
-                Self::emit(&self.events, NetworkEvent::Transaction { id, source, raw: message.data }).await;
+                self.emit(NetworkEvent::Transaction { id, source, raw: message.data });
             }
         } else {
             // A topic we never subscribed to.
@@ -582,19 +598,17 @@ impl Task {
                         let _ =
                             self.swarm.behaviour_mut().sync.send_response(channel, Response::Status(ours));
                         if self.check_status(peer, &theirs) {
-                            Self::emit(&self.events, NetworkEvent::PeerStatus { peer, status: theirs }).await;
+                            self.emit(NetworkEvent::PeerStatus { peer, status: theirs });
                         }
                     }
-                    request => {
-                        Self::emit(&self.events, NetworkEvent::Request { peer, request, channel }).await
-                    }
+                    request => self.emit(NetworkEvent::Request { peer, request, channel }),
                 }
             }
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 let Some((_, reply)) = self.pending.remove(&request_id) else { return };
                 if let Response::Status(theirs) = &response {
                     if self.check_status(peer, theirs) {
-                        Self::emit(&self.events, NetworkEvent::PeerStatus { peer, status: *theirs }).await;
+                        self.emit(NetworkEvent::PeerStatus { peer, status: *theirs });
                     }
                 }
                 let _ = reply.send(Ok(response));

@@ -233,9 +233,14 @@ mod swarm {
         let (mut a, a_addr) = node(1337, vec![], false).await;
         let (c, _) = node(7, vec![a_addr], false).await;
         let c_id = c.handle.peer_id();
-        // A bans C (wrong chain) and never reports it as a peer of its chain.
+        let a_id = a.handle.peer_id();
+        // Each side sees the other's status; whichever reads it first bans the other and
+        // disconnects (so the other may never read one). A never reports C as a peer of its
+        // chain.
         tokio::time::timeout(Duration::from_secs(20), async {
-            while !a.handle.banned().await.unwrap().contains(&c_id) {
+            while !a.handle.banned().await.unwrap().contains(&c_id)
+                && !c.handle.banned().await.unwrap().contains(&a_id)
+            {
                 if let Ok(Some(NetworkEvent::PeerStatus { peer, .. })) =
                     tokio::time::timeout(Duration::from_millis(100), a.events.recv()).await
                 {
@@ -245,7 +250,13 @@ mod swarm {
         })
         .await
         .expect("the peer of another chain was banned");
-        assert!(!a.handle.peers().await.unwrap().contains(&c_id), "and disconnected");
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while a.handle.peers().await.unwrap().contains(&c_id) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("and disconnected");
         // And it cannot come back: a request from C fails.
         let r = c.handle.request(a.handle.peer_id(), Request::HeadersByRange { start: 0, count: 1 }).await;
         assert!(r.is_err(), "{r:?}");

@@ -16,6 +16,7 @@ pub mod miner;
 pub mod node;
 pub mod p2p;
 mod relay;
+pub mod sync;
 
 pub use config::{Config, MinerConfig, P2pOptions};
 pub use metrics::ClMetrics;

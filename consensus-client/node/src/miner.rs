@@ -173,7 +173,7 @@ pub async fn run(
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 Some(event) = P2p::next(&mut p2p) => {
-                    if let Some(p) = &p2p {
+                    if let Some(p) = &mut p2p {
                         p.handle(&mut node, event).await;
                     }
                     continue;
@@ -181,6 +181,18 @@ pub async fn run(
                 _ = &mut shutdown => break,
             }
         };
+        // Far behind a peer: mining on this head would be wasted work; catch up first.
+        if let Some(p) = &mut p2p {
+            if p.far_behind(&node) {
+                if !p.sync(&mut node).await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = &mut shutdown => break,
+                    }
+                }
+                continue;
+            }
+        }
         let prepared = match better.take() {
             Some(b) if b.0.parent_hash == node.store.head() => Ok(b),
             _ => tokio::select! {
@@ -238,7 +250,7 @@ pub async fn run(
                 }
                 Some(event) = P2p::next(&mut p2p) => {
                     // A peer's block that moved the head: search on the new head instead.
-                    if let Some(p) = &p2p {
+                    if let Some(p) = &mut p2p {
                         if p.handle(&mut node, event).await && node.store.head() != header.parent_hash {
                             break None;
                         }

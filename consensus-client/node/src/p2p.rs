@@ -1,14 +1,14 @@
 //! The consensus client on the network: it answers peers' sync requests from the chain store,
 //! judges gossiped blocks with the cheap checks before they are forwarded and then imports
 //! them, gossips the blocks it mines, and keeps its status (head, cumulative work) current for
-//! peers; gossiped transactions go to the relay (`relay`). Headers-first sync is not built
-//! yet: a peer ahead of us is logged.
+//! peers; gossiped transactions go to the relay (`relay`); a peer with a heavier chain starts
+//! a headers-first sync (`sync`).
 
 use crate::config::now_ms;
 use crate::node::{ImportError, Node};
 use crate::relay::{self, Incoming, Relay};
 use alloy_primitives::B256;
-use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST, MAX_RESPONSE_BYTES};
 use qoin_cl_network::{
     GossipBlock, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle, Penalty, Request, Response,
     Status,
@@ -26,6 +26,8 @@ pub struct P2p {
     events: mpsc::Receiver<NetworkEvent>,
     status: watch::Sender<Status>,
     relay: Relay,
+    /// What peers last told us of their chains.
+    pub(crate) peers: std::collections::HashMap<qoin_cl_network::PeerId, Status>,
 }
 
 impl P2p {
@@ -35,7 +37,7 @@ impl P2p {
         let (handle, events) = qoin_cl_network::start(config, status_rx)?;
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
         let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
-        Ok(Self { handle, events, status, relay })
+        Ok(Self { handle, events, status, relay, peers: Default::default() })
     }
 
     /// The next event, or never when there is no network.
@@ -59,7 +61,7 @@ impl P2p {
     }
 
     /// Acts on one network event; returns whether the head may have moved.
-    pub async fn handle(&self, node: &mut Node, event: NetworkEvent) -> bool {
+    pub async fn handle(&mut self, node: &mut Node, event: NetworkEvent) -> bool {
         match event {
             NetworkEvent::Block { id, source, block } => {
                 let verdict = node.check_gossip(&block.header);
@@ -70,9 +72,18 @@ impl P2p {
                         false
                     }
                     Gossip::UnknownAncestor => {
-                        // Not judged, so not forwarded; but the peer has the blocks we missed.
+                        // Not judged, so not forwarded; but the peer has the blocks we missed:
+                        // fetched by hash when few, else by a sync from its status.
                         let _ = report(GossipVerdict::Ignore).await;
-                        self.backfill(node, source, *block).await
+                        if self.backfill(node, source, *block).await {
+                            return true;
+                        }
+                        if let Ok(Response::Status(theirs)) =
+                            self.handle.request(source, Request::Status(node.status())).await
+                        {
+                            self.peers.insert(source, theirs);
+                        }
+                        self.sync(node).await
                     }
                     Gossip::Invalid(why) => {
                         tracing::info!(target: targets::NETWORK, peer = %source, "invalid gossiped block: {why}");
@@ -107,18 +118,20 @@ impl P2p {
             }
             NetworkEvent::PeerStatus { peer, status } => {
                 let ours = node.status();
+                self.peers.insert(peer, status);
                 if status.cumulative_work > ours.cumulative_work {
                     tracing::info!(
                         target: targets::SYNC,
                         %peer,
                         height = status.head_height,
                         our_height = ours.head_height,
-                        "peer has a heavier chain (sync is not built yet)"
+                        "peer has a heavier chain"
                     );
+                    self.sync(node).await
                 } else {
                     tracing::debug!(target: targets::NETWORK, %peer, height = status.head_height, "peer status");
+                    false
                 }
-                false
             }
             NetworkEvent::Request { peer, request, channel } => {
                 let response = node.answer(&request);
@@ -126,7 +139,10 @@ impl P2p {
                 let _ = self.handle.respond(channel, response).await;
                 false
             }
-            NetworkEvent::PeerDisconnected { .. } => false,
+            NetworkEvent::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+                false
+            }
         }
     }
 }
@@ -311,8 +327,19 @@ impl Node {
                 Response::Headers(self.blocks(hashes).into_iter().map(|(h, _)| h).collect())
             }
             Request::PayloadsByHash(hashes) => {
+                // As many as fit in a response frame (the asker asks again for the rest).
                 let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
-                Response::Payloads(self.blocks(hashes).into_iter().map(|(_, p)| p).collect())
+                let mut room = MAX_RESPONSE_BYTES - 64 * 1024;
+                let mut out = Vec::new();
+                for (_, p) in self.blocks(hashes) {
+                    let size = p.to_bytes().len() + 16;
+                    if size > room {
+                        break;
+                    }
+                    room -= size;
+                    out.push(p);
+                }
+                Response::Payloads(out)
             }
         }
     }

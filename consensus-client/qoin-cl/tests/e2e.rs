@@ -5,7 +5,7 @@
 //! block the first one mines, over gossip, back-filling what it missed from the sender, and a
 //! transaction sent to the follower's JSON-RPC is gossiped to the miner and mined; a block
 //! touching more than the engine's 1,024 addresses per proof call is sampled in several calls
-//! and the chain moves on.
+//! and the chain moves on; a node started after 300 blocks syncs them from its peer.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -268,9 +268,9 @@ fn a_following_pair_imports_the_miners_blocks_over_gossip() {
     let before = wait_for("the miner's first blocks", 120, || block_number(miner.http()).filter(|n| *n >= 3));
     drop(alone);
     let before = block_number(miner.http()).unwrap().max(before);
-    // The follower (not mining) listens; the miner comes back and dials it. The first block
-    // it gossips has a parent the follower lacks: the follower fetches the missing ones from
-    // it, then keeps up with gossip.
+    // The follower (not mining) listens; the miner comes back and dials it. The follower
+    // learns of the heavier chain (from the miner's status, or from a gossiped block whose
+    // parent it lacks), fetches the missing blocks from it, then keeps up with gossip.
     let follower_p2p = free_port();
     let _cl_f = Proc(
         follower
@@ -393,6 +393,38 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
         rebuilt <= (window.as_secs_f64() / 0.3).ceil() + blocks_during as f64 + 1.0,
         "{rebuilt} rebuilds, {blocks_during} blocks mined while 40 transactions arrived in {window:?}"
     );
+}
+
+#[test]
+fn a_node_started_after_300_blocks_syncs_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let miner = Pair::new(&dir.path().join("miner"));
+    let fresh = miner.beside(&dir.path().join("fresh"));
+    let (_el_m, _el_f) = (miner.start_el(), fresh.start_el());
+    let miner_p2p = free_port();
+    let _cl_m = Proc(
+        miner
+            .cl_command(&dir.path().join("miner/jwt.hex"))
+            .args(["--p2p.port", &miner_p2p.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // More blocks than gossip back-fill fetches (256): only a sync brings a new node there.
+    let target = wait_for("300 blocks", 180, || block_number(miner.http()).filter(|n| *n >= 300));
+    let _cl_f = Proc(
+        fresh
+            .cl_command(&dir.path().join("fresh/jwt.hex"))
+            .args(["--no-mine", "--p2p.port", "0", "--bootnodes", &format!("/ip4/127.0.0.1/tcp/{miner_p2p}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let height =
+        wait_for("the fresh node to sync", 300, || block_number(fresh.http()).filter(|n| *n >= target));
+    for n in [1, target / 2, target, height] {
+        assert_eq!(block_hash(fresh.http(), n), block_hash(miner.http(), n), "block {n}");
+    }
 }
 
 fn http_get(port: u16, path: &str) -> String {

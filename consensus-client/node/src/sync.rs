@@ -1,0 +1,437 @@
+//! Headers-first sync: catching up with peers whose chains carry more work.
+//!
+//! 1. **Peer.** The peer claiming the most cumulative work above ours (statuses come when
+//!    peers connect; gossiped blocks raise a peer's known height).
+//! 2. **Fork point.** Its canonical headers are asked from a little below our head, doubling the
+//!    distance until the first one's parent is a block we have, at most [`MAX_REORG_DEPTH`]
+//!    blocks back (a deeper fork is refused).
+//! 3. **Headers.** Up to 1,024 per request, each linked to the one before and put through the
+//!    cheap checks (difficulty, proof of work, ticket; §15.3) on the metas derived from its
+//!    ancestors; referenced siblings we lack are fetched by hash and checked the same way.
+//!    A window holds at most [`WINDOW`] headers. Before any payload is fetched, the window's
+//!    chain must carry more work than ours; a peer whose headers do not is dropped and
+//!    penalised (its status claimed work it does not have).
+//! 4. **Payloads.** By hash, 64 per request, spread over every peer that claims at least as
+//!    much work, a few requests in flight; an answer with a payload that is not the one the
+//!    header commits to costs its peer, and what a peer left out is asked of another.
+//! 5. **Import.** Oldest first (siblings before the block naming them) through the same import
+//!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A block
+//!    refused there costs the peer that served the headers, and the sync goes on with another.
+//!
+//! Progress (height, target, blocks/s, ETA) is logged every few seconds.
+
+use crate::node::{ImportError, Node};
+use crate::p2p::P2p;
+use alloy_primitives::{B256, U256};
+use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use qoin_cl_network::{NetworkHandle, PeerId, Penalty, Request, Response, Status};
+use qoin_consensus::validate::{validate_header, BlockMeta};
+use qoin_engine_api::Payload;
+use qoin_primitives::Header;
+use qoin_tracing::targets;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Deepest fork sync follows (blocks below our head).
+pub const MAX_REORG_DEPTH: u64 = 1024;
+/// Most headers held before their payloads are fetched and imported.
+pub const WINDOW: usize = 2048;
+/// Payload requests in flight at once.
+const IN_FLIGHT: usize = 4;
+/// A peer this many blocks ahead means we are syncing: the miner waits.
+pub const FAR_BEHIND: u64 = 32;
+
+/// Why a sync round stopped.
+#[derive(Debug)]
+pub(crate) enum SyncError {
+    /// The peer served something wrong or failed to answer: drop it, try another.
+    Peer(PeerId, Penalty, String),
+    /// The peer did not answer (timeout, disconnect): try another, no penalty.
+    Unanswered(PeerId, String),
+    /// A local failure (the execution client, the store): stop syncing for now.
+    Local(String),
+}
+
+/// A checked header waiting for its payload.
+struct Pending {
+    header: Header,
+    meta: BlockMeta,
+}
+
+impl P2p {
+    /// The peer claiming the most work above ours, if any.
+    fn best_peer(&self, ours: &Status) -> Option<(PeerId, Status)> {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.cumulative_work > ours.cumulative_work)
+            .max_by_key(|(_, s)| s.cumulative_work)
+            .map(|(p, s)| (*p, *s))
+    }
+
+    /// Whether a peer is far enough ahead that mining on our head would be wasted.
+    pub fn far_behind(&self, node: &Node) -> bool {
+        let ours = node.status();
+        self.best_peer(&ours)
+            .is_some_and(|(_, s)| s.head_height >= ours.head_height.saturating_add(FAR_BEHIND))
+    }
+
+    /// Syncs from the best peers until none claims more work than we have, or a local failure
+    /// stops it. Returns whether the head moved.
+    pub(crate) async fn sync(&mut self, node: &mut Node) -> bool {
+        let start_height = node.status().head_height;
+        let mut moved = false;
+        loop {
+            let ours = node.status();
+            let Some((peer, target)) = self.best_peer(&ours) else { break };
+            tracing::info!(target: targets::SYNC, %peer, height = ours.head_height, target = target.head_height, "syncing");
+            match self.sync_round(node, peer, &target).await {
+                Ok(imported) => {
+                    moved |= imported > 0;
+                    self.update_status(node);
+                    if imported == 0 {
+                        // The peer's chain is no heavier than ours after all (or it moved on).
+                        self.peers.remove(&peer);
+                    }
+                }
+                Err(SyncError::Peer(p, penalty, why)) => {
+                    tracing::info!(target: targets::SYNC, peer = %p, "dropping sync peer: {why}");
+                    let _ = self.handle.penalize(p, penalty).await;
+                    self.peers.remove(&p);
+                }
+                Err(SyncError::Unanswered(p, why)) => {
+                    tracing::info!(target: targets::SYNC, peer = %p, "sync peer did not answer: {why}");
+                    self.peers.remove(&p);
+                }
+                Err(SyncError::Local(why)) => {
+                    tracing::warn!(target: targets::SYNC, "sync stopped: {why}");
+                    break;
+                }
+            }
+        }
+        if moved {
+            self.update_status(node);
+            let h = node.status().head_height;
+            tracing::info!(target: targets::SYNC, height = h, blocks = h.saturating_sub(start_height), "synced");
+        }
+        moved
+    }
+
+    /// One round against `peer`: fork point, then windows of headers, payloads and imports up
+    /// to its head. Returns how many blocks were imported.
+    async fn sync_round(&self, node: &mut Node, peer: PeerId, target: &Status) -> Result<u64, SyncError> {
+        let mut from = self.fork_point(node, peer).await?;
+        let mut imported = 0u64;
+        let started = Instant::now();
+        let mut logged = Instant::now();
+        while from <= target.head_height {
+            let window = self.header_window(node, peer, from, target.head_height).await?;
+            let Some(last) = window.last() else { break };
+            let next_from = last.meta.height.saturating_add(1);
+            // Headers first: the window's chain must outweigh ours before any payload comes.
+            let fork_parent =
+                window.iter().find(|p| node.store.meta(&p.meta.hash).is_none()).map(|p| p.meta.parent_hash);
+            if let Some(parent) = fork_parent {
+                let theirs = chain_work(node, &parent).saturating_add(
+                    window.iter().filter(|p| p.meta.height > 0).fold(U256::ZERO, |w, p| {
+                        if node.store.meta(&p.meta.hash).is_none() {
+                            w.saturating_add(p.meta.work)
+                        } else {
+                            w
+                        }
+                    }),
+                );
+                let ours = chain_work(node, &node.store.head());
+                if theirs <= ours {
+                    return Err(if next_from > target.head_height {
+                        SyncError::Peer(
+                            peer,
+                            Penalty::BadResponse,
+                            format!("its chain carries {theirs} work, ours {ours}, though its status claimed more"),
+                        )
+                    } else {
+                        SyncError::Unanswered(
+                            peer,
+                            format!("its fork is not heavier than ours within {WINDOW} headers"),
+                        )
+                    });
+                }
+            }
+            let payloads = self.payloads(node, peer, target, &window).await?;
+            for p in window {
+                if node.store.meta(&p.meta.hash).is_some() {
+                    continue;
+                }
+                let payload = payloads.get(&p.meta.hash).ok_or_else(|| {
+                    SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash))
+                })?;
+                match node.import(&p.header, payload).await {
+                    Ok(()) => imported += 1,
+                    Err(ImportError::Rejected(why)) => {
+                        return Err(SyncError::Peer(
+                            peer,
+                            Penalty::InvalidBlock,
+                            format!("block #{} refused: {why}", p.meta.height),
+                        ))
+                    }
+                    Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
+                }
+                if logged.elapsed() >= Duration::from_secs(5) {
+                    logged = Instant::now();
+                    let rate = imported as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    let left = target.head_height.saturating_sub(p.meta.height);
+                    tracing::info!(
+                        target: targets::SYNC,
+                        height = p.meta.height,
+                        target = target.head_height,
+                        blocks_per_s = %format_args!("{rate:.1}"),
+                        eta_s = (left as f64 / rate.max(1e-3)).round(),
+                        "sync progress"
+                    );
+                }
+            }
+            self.update_status(node);
+            from = next_from;
+        }
+        Ok(imported)
+    }
+
+    /// The height of the first of `peer`'s canonical blocks that we lack: its headers are asked
+    /// from below our head, twice as far each time, until the first one's parent is ours.
+    async fn fork_point(&self, node: &Node, peer: PeerId) -> Result<u64, SyncError> {
+        let our_height = node.status().head_height;
+        let mut back = 8u64;
+        loop {
+            let start = our_height.saturating_sub(back).max(1);
+            let headers = headers_by_range(&self.handle, peer, start, 1).await?;
+            let Some(first) = headers.first() else {
+                // It has no block at that height: it is behind there; start from its genesis.
+                return Ok(start.min(our_height.saturating_add(1)));
+            };
+            if first.height != start {
+                return Err(SyncError::Peer(peer, Penalty::BadResponse, "header of the wrong height".into()));
+            }
+            if node.store.meta(&first.parent_hash).is_some() {
+                return Ok(start);
+            }
+            if start == 1 {
+                return Err(SyncError::Peer(peer, Penalty::WrongChain, "block 1 on another genesis".into()));
+            }
+            if back >= MAX_REORG_DEPTH {
+                return Err(SyncError::Peer(
+                    peer,
+                    Penalty::BadResponse,
+                    format!("its chain forks from ours more than {MAX_REORG_DEPTH} blocks back"),
+                ));
+            }
+            back = (back * 2).min(MAX_REORG_DEPTH);
+        }
+    }
+
+    /// Up to [`WINDOW`] checked headers of `peer`'s chain from height `from` (at most `to`),
+    /// with the siblings they reference that we lack placed before them.
+    async fn header_window(
+        &self,
+        node: &Node,
+        peer: PeerId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Pending>, SyncError> {
+        let mut out: Vec<Pending> = Vec::new();
+        let mut metas: HashMap<B256, BlockMeta> = HashMap::new();
+        let mut height = from;
+        let now = crate::config::now_ms();
+        while height <= to && out.len() < WINDOW {
+            let count = (to - height + 1).min(MAX_HEADERS_PER_REQUEST).min((WINDOW - out.len()) as u64);
+            let headers = headers_by_range(&self.handle, peer, height, count).await?;
+            if headers.is_empty() {
+                break;
+            }
+            for h in headers {
+                if h.height != height {
+                    return Err(SyncError::Peer(peer, Penalty::BadResponse, "headers out of order".into()));
+                }
+                let meta_of = |metas: &HashMap<B256, BlockMeta>, hash: &B256| {
+                    metas.get(hash).cloned().or_else(|| node.store.meta(hash).cloned())
+                };
+                let Some(parent) = meta_of(&metas, &h.parent_hash) else {
+                    return Err(SyncError::Peer(peer, Penalty::BadResponse, "headers do not link".into()));
+                };
+                let mut siblings = Vec::with_capacity(h.siblings.len());
+                for s in &h.siblings {
+                    match meta_of(&metas, s) {
+                        Some(m) => siblings.push(m),
+                        None => {
+                            let sib = self.sibling(peer, s, &metas, node, now).await?;
+                            metas.insert(sib.meta.hash, sib.meta.clone());
+                            siblings.push(sib.meta.clone());
+                            out.push(sib);
+                        }
+                    }
+                }
+                let meta = validate_header(&h, &parent, &siblings, &node.params, now).map_err(|e| {
+                    SyncError::Peer(peer, Penalty::InvalidBlock, format!("header #{}: {e}", h.height))
+                })?;
+                metas.insert(meta.hash, meta.clone());
+                out.push(Pending { header: h, meta });
+                height += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A referenced sibling we lack, by hash from `peer`, checked against its parent.
+    async fn sibling(
+        &self,
+        peer: PeerId,
+        hash: &B256,
+        metas: &HashMap<B256, BlockMeta>,
+        node: &Node,
+        now: u64,
+    ) -> Result<Pending, SyncError> {
+        let header = match request(&self.handle, peer, Request::HeadersByHash(vec![*hash])).await? {
+            Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(*hash) => hs.remove(0),
+            _ => {
+                return Err(SyncError::Peer(peer, Penalty::BadResponse, format!("sibling {hash} not served")))
+            }
+        };
+        let parent = metas
+            .get(&header.parent_hash)
+            .cloned()
+            .or_else(|| node.store.meta(&header.parent_hash).cloned())
+            .ok_or_else(|| {
+                SyncError::Peer(peer, Penalty::InvalidBlock, "sibling of an unknown parent".into())
+            })?;
+        // A sibling's own siblings are not followed: it must name only blocks we know.
+        let mut siblings = Vec::new();
+        for s in &header.siblings {
+            let m = metas.get(s).cloned().or_else(|| node.store.meta(s).cloned()).ok_or_else(|| {
+                SyncError::Peer(peer, Penalty::BadResponse, "sibling names unknown siblings".into())
+            })?;
+            siblings.push(m);
+        }
+        let meta = validate_header(&header, &parent, &siblings, &node.params, now)
+            .map_err(|e| SyncError::Peer(peer, Penalty::InvalidBlock, format!("sibling {hash}: {e}")))?;
+        Ok(Pending { header, meta })
+    }
+
+    /// The payloads of the window's blocks we lack, from every peer claiming at least
+    /// `target`'s work, `IN_FLIGHT` requests at a time.
+    async fn payloads(
+        &self,
+        node: &Node,
+        peer: PeerId,
+        target: &Status,
+        window: &[Pending],
+    ) -> Result<HashMap<B256, Payload>, SyncError> {
+        // payload hash → block hash, for the blocks we lack.
+        let mut wanted: HashMap<B256, B256> = window
+            .iter()
+            .filter(|p| node.store.meta(&p.meta.hash).is_none())
+            .map(|p| (p.meta.payload_hash, p.meta.hash))
+            .collect();
+        let mut order: Vec<B256> = window
+            .iter()
+            .filter(|p| wanted.contains_key(&p.meta.payload_hash))
+            .map(|p| p.meta.hash)
+            .collect();
+        let mut servers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(p, s)| **p != peer && s.cumulative_work >= target.cumulative_work)
+            .map(|(p, _)| *p)
+            .collect();
+        servers.insert(0, peer);
+        let mut got: HashMap<B256, Payload> = HashMap::new();
+        let mut rounds = 0;
+        while !order.is_empty() {
+            rounds += 1;
+            if rounds > 16 || servers.is_empty() {
+                return Err(SyncError::Unanswered(peer, format!("{} payloads not served", order.len())));
+            }
+            let mut set = tokio::task::JoinSet::new();
+            for (i, chunk) in order.chunks(MAX_HASHES_PER_REQUEST).enumerate() {
+                let server = servers[i % servers.len()];
+                let handle = self.handle.clone();
+                let chunk = chunk.to_vec();
+                set.spawn(async move {
+                    let r = handle.request(server, Request::PayloadsByHash(chunk)).await;
+                    (server, r)
+                });
+                while set.len() >= IN_FLIGHT {
+                    if let Some(done) = set.join_next().await {
+                        take(done, &mut wanted, &mut got, &mut servers, &self.handle).await;
+                    }
+                }
+            }
+            while let Some(done) = set.join_next().await {
+                take(done, &mut wanted, &mut got, &mut servers, &self.handle).await;
+            }
+            order.retain(|h| !got.contains_key(h));
+        }
+        Ok(got)
+    }
+}
+
+/// Files one payload answer: payloads that were asked for go in, a payload nobody asked for
+/// costs its peer and removes it from the servers; a failed request removes the server.
+async fn take(
+    done: Result<(PeerId, Result<Response, qoin_cl_network::RequestError>), tokio::task::JoinError>,
+    wanted: &mut HashMap<B256, B256>,
+    got: &mut HashMap<B256, Payload>,
+    servers: &mut Vec<PeerId>,
+    handle: &NetworkHandle,
+) {
+    let Ok((server, result)) = done else { return };
+    match result {
+        Ok(Response::Payloads(ps)) => {
+            for p in ps {
+                match wanted.get(&p.block_hash) {
+                    Some(block) => {
+                        got.insert(*block, p);
+                    }
+                    None => {
+                        let _ = handle.penalize(server, Penalty::BadResponse).await;
+                        servers.retain(|s| *s != server);
+                        return;
+                    }
+                }
+            }
+            wanted.retain(|_, b| !got.contains_key(b));
+        }
+        Ok(_) => {
+            let _ = handle.penalize(server, Penalty::BadResponse).await;
+            servers.retain(|s| *s != server);
+        }
+        Err(e) => {
+            tracing::debug!(target: targets::SYNC, "{e}");
+            servers.retain(|s| *s != server);
+        }
+    }
+}
+
+/// Cumulative work of the chain ending at `hash` (saturating).
+fn chain_work(node: &Node, hash: &B256) -> U256 {
+    node.store
+        .tree()
+        .path_to(hash)
+        .iter()
+        .filter_map(|h| node.store.meta(h))
+        .fold(U256::ZERO, |acc, m| acc.saturating_add(m.work))
+}
+
+async fn request(handle: &NetworkHandle, peer: PeerId, r: Request) -> Result<Response, SyncError> {
+    handle.request(peer, r).await.map_err(|e| SyncError::Unanswered(peer, e.to_string()))
+}
+
+async fn headers_by_range(
+    handle: &NetworkHandle,
+    peer: PeerId,
+    start: u64,
+    count: u64,
+) -> Result<Vec<Header>, SyncError> {
+    match request(handle, peer, Request::HeadersByRange { start, count }).await? {
+        Response::Headers(hs) if hs.len() as u64 <= count => Ok(hs),
+        Response::Refused(why) => Err(SyncError::Unanswered(peer, format!("refused: {why}"))),
+        _ => Err(SyncError::Peer(peer, Penalty::BadResponse, "not an answer to HeadersByRange".into())),
+    }
+}
