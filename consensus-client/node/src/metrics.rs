@@ -28,6 +28,10 @@ pub struct ClMetrics {
     pub invalid_payloads: Counter,
     /// Time from a trigger (new transaction or head) to the restarted search.
     pub miner_restart: Histogram,
+    /// Peers of our chain (that sent a status).
+    pub peers: Gauge,
+    /// 1 while a sync runs.
+    pub syncing: Gauge,
     /// Searches restarted on a rebuilt block that pays more.
     pub payload_rebuilds: Counter,
     /// Transactions from the execution client gossiped to peers.
@@ -80,6 +84,8 @@ impl ClMetrics {
                 "Time from a new transaction or head to the miner searching on the new payload.",
                 &[],
             ),
+            peers: r.gauge("qoin_cl_peers", "Connected peers of this chain (that sent their status)."),
+            syncing: r.gauge("qoin_cl_syncing", "1 while the node syncs from its peers, else 0."),
             payload_rebuilds: r.counter(
                 "qoin_cl_miner_rebuilds_total",
                 "Searches restarted because new transactions made a block that pays more.",

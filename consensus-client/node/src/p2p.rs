@@ -119,6 +119,7 @@ impl P2p {
             NetworkEvent::PeerStatus { peer, status } => {
                 let ours = node.status();
                 self.peers.insert(peer, status);
+                node.metrics.peers.set(self.peers.len() as f64);
                 if status.cumulative_work > ours.cumulative_work {
                     tracing::info!(
                         target: targets::SYNC,
@@ -141,6 +142,7 @@ impl P2p {
             }
             NetworkEvent::PeerDisconnected { peer } => {
                 self.peers.remove(&peer);
+                node.metrics.peers.set(self.peers.len() as f64);
                 false
             }
         }

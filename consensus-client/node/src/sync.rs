@@ -80,6 +80,7 @@ impl P2p {
     pub(crate) async fn sync(&mut self, node: &mut Node) -> bool {
         let start_height = node.status().head_height;
         let mut moved = false;
+        node.metrics.syncing.set(1.0);
         loop {
             let ours = node.status();
             let Some((peer, target)) = self.best_peer(&ours) else { break };
@@ -108,6 +109,7 @@ impl P2p {
                 }
             }
         }
+        node.metrics.syncing.set(0.0);
         if moved {
             self.update_status(node);
             let h = node.status().head_height;

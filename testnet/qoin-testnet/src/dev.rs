@@ -48,7 +48,7 @@ pub(crate) struct DevArgs {
 /// The `qoin-el` and `qoin-cl` binaries beside this one; under `cargo run` they are built
 /// first, showing cargo's own progress (a second or two when up to date), so the README's one
 /// command is enough on a fresh checkout.
-fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+pub(crate) fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     let me = std::env::current_exe().context("cannot locate qoin-testnet")?;
     let dir = me.parent().context("qoin-testnet has no parent directory")?;
     if let Some(cargo) = std::env::var_os("CARGO") {
@@ -82,7 +82,7 @@ fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
 /// Candidates per second of the fastest solver on `threads` threads. The system grows until
 /// one search takes ≥ 100 ms (small systems understate a fast solver: per-system set-up
 /// dominates), then searches are timed for ~300 ms.
-fn measure_rate(threads: usize) -> anyhow::Result<(f64, &'static str)> {
+pub(crate) fn measure_rate(threads: usize) -> anyhow::Result<(f64, &'static str)> {
     let solver = qoin_kernels::fastest();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("search threads")?;
     let stop = AtomicBool::new(false);
@@ -109,7 +109,7 @@ fn measure_rate(threads: usize) -> anyhow::Result<(f64, &'static str)> {
 }
 
 /// The difficulty at which `rate` candidates per second find a block every `target_ms`.
-fn calibrated(rate: f64, target_ms: u64) -> Difficulty {
+pub(crate) fn calibrated(rate: f64, target_ms: u64) -> Difficulty {
     let work = (rate * target_ms as f64 / 1000.0).max(256.0);
     let m = work.log2().floor().clamp(8.0, 64.0) as u32;
     let f = (work / 2f64.powi(m as i32)).clamp(1.0, 2.0 - 1e-9);

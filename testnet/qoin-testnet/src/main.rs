@@ -1,12 +1,13 @@
 //! # qoin-testnet
 //!
-//! Owns starting, watching and tearing down Qoin networks. Today: `dev`, a local development
-//! chain of one validator: `qoin-el` and `qoin-cl` as two processes, mining with the
-//! post-quantum proof of work at a 1-second target, JSON-RPC on 127.0.0.1:8545 with the ten
-//! funded dev accounts unlocked. `up`, `down` and `status` for many pairs follow with
-//! networking.
+//! Owns starting, watching and tearing down Qoin networks: `dev`, a local development chain of
+//! one validator (`qoin-el` and `qoin-cl` as two processes, mining with the post-quantum proof
+//! of work at a 1-second target, JSON-RPC on 127.0.0.1:8545 with the ten funded dev accounts
+//! unlocked); `up`, `status`, `down`, `kill` and `restart` for a local network of many pairs
+//! peered over the p2p network, described in `network.json` for scripts.
 
 mod dev;
+mod net;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -27,6 +28,18 @@ enum Cmd {
     /// Start a local mining devnet (qoin-el + qoin-cl; JSON-RPC on 127.0.0.1:8545); Ctrl-C
     /// stops both, and running it again continues the chain.
     Dev(dev::DevArgs),
+    /// Start a network of N pairs on loopback (returns once every node answers; writes
+    /// DATADIR/network.json).
+    Up(net::UpArgs),
+    /// Height, head, peers, sync state, hash rate and pool size of every node; whether the heads
+    /// agree.
+    Status(net::StatusArgs),
+    /// Stop every program of the network.
+    Down(net::NetArgs),
+    /// SIGKILL both programs of one node.
+    Kill(net::NodeArgs),
+    /// Start one node's programs again (stopping them first if they run).
+    Restart(net::NodeArgs),
 }
 
 fn default_datadir() -> PathBuf {
@@ -45,6 +58,11 @@ fn main() {
     }
     let result = match &cli.command {
         Cmd::Dev(args) => dev::run(args, &cli.log),
+        Cmd::Up(args) => net::up(args, &cli.log),
+        Cmd::Status(args) => net::status(args),
+        Cmd::Down(args) => net::down(args),
+        Cmd::Kill(args) => net::kill(args),
+        Cmd::Restart(args) => net::restart(args),
     };
     if let Err(e) = result {
         tracing::error!(target: qoin_tracing::targets::TESTNET, "{e:#}");

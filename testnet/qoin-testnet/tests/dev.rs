@@ -2,7 +2,9 @@
 //! transfers and a Solidity deployment sent through JSON-RPC are mined with receipts; Ctrl-C
 //! stops both cleanly and a second run continues the chain; if one program dies the command
 //! says which and stops the other. Every query of the shipped Grafana dashboards names only
-//! metrics that the running programs serve.
+//! metrics that the running programs serve. `up` starts four pairs that converge on one head,
+//! relay a transaction from a node that does not mine to the miners, and take back a killed
+//! node; `down` stops them all.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -321,4 +323,107 @@ fn dashboards_name_only_served_metrics(el_metrics_port: u16) {
         }
     }
     assert!(checked >= 20, "only {checked} metric references checked");
+}
+
+/// Runs a `qoin-testnet` subcommand to completion; its standard output.
+fn testnet(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_qoin-testnet"))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "qoin-testnet {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stops the network when the test ends, passed or not.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ =
+            Command::new(env!("CARGO_BIN_EXE_qoin-testnet")).args(["down", "--datadir", &self.0]).status();
+    }
+}
+
+/// Not a zombie either (an exited child of a parent that is gone may linger unreaped).
+fn running(pid: u32) -> bool {
+    alive(pid)
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+}
+
+fn network_status(dir: &str) -> Value {
+    serde_json::from_str(&testnet(&["status", "--datadir", dir, "--json"])).unwrap()
+}
+
+#[test]
+fn a_network_of_four_pairs_converges_relays_a_transaction_and_recovers_a_killed_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net").display().to_string();
+    let _down = Down(dir.clone());
+    testnet(&["up", "--nodes", "4", "--miners", "2", "--block-time-ms", "500", "--datadir", &dir]);
+    let net: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
+    let nodes = net["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 4);
+    let addr = |i: usize| -> SocketAddr {
+        nodes[i]["rpc"].as_str().unwrap().trim_start_matches("http://").parse().unwrap()
+    };
+    assert!(nodes[0]["p2p"].as_str().unwrap().contains("/p2p/12D3"), "{}", nodes[0]);
+    assert_eq!(nodes.iter().filter(|n| n["mining"] == true).count(), 2);
+
+    // Every node follows the two miners to one head.
+    wait_for("four nodes on one head at height >= 5", 120, || {
+        let s = network_status(&dir);
+        let low = s["nodes"].as_array().unwrap().iter().map(|n| n["height"].as_u64().unwrap_or(0)).min();
+        (s["heads_agree"] == true && low >= Some(5)).then_some(())
+    });
+    let s = network_status(&dir);
+    for n in s["nodes"].as_array().unwrap() {
+        assert_eq!(n["peers"], 3, "{n}");
+        assert_eq!(n["running"], true);
+    }
+
+    // A transfer sent to node 3, which does not mine, is mined by a miner and reaches all.
+    let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[4].address());
+    let to = "0x000000000000000000000000000000000000d00d";
+    let hash =
+        rpc(addr(3), "eth_sendTransaction", json!([{"from": from, "to": to, "value": "0x3"}])).unwrap();
+    let r = receipt(addr(3), &hash);
+    assert_eq!(r["status"], "0x1");
+    for i in 0..3 {
+        let other = receipt(addr(i), &hash);
+        assert_eq!(other["blockHash"], r["blockHash"], "node{i} has it in the same block");
+    }
+
+    // node1 (a miner) is killed; the rest go on; restarted, it catches up.
+    let pids =
+        [nodes[1]["pids"]["el"].as_u64().unwrap() as u32, nodes[1]["pids"]["cl"].as_u64().unwrap() as u32];
+    testnet(&["kill", "node1", "--datadir", &dir]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pids.iter().all(|p| !running(*p)), "both programs of node1 are gone");
+    let before = block_number(addr(0)).unwrap();
+    wait_for("node0 to mine on alone", 120, || block_number(addr(0)).filter(|n| *n >= before + 3));
+    testnet(&["restart", "node1", "--datadir", &dir]);
+    let target = block_number(addr(0)).unwrap();
+    wait_for("node1 to catch up and all heads to agree", 120, || {
+        let s = network_status(&dir);
+        let h1 = s["nodes"][1]["height"].as_u64().unwrap_or(0);
+        (h1 >= target && s["heads_agree"] == true).then_some(())
+    });
+
+    // down stops every program.
+    let net: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
+    let all: Vec<u32> = net["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| [n["pids"]["el"].as_u64(), n["pids"]["cl"].as_u64()])
+        .map(|p| p.unwrap() as u32)
+        .collect();
+    assert_eq!(all.len(), 8);
+    testnet(&["down", "--datadir", &dir]);
+    assert!(all.iter().all(|p| !running(*p)), "down stopped all eight programs");
 }
