@@ -27,6 +27,8 @@ pub struct ChainParams {
     pub target_block_time_ms: u64,
     /// Issuance.
     pub rewards: RewardParams,
+    /// The genesis block's gas limit, gas used and base fee (block 1's fee fields follow).
+    pub genesis_exec: crate::validate::ExecFields,
 }
 
 impl ChainParams {
@@ -43,6 +45,11 @@ impl ChainParams {
             chain_id: genesis.chain_id,
             genesis_hash,
             genesis_state_root,
+            genesis_exec: crate::validate::ExecFields {
+                gas_limit: genesis.gas_limit,
+                gas_used: 0,
+                base_fee: qoin_primitives::fee::genesis_base_fee(genesis),
+            },
             genesis_time_ms,
             anchor: AsertAnchor {
                 height: 0,

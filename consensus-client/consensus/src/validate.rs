@@ -160,16 +160,95 @@ pub fn validate_header(
     BlockMeta::of(header, hash)
 }
 
+/// The fields of a block's payload that its child's fee fields follow from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecFields {
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Base fee per gas.
+    pub base_fee: u64,
+}
+
+impl ExecFields {
+    /// A payload's.
+    pub fn of(payload: &Payload) -> Self {
+        Self { gas_limit: payload.gas_limit, gas_used: payload.gas_used, base_fee: payload.base_fee_per_gas }
+    }
+
+    /// 24 bytes, big-endian.
+    pub fn to_bytes(self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[..8].copy_from_slice(&self.gas_limit.to_be_bytes());
+        b[8..16].copy_from_slice(&self.gas_used.to_be_bytes());
+        b[16..].copy_from_slice(&self.base_fee.to_be_bytes());
+        b
+    }
+
+    /// From [`Self::to_bytes`]; `None` for any other length.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let word = |i: usize| -> Option<u64> { Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+        (b.len() == 24).then_some(())?;
+        Some(Self { gas_limit: word(0)?, gas_used: word(8)?, base_fee: word(16)? })
+    }
+}
+
+/// Gas every transaction costs at least.
+const MIN_TX_GAS: u64 = 21_000;
+
+/// Checks what needs no state in a payload's transactions: each decodes, is signed for this
+/// chain, and carries valid Falcon-512 and ML-DSA-44 signatures (verified in parallel).
+pub fn validate_transactions(payload: &Payload, chain_id: u64) -> Result<(), InvalidBlock> {
+    use rayon::prelude::*;
+    payload.transactions.par_iter().enumerate().try_for_each(|(i, raw)| {
+        let tx = qoin_primitives::SignedTx::decode(raw)
+            .map_err(|e| InvalidBlock::Payload(format!("transaction {i} does not decode: {e}")))?;
+        if tx.request().chain_id != chain_id {
+            return Err(InvalidBlock::Payload(format!(
+                "transaction {i} is for chain {}, not {chain_id}",
+                tx.request().chain_id
+            )));
+        }
+        tx.verify_signature().map_err(|e| InvalidBlock::Payload(format!("transaction {i}: {e}")))
+    })
+}
+
 /// Checks that `payload` is the execution part `header` commits to: its hash, state root,
-/// transactions, fee recipient, time, randomness, parent and the credits the rules give.
+/// transactions, fee recipient, time, randomness, parent, the credits the rules give, and the
+/// fee fields that follow from the parent's (`parent_exec`): the same gas limit, gas used
+/// within it and at least 21,000 per transaction, the base fee of the EIP-1559 rule.
 pub fn validate_payload(
     header: &Header,
     payload: &Payload,
     parent: &BlockMeta,
+    parent_exec: &ExecFields,
     sibling_coinbases: &[Address],
     params: &ChainParams,
 ) -> Result<(), InvalidBlock> {
     let bad = |m: String| Err(InvalidBlock::Payload(m));
+    if payload.gas_limit != parent_exec.gas_limit {
+        return bad(format!("gas limit {} is not the parent's {}", payload.gas_limit, parent_exec.gas_limit));
+    }
+    if payload.gas_used > payload.gas_limit {
+        return bad(format!("gas used {} exceeds the gas limit {}", payload.gas_used, payload.gas_limit));
+    }
+    let floor = (payload.transactions.len() as u64).saturating_mul(MIN_TX_GAS);
+    if payload.gas_used < floor {
+        return bad(format!(
+            "gas used {} is less than 21,000 for each of its {} transactions",
+            payload.gas_used,
+            payload.transactions.len()
+        ));
+    }
+    let base_fee = qoin_primitives::fee::next_base_fee(
+        parent_exec.gas_limit,
+        parent_exec.gas_used,
+        parent_exec.base_fee,
+    );
+    if payload.base_fee_per_gas != base_fee {
+        return bad(format!("base fee {} is not the rule's {base_fee}", payload.base_fee_per_gas));
+    }
     if payload.block_hash != header.payload_hash {
         return bad(format!("block hash {} is not the header's {}", payload.block_hash, header.payload_hash));
     }

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use qoin_cl_sampling as sampling;
 use qoin_cl_store::ChainStore;
 use qoin_consensus::params::ChainParams;
-use qoin_consensus::validate::{validate_header, validate_payload, BlockMeta};
+use qoin_consensus::validate::{validate_header, validate_payload, validate_transactions, BlockMeta};
 use qoin_engine_api::{EngineClient, EngineError, Payload, Status};
 use qoin_primitives::Header;
 use qoin_store::StoreOptions;
@@ -207,7 +207,21 @@ impl Node {
         let meta = validate_header(header, &parent, &siblings, &self.params, now_ms())
             .map_err(|e| ImportError::Rejected(format!("invalid header: {e}")))?;
         let sibling_coinbases: Vec<Address> = siblings.iter().map(|s| s.coinbase).collect();
-        validate_payload(header, payload, &parent, &sibling_coinbases, &self.params)
+        let parent_exec = if parent.hash == self.params.genesis_hash {
+            self.params.genesis_exec
+        } else {
+            self.store
+                .exec_fields(&parent.hash)
+                .map_err(anyhow::Error::from)?
+                .context("the parent's exec fields are missing from the store")?
+        };
+        validate_payload(header, payload, &parent, &parent_exec, &sibling_coinbases, &self.params)
+            .map_err(|e| ImportError::Rejected(e.to_string()))?;
+        // Signatures and chain ids, in parallel, off the async threads.
+        let (txs, chain_id) = (payload.clone(), self.params.chain_id);
+        tokio::task::spawn_blocking(move || validate_transactions(&txs, chain_id))
+            .await
+            .context("signature check task")?
             .map_err(|e| ImportError::Rejected(e.to_string()))?;
         // Stored before the execution client sees it: whatever the execution client commits
         // is then in the store too, so a crash of either side loses no block (on reconnection

@@ -1,11 +1,12 @@
 //! The consensus client's checks against the real execution client's state: account-state
 //! sampling passes an honest execution client and catches one that lies about an account,
-//! and a payload is valid only as the header commits to it.
+//! and a payload is valid only as the header commits to it, with the fee fields its parent's
+//! imply and transactions signed for the chain.
 
 use alloy_primitives::{Address, B256, U256};
 use qoin_cl_sampling::{self as sampling, SamplingError};
 use qoin_consensus::params::ChainParams;
-use qoin_consensus::validate::{validate_payload, BlockMeta, InvalidBlock};
+use qoin_consensus::validate::{validate_payload, validate_transactions, BlockMeta, InvalidBlock};
 use qoin_crypto::{Domain, Keypair};
 use qoin_el_chain::test_utils::funded_genesis;
 use qoin_engine_api::{Attributes, EngineBackend, Payload};
@@ -158,13 +159,45 @@ fn the_payload_must_be_the_one_the_header_commits_to() {
         solution: [0; 16],
     };
     // The test payload used a flat credit; the rule's credit for height 1 is the same.
-    validate_payload(&header, &payload, &g, &[], &p).unwrap();
+    let ge = p.genesis_exec;
+    validate_payload(&header, &payload, &g, &ge, &[], &p).unwrap();
+    let refused = |pl: &Payload, what: &str| {
+        let r = validate_payload(&header, pl, &g, &ge, &[], &p);
+        assert!(matches!(&r, Err(InvalidBlock::Payload(m)) if m.contains(what)), "{what}: {r:?}");
+    };
     let mut more = payload.clone();
     more.credits[0].amount += U256::from(1u8);
-    assert!(
-        matches!(validate_payload(&header, &more, &g, &[], &p), Err(InvalidBlock::Payload(m)) if m.contains("credits"))
-    );
-    let mut dropped = payload;
+    refused(&more, "credits");
+    let mut dropped = payload.clone();
     dropped.transactions.clear();
-    assert!(validate_payload(&header, &dropped, &g, &[], &p).is_err());
+    assert!(validate_payload(&header, &dropped, &g, &ge, &[], &p).is_err());
+    // Fee fields that follow from the parent's, checked without state.
+    let mut fee = payload.clone();
+    fee.base_fee_per_gas += 1;
+    refused(&fee, "base fee");
+    let mut limit = payload.clone();
+    limit.gas_limit += 1;
+    refused(&limit, "gas limit");
+    let mut used = payload.clone();
+    used.gas_used = 20_999;
+    refused(&used, "21,000");
+    let mut over = payload.clone();
+    over.gas_used = over.gas_limit + 1;
+    refused(&over, "exceeds");
+
+    // Transactions: signatures and chain ids, without state.
+    validate_transactions(&payload, p.chain_id).unwrap();
+    let mut other_chain = payload.clone();
+    let tx =
+        TxRequest { chain_id: 10, ..transfer(&keys[0], 0, Address::repeat_byte(1), 1).request().clone() }
+            .sign(&keys[0]);
+    other_chain.transactions[0] = tx.encode().into();
+    let r = validate_transactions(&other_chain, p.chain_id);
+    assert!(matches!(&r, Err(InvalidBlock::Payload(m)) if m.contains("chain 10")), "{r:?}");
+    let mut forged = payload;
+    let mut raw = forged.transactions[0].to_vec();
+    let at = raw.len() - 40;
+    raw[at] ^= 1;
+    forged.transactions[0] = raw.into();
+    assert!(validate_transactions(&forged, p.chain_id).is_err(), "a flipped signature byte is refused");
 }

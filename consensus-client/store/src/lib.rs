@@ -11,13 +11,14 @@
 //! | `Payloads` | block hash → protobuf execution payload |
 //! | `Invalid` | block hash → why it is invalid |
 //! | `Sampled` | block hash → `[]`: its state was sampled when it became canonical |
+//! | `Exec` | block hash → gas limit, gas used, base fee (24 bytes): what its child's fee fields follow |
 //! | `Meta` | `"head"` → hash; `"chain"` → chain id ‖ genesis hash ‖ genesis state root |
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use alloy_primitives::B256;
 use qoin_consensus::forkchoice::ForkTree;
-use qoin_consensus::validate::BlockMeta;
+use qoin_consensus::validate::{BlockMeta, ExecFields};
 use qoin_engine_api::Payload;
 use qoin_primitives::Header;
 use qoin_store::{table, Schema, Store, StoreError, StoreOptions};
@@ -25,8 +26,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The consensus client's schema.
-pub const SCHEMA: Schema =
-    Schema { name: "qoin-cl", version: 2, tables: &["Headers", "Payloads", "Invalid", "Sampled", "Meta"] };
+pub const SCHEMA: Schema = Schema {
+    name: "qoin-cl",
+    version: 2,
+    tables: &["Headers", "Payloads", "Invalid", "Sampled", "Exec", "Meta"],
+};
 
 table!(/// Headers (SSZ) by hash.
        Headers: B256 => Vec<u8>);
@@ -36,6 +40,8 @@ table!(/// Blocks found invalid, with the reason.
        Invalid: B256 => String);
 table!(/// Blocks whose state sampling checked.
        Sampled: B256 => Vec<u8>);
+table!(/// Gas limit, gas used and base fee of each block's payload.
+       Exec: B256 => Vec<u8>);
 table!(/// Named values.
        Meta: String => Vec<u8>);
 
@@ -194,6 +200,7 @@ impl ChainStore {
         let tx = self.store.write()?;
         tx.put::<Headers>(&meta.hash, &bytes)?;
         tx.put::<Payloads>(&meta.hash, &payload.to_bytes())?;
+        tx.put::<Exec>(&meta.hash, &ExecFields::of(payload).to_bytes().to_vec())?;
         tx.commit()?;
         self.metas.insert(meta.hash, meta);
         Ok(())
@@ -206,6 +213,17 @@ impl ChainStore {
         tx.commit()?;
         self.tree.mark_invalid(hash);
         Ok(())
+    }
+
+    /// The gas limit, gas used and base fee of a stored block's payload (`None` for genesis
+    /// and unknown blocks).
+    pub fn exec_fields(&self, hash: &B256) -> Result<Option<ExecFields>, ChainStoreError> {
+        match self.store.read()?.get::<Exec>(hash)? {
+            Some(b) => ExecFields::from_bytes(&b)
+                .map(Some)
+                .ok_or_else(|| ChainStoreError::Corrupt(format!("exec fields of {hash}"))),
+            None => Ok(None),
+        }
     }
 
     /// Whether sampling checked `hash`'s state (genesis counts as checked).

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Lowest base fee a block may have, in Shor per gas.
-pub const MIN_BASE_FEE: u64 = 7;
+pub use qoin_primitives::fee::MIN_BASE_FEE;
 const GENESIS_KEY: &str = "genesis";
 
 /// The execution chain: state, canonical blocks and their change sets.
@@ -106,9 +106,7 @@ impl Chain {
             logs_bloom: Default::default(),
             gas_limit: self.genesis.gas_limit,
             gas_used: 0,
-            base_fee_per_gas: u64::try_from(self.genesis.base_fee_per_gas)
-                .unwrap_or(u64::MAX)
-                .max(MIN_BASE_FEE),
+            base_fee_per_gas: qoin_primitives::fee::genesis_base_fee(&self.genesis),
             prev_randao: B256::ZERO,
         };
         write_block(&tx, &header, &[], &[], &[], &post)?;

@@ -84,19 +84,15 @@ impl Receipt {
 }
 
 /// The EIP-1559 base fee of a child block, from its parent (target = half the gas limit,
-/// at most ±12.5% a block), with a floor of `min` so fees never vanish.
+/// at most ±12.5% a block), with a floor of `min` so fees never vanish (the rule is
+/// `qoin_primitives::fee`'s, which the consensus client checks too).
 pub fn next_base_fee(parent: &ElHeader, min: u64) -> u64 {
-    let target = parent.gas_limit / 2;
-    let base = u128::from(parent.base_fee_per_gas);
-    let next = if target == 0 || parent.gas_used == target {
-        base
-    } else if parent.gas_used > target {
-        let delta = base * u128::from(parent.gas_used - target) / u128::from(target) / 8;
-        base + delta.max(1)
-    } else {
-        base - base * u128::from(target - parent.gas_used) / u128::from(target) / 8
-    };
-    u64::try_from(next).unwrap_or(u64::MAX).max(min)
+    qoin_primitives::fee::next_base_fee_with_min(
+        parent.gas_limit,
+        parent.gas_used,
+        parent.base_fee_per_gas,
+        min,
+    )
 }
 
 /// Root of the ordered trie of `items` (keys `rlp(index)`), as Ethereum computes

@@ -8,6 +8,7 @@
 //!   fields and the post-quantum signature envelope, RLP-encoded, with its id;
 //! - the [`Genesis`] file format with allocations, proof-of-work and reward parameters, and
 //!   the embedded development chain ([`dev`]);
+//! - the base-fee rule ([`fee`]);
 //! - re-exports of the hash, address and integer types (`alloy-primitives`).
 //!
 //! Every decoder here takes untrusted bytes and returns an error, never panics; each has a
@@ -16,6 +17,7 @@
 
 mod block;
 pub mod dev;
+pub mod fee;
 mod genesis;
 mod header;
 mod transaction;
