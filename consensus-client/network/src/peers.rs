@@ -2,8 +2,8 @@
 //! so it is tested without a network: the service asks it what to do and does it.
 //!
 //! Every peer starts at 0. Misbehaviour subtracts a [`Penalty`]; scores decay toward 0 with a
-//! half-life of [`SCORE_HALF_LIFE`]. A peer whose score falls to [`BAN_THRESHOLD`] or below is
-//! disconnected and banned for [`BAN_DURATION`]. Sync requests draw from a token bucket per
+//! half-life of [`SCORE_HALF_LIFE`]. A peer whose score, rounded to whole points, falls to
+//! [`BAN_THRESHOLD`] or below is disconnected and banned for [`BAN_DURATION`]. Sync requests draw from a token bucket per
 //! peer ([`REQUEST_BURST`] tokens, [`REQUESTS_PER_SEC`] refilled per second); a request
 //! without a token is refused and costs a small penalty.
 
@@ -119,7 +119,9 @@ impl PeerBook {
     pub fn penalize(&mut self, peer: PeerId, penalty: Penalty, now: Instant) -> Verdict {
         let score = self.score(peer, now) - penalty.points();
         self.state(peer, now).score = score;
-        if score <= BAN_THRESHOLD {
+        // Compared in whole points: the decay between two penalties a moment apart (a few
+        // hundredths of a point) must not save a peer that earned -100.
+        if score.round() <= BAN_THRESHOLD {
             self.banned.insert(peer, now + BAN_DURATION);
             self.peers.remove(&peer);
             Verdict::Ban
@@ -193,6 +195,10 @@ mod tests {
         assert!(!book.is_banned(&p, t0 + BAN_DURATION));
         // Back with a clean slate.
         assert_eq!(book.score(p, t0 + BAN_DURATION), 0.0);
+        // Two invalid blocks a moment apart ban too: the decay in between does not save it.
+        let q = PeerId::random();
+        assert_eq!(book.penalize(q, Penalty::InvalidBlock, t0), Verdict::Keep);
+        assert_eq!(book.penalize(q, Penalty::InvalidBlock, t0 + Duration::from_millis(300)), Verdict::Ban);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! block the first one mines, over gossip, back-filling what it missed from the sender, and a
 //! transaction sent to the follower's JSON-RPC is gossiped to the miner and mined; a block
 //! touching more than the engine's 1,024 addresses per proof call is sampled in several calls
-//! and the chain moves on; a node started after 300 blocks syncs them from its peer.
+//! and the chain moves on; a node started after 300 blocks syncs them from its peer; a hostile
+//! peer speaking the protocol and sending invalid blocks is banned while mining goes on.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -425,6 +426,96 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     for n in [1, target / 2, target, height] {
         assert_eq!(block_hash(fresh.http(), n), block_hash(miner.http(), n), "block {n}");
     }
+}
+
+#[test]
+fn a_hostile_peer_sending_invalid_blocks_is_banned_and_mining_goes_on() {
+    use qoin_cl_network::{GossipBlock, NetworkConfig, NetworkEvent, Request, Response, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let pair = Pair::new(dir.path());
+    let _el = pair.start_el();
+    let p2p = free_port();
+    let metrics = free_port();
+    let _cl = Proc(
+        pair.cl_command(&dir.path().join("jwt.hex"))
+            .args(["--p2p.port", &p2p.to_string(), "--metrics.port", &metrics.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the first blocks", 120, || block_number(pair.http()).filter(|n| *n >= 3));
+    let genesis: alloy_primitives::B256 = serde_json::from_value(block_hash(pair.http(), 0)).unwrap();
+    let g = qoin_primitives::Genesis::from_file(&pair.genesis).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // The hostile peer: a real libp2p node of the same chain, so it gets past the status
+        // exchange, then misbehaves.
+        let status = Status {
+            chain_id: g.chain_id,
+            genesis_hash: genesis,
+            head_hash: genesis,
+            head_height: 0,
+            cumulative_work: 0,
+        };
+        let (_status_tx, status_rx) = tokio::sync::watch::channel(status);
+        let (handle, mut events) = qoin_cl_network::start(
+            &NetworkConfig {
+                key_path: dir.path().join("hostile.key"),
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+                bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p}").parse().unwrap()],
+                max_inbound: 4,
+                max_outbound: 4,
+                chain_id: g.chain_id,
+                genesis_hash: genesis,
+            },
+            status_rx,
+        )
+        .unwrap();
+        let node = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(NetworkEvent::PeerStatus { peer, .. }) = events.recv().await {
+                    return peer;
+                }
+            }
+        })
+        .await
+        .expect("the node took the hostile peer as a peer of its chain");
+        // A real block, fetched from the node, to tamper with.
+        let Response::Headers(headers) =
+            handle.request(node, Request::HeadersByRange { start: 1, count: 1 }).await.unwrap()
+        else {
+            panic!("no header")
+        };
+        let Response::Payloads(payloads) =
+            handle.request(node, Request::PayloadsByHash(vec![headers[0].hash().unwrap()])).await.unwrap()
+        else {
+            panic!("no payload")
+        };
+        // Let gossipsub exchange subscriptions, then send two blocks whose proof of work no
+        // longer holds (-50 each: -100 bans).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for i in 1..=2u64 {
+            let mut header = headers[0].clone();
+            header.extra_nonce = header.extra_nonce.wrapping_add(i);
+            let bad = GossipBlock { header, payload: payloads[0].clone() };
+            let _ = handle.publish_block(&bad).await;
+        }
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while handle.peers().await.unwrap().contains(&node) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("the node disconnected the hostile peer");
+        let again = handle.request(node, Request::Status(status)).await;
+        assert!(again.is_err(), "the node refuses the banned peer: {again:?}");
+    });
+    // And the node goes on mining.
+    let now = block_number(pair.http()).unwrap();
+    wait_for("mining to go on", 120, || block_number(pair.http()).filter(|n| *n >= now + 3));
+    let text = http_get(metrics, "/metrics");
+    assert_eq!(metric(&text, "qoin_cl_peers"), 0.0, "{text}");
 }
 
 fn http_get(port: u16, path: &str) -> String {
