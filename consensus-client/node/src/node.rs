@@ -274,9 +274,14 @@ impl Node {
     /// parent's are there). Returns the first block sampling caught, and why, after marking it
     /// invalid.
     async fn sample_path(&mut self, best: &B256) -> Result<Option<String>, ImportError> {
-        let path = self.store.tree().path_to(best);
-        let start = path.iter().rposition(|h| self.store.is_sampled(h)).map_or(0, |i| i + 1);
-        for hash in &path[start..] {
+        // Back from `best` to the last sampled ancestor (usually its parent): not the whole path.
+        let mut unsampled = Vec::new();
+        let mut cursor = *best;
+        while !self.store.is_sampled(&cursor) {
+            unsampled.push(cursor);
+            cursor = self.store.meta(&cursor).context("meta of a block in the tree")?.parent_hash;
+        }
+        for hash in unsampled.iter().rev() {
             let (_, payload) = self.stored(hash)?;
             let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
             let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;

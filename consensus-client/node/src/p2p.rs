@@ -273,11 +273,7 @@ impl Node {
     /// This node's status for peers: chain, head, cumulative work of the head's chain.
     pub fn status(&self) -> Status {
         let head = self.store.head();
-        let path = self.store.tree().path_to(&head);
-        let work = path
-            .iter()
-            .filter_map(|h| self.store.meta(h))
-            .fold(alloy_primitives::U256::ZERO, |acc, m| acc.saturating_add(m.work));
+        let work = self.store.chain_work(&head);
         Status {
             chain_id: self.params.chain_id,
             genesis_hash: self.params.genesis_hash,

@@ -130,10 +130,8 @@ async fn run(
                     tracing::debug!(target: targets::NETWORK, "transaction stream ended: {e}");
                     announced = None;
                 }
-                None => {
-                    announced = None;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+                // The stream ended (or there was none: `next` waited already); subscribe again.
+                None => announced = None,
             },
         }
     }

@@ -22,7 +22,7 @@
 
 use crate::node::{ImportError, Node};
 use crate::p2p::P2p;
-use alloy_primitives::{B256, U256};
+use alloy_primitives::B256;
 use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
 use qoin_cl_network::{NetworkHandle, PeerId, Penalty, Request, Response, Status};
 use qoin_consensus::validate::{validate_header, BlockMeta};
@@ -130,19 +130,13 @@ impl P2p {
             let Some(last) = window.last() else { break };
             let next_from = last.meta.height.saturating_add(1);
             // Headers first: the window's chain must outweigh ours before any payload comes.
-            let fork_parent =
-                window.iter().find(|p| node.store.meta(&p.meta.hash).is_none()).map(|p| p.meta.parent_hash);
-            if let Some(parent) = fork_parent {
-                let theirs = chain_work(node, &parent).saturating_add(
-                    window.iter().filter(|p| p.meta.height > 0).fold(U256::ZERO, |w, p| {
-                        if node.store.meta(&p.meta.hash).is_none() {
-                            w.saturating_add(p.meta.work)
-                        } else {
-                            w
-                        }
-                    }),
-                );
-                let ours = chain_work(node, &node.store.head());
+            let new: Vec<&Pending> =
+                window.iter().filter(|p| node.store.meta(&p.meta.hash).is_none()).collect();
+            if let Some(first) = new.first() {
+                let theirs = new.iter().fold(node.store.chain_work(&first.meta.parent_hash), |w, p| {
+                    w.saturating_add(p.meta.work)
+                });
+                let ours = node.store.chain_work(&node.store.head());
                 if theirs <= ours {
                     return Err(if next_from > target.head_height {
                         SyncError::Peer(
@@ -409,16 +403,6 @@ async fn take(
             servers.retain(|s| *s != server);
         }
     }
-}
-
-/// Cumulative work of the chain ending at `hash` (saturating).
-fn chain_work(node: &Node, hash: &B256) -> U256 {
-    node.store
-        .tree()
-        .path_to(hash)
-        .iter()
-        .filter_map(|h| node.store.meta(h))
-        .fold(U256::ZERO, |acc, m| acc.saturating_add(m.work))
 }
 
 async fn request(handle: &NetworkHandle, peer: PeerId, r: Request) -> Result<Response, SyncError> {

@@ -65,6 +65,8 @@ pub struct ChainStore {
     tree: ForkTree,
     metas: HashMap<B256, BlockMeta>,
     sampled: std::collections::HashSet<B256>,
+    /// Work of each block's chain from genesis (the block included).
+    chain_work: HashMap<B256, alloy_primitives::U256>,
     head: B256,
 }
 
@@ -79,6 +81,12 @@ fn chain_id_bytes(genesis: &BlockMeta, chain_id: u64) -> Vec<u8> {
     v.extend_from_slice(genesis.hash.as_slice());
     v.extend_from_slice(genesis.state_root.as_slice());
     v
+}
+
+/// Records `m`'s chain work: its parent's plus its own.
+fn add_chain_work(chain_work: &mut HashMap<B256, alloy_primitives::U256>, m: &BlockMeta) {
+    let parent = chain_work.get(&m.parent_hash).copied().unwrap_or_default();
+    chain_work.insert(m.hash, parent.saturating_add(m.work));
 }
 
 impl ChainStore {
@@ -114,6 +122,7 @@ impl ChainStore {
             tree: ForkTree::new(root),
             metas: HashMap::from([(root, genesis)]),
             sampled: std::collections::HashSet::from([root]),
+            chain_work: HashMap::from([(root, alloy_primitives::U256::ZERO)]),
             head: root,
         };
         this.load()?;
@@ -138,6 +147,7 @@ impl ChainStore {
             // Stored blocks were checked on the way in; one whose parent is missing (cannot
             // happen with one-transaction writes) is skipped rather than trusted.
             if self.tree.insert(m.hash, m.parent_hash, m.work, &m.siblings).is_ok() {
+                add_chain_work(&mut self.chain_work, &m);
                 self.metas.insert(m.hash, m);
             }
         }
@@ -202,6 +212,7 @@ impl ChainStore {
         tx.put::<Payloads>(&meta.hash, &payload.to_bytes())?;
         tx.put::<Exec>(&meta.hash, &ExecFields::of(payload).to_bytes().to_vec())?;
         tx.commit()?;
+        add_chain_work(&mut self.chain_work, &meta);
         self.metas.insert(meta.hash, meta);
         Ok(())
     }
@@ -224,6 +235,11 @@ impl ChainStore {
                 .ok_or_else(|| ChainStoreError::Corrupt(format!("exec fields of {hash}"))),
             None => Ok(None),
         }
+    }
+
+    /// The work of `hash`'s chain from genesis, the block included (zero for unknown blocks).
+    pub fn chain_work(&self, hash: &B256) -> alloy_primitives::U256 {
+        self.chain_work.get(hash).copied().unwrap_or_default()
     }
 
     /// Whether sampling checked `hash`'s state (genesis counts as checked).

@@ -117,6 +117,18 @@ pub(crate) fn calibrated(rate: f64, target_ms: u64) -> Difficulty {
     Difficulty::new(m, mantissa).unwrap_or(Difficulty::MIN)
 }
 
+/// Writes a new dev-allocation genesis starting now, with `block_time_ms` as its target and
+/// `difficulty` for block 1.
+pub(crate) fn write_genesis(path: &Path, block_time_ms: u64, difficulty: Difficulty) -> anyhow::Result<()> {
+    let mut g = dev_genesis(&dev_keys());
+    g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    g.target_block_time_ms = block_time_ms;
+    g.pow.initial_equations = difficulty.m();
+    g.pow.initial_mantissa = difficulty.mantissa();
+    g.validate()?;
+    std::fs::write(path, g.to_json()).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn prepare(args: &DevArgs, threads: usize) -> anyhow::Result<()> {
     let d = &args.datadir;
     std::fs::create_dir_all(d.join("cl")).with_context(|| format!("cannot create {}", d.display()))?;
@@ -124,13 +136,7 @@ fn prepare(args: &DevArgs, threads: usize) -> anyhow::Result<()> {
     if !genesis_path.exists() {
         let (rate, solver) = measure_rate(threads)?;
         let difficulty = calibrated(rate, args.block_time_ms);
-        let mut g = dev_genesis(&dev_keys());
-        g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        g.target_block_time_ms = args.block_time_ms;
-        g.pow.initial_equations = difficulty.m();
-        g.pow.initial_mantissa = difficulty.mantissa();
-        g.validate()?;
-        std::fs::write(&genesis_path, g.to_json())?;
+        write_genesis(&genesis_path, args.block_time_ms, difficulty)?;
         tracing::info!(target: targets::TESTNET, "new chain: {solver} solver measured at {rate:.3e} candidates/s on {threads} threads; \
              initial difficulty {difficulty} for a {} ms target",
             args.block_time_ms

@@ -20,7 +20,6 @@
 
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::{KdfParams, Keystore};
-use qoin_primitives::dev::{dev_genesis, dev_keys};
 use qoin_tracing::{targets, LogArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -201,11 +200,14 @@ fn spawn(command: &[String], log: &Path) -> anyhow::Result<u32> {
 }
 
 /// A JSON-RPC call over HTTP, with a short timeout.
+/// An HTTP client that gives up after 5 s (a node that does not answer is reported as such).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into()
+}
+
 fn rpc(url: &str, method: &str, params: &Value) -> anyhow::Result<Value> {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = agent.post(url).send_json(&body)?.body_mut().read_json()?;
+    let v: Value = agent().post(url).send_json(&body)?.body_mut().read_json()?;
     match v.get("error") {
         Some(e) => bail!("{method}: {e}"),
         None => Ok(v["result"].clone()),
@@ -218,9 +220,7 @@ fn quantity(v: &Value) -> Option<u64> {
 
 /// One sample of a Prometheus text page.
 fn metric(url: &str, name: &str) -> Option<f64> {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let text = agent.get(format!("{url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+    let text = agent().get(format!("{url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
@@ -272,14 +272,8 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     // One genesis: the miners together find a block every target.
     let (rate, solver) = crate::dev::measure_rate(args.miner_threads)?;
     let difficulty = crate::dev::calibrated(rate * miners.max(1) as f64, args.block_time_ms);
-    let mut g = dev_genesis(&dev_keys());
-    g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    g.target_block_time_ms = args.block_time_ms;
-    g.pow.initial_equations = difficulty.m();
-    g.pow.initial_mantissa = difficulty.mantissa();
-    g.validate()?;
     let genesis = d.join("genesis.json");
-    std::fs::write(&genesis, g.to_json())?;
+    crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty)?;
     tracing::info!(target: targets::TESTNET,
         "new chain: {} nodes, {miners} mining with {} thread(s) each ({solver} at {rate:.3e} candidates/s per miner); \
          initial difficulty {difficulty} for a {} ms target; links: loopback, no added delay",
