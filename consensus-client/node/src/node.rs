@@ -162,20 +162,40 @@ impl Node {
         Ok(bad)
     }
 
-    /// Sends the blocks of the path to `head` that the execution client lacks.
+    /// Sends the blocks of the path to `head` that the execution client lacks: back from
+    /// `head` (through the fork window, then the canonical index below its root) while the
+    /// execution client answers SYNCING, then forward.
     async fn replay(&mut self, head: &B256) -> Result<(), EngineError> {
-        let path = self.store.tree().path_to(head);
-        let mut start = path.len();
-        while start > 1 {
-            let (_, payload) = self.stored(&path[start - 1])?;
+        let internal = |e: qoin_cl_store::ChainStoreError| EngineError::Internal(e.to_string());
+        let window = self.store.tree().path_to(head);
+        let mut missing: Vec<B256> = Vec::new();
+        let mut below = self.store.tree().root_height();
+        let mut i = window.len();
+        loop {
+            let hash = if i > 1 {
+                i -= 1;
+                window[i]
+            } else {
+                // Below the window's root: the canonical chain (genesis has no payload).
+                if below == 0 {
+                    break;
+                }
+                let h = self.store.canonical_hash(below).map_err(internal)?;
+                below -= 1;
+                match h {
+                    Some(h) => h,
+                    None => break,
+                }
+            };
+            let (_, payload) = self.stored(&hash)?;
             let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
             if st.status != Status::Syncing {
                 break;
             }
-            start -= 1;
+            missing.push(hash);
         }
-        tracing::info!(target: targets::ENGINE, "replaying {} blocks to the execution client", path.len() - start);
-        for h in &path[start..] {
+        tracing::info!(target: targets::ENGINE, "replaying {} blocks to the execution client", missing.len());
+        for h in missing.iter().rev() {
             let (_, payload) = self.stored(h)?;
             let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
             if st.status == Status::Invalid {

@@ -289,6 +289,10 @@ impl Node {
         if self.store.meta(&hash).is_some() || self.store.tree().is_invalid(&hash) {
             return Gossip::Known;
         }
+        if self.store.meta(&header.parent_hash).is_none() && self.store.knows(&hash).unwrap_or(false) {
+            // A canonical block below the fork window.
+            return Gossip::Known;
+        }
         let Some(parent) = self.store.meta(&header.parent_hash).cloned() else {
             return Gossip::UnknownAncestor;
         };
@@ -310,14 +314,11 @@ impl Node {
         match request {
             Request::Status(_) => Response::Status(self.status()),
             Request::HeadersByRange { start, count } => {
-                let path = self.store.tree().path_to(&self.store.head());
                 let count = (*count).min(MAX_HEADERS_PER_REQUEST);
-                let hashes: Vec<B256> = path
-                    .iter()
-                    .skip(usize::try_from(*start).unwrap_or(usize::MAX))
-                    .take(usize::try_from(count).unwrap_or(0))
-                    .copied()
-                    .collect();
+                let hashes = self.store.canonical_range(*start, count).unwrap_or_else(|e| {
+                    tracing::warn!(target: targets::STORE, "canonical index: {e}");
+                    Vec::new()
+                });
                 Response::Headers(self.blocks(&hashes).into_iter().map(|(h, _)| h).collect())
             }
             Request::HeadersByHash(hashes) => {

@@ -32,8 +32,8 @@ use qoin_tracing::targets;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Deepest fork sync follows (blocks below our head).
-pub const MAX_REORG_DEPTH: u64 = 1024;
+/// Deepest fork sync follows (blocks below our head): the fork tree's bound.
+pub use qoin_consensus::forkchoice::MAX_REORG_DEPTH;
 /// Most headers held before their payloads are fetched and imported.
 pub const WINDOW: usize = 2048;
 /// Payload requests in flight at once.

@@ -7,6 +7,7 @@
 
 mod engine;
 mod exec;
+mod forkchoice;
 mod pow;
 
 use clap::Parser;
@@ -32,6 +33,10 @@ const BENCHES: &[(&str, &str)] = &[
         "NewPayload + ForkchoiceUpdated over gRPC+JWT, empty and 1,000-tx payloads (p50, p99)",
     ),
     (
+        "fork-choice",
+        "fork tree insert + head latency (p50, p99) over 1,000,000 blocks; start-up from a store of as many",
+    ),
+    (
         "devnet-blocktime",
         "mean and spread of block times of a running devnet over 200 blocks at the 1 s target",
     ),
@@ -46,6 +51,9 @@ struct Cli {
     /// Seconds to measure each result for.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Blocks for `fork-choice`.
+    #[arg(long, default_value_t = 1_000_000)]
+    blocks: u64,
 }
 
 pub(crate) fn emit(v: &Value) {
@@ -157,6 +165,7 @@ fn main() {
         "state-root" => exec::state_root(),
         "engine-roundtrip" => engine::engine_roundtrip(),
         "devnet-blocktime" => engine::devnet_blocktime(),
+        "fork-choice" => forkchoice::fork_choice(cli.blocks),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {
