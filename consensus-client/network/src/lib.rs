@@ -24,7 +24,8 @@ pub mod wire;
 pub use libp2p::{gossipsub::MessageId, request_response::ResponseChannel, Multiaddr, PeerId};
 pub use peers::Penalty;
 pub use service::{
-    start, GossipVerdict, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, RequestError,
+    read_deny_list, start, DenyListError, GossipVerdict, NetworkConfig, NetworkError, NetworkEvent,
+    NetworkHandle, RequestError,
 };
 pub use wire::{GossipBlock, Request, Response, Status};
 

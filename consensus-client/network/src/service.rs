@@ -13,7 +13,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{allow_block_list, connection_limits, identify, kad, Multiaddr, PeerId, StreamProtocol, Swarm};
 use qoin_tracing::targets;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -35,6 +35,72 @@ pub struct NetworkConfig {
     pub chain_id: u64,
     /// The genesis block's hash.
     pub genesis_hash: B256,
+    /// A file of peers never to connect with (see [`read_deny_list`]): read at start and
+    /// again on every SIGHUP.
+    pub deny_file: Option<PathBuf>,
+}
+
+/// Why a deny list cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DenyListError {
+    /// The file cannot be read.
+    #[error("{path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A line is neither a peer id nor a multiaddr ending in `/p2p/<peer id>`.
+    #[error("{path} line {line}: {text:?} is neither a peer id nor a multiaddr ending in /p2p/<peer id>")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line's number, from 1.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+}
+
+/// Most entries of a deny list.
+pub const MAX_DENY_ENTRIES: usize = 4096;
+
+/// Reads a deny list: one peer id (or a multiaddr ending in `/p2p/<peer id>`) per line; blank
+/// lines and lines starting with `#` are skipped; a missing file is an empty list. Any bad line
+/// refuses the whole file (the list in force stays as it was).
+pub fn read_deny_list(path: &Path) -> Result<HashSet<PeerId>, DenyListError> {
+    let read = |reason: String| DenyListError::Read { path: path.to_path_buf(), reason };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(read(e.to_string())),
+    };
+    let mut out = HashSet::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let peer = line.parse::<PeerId>().ok().or_else(|| {
+            line.parse::<Multiaddr>().ok().and_then(|a| match a.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
+                _ => None,
+            })
+        });
+        match peer {
+            Some(p) => {
+                out.insert(p);
+            }
+            None => {
+                return Err(DenyListError::Line { path: path.to_path_buf(), line: i + 1, text: line.into() })
+            }
+        }
+        if out.len() > MAX_DENY_ENTRIES {
+            return Err(read(format!("more than {MAX_DENY_ENTRIES} entries")));
+        }
+    }
+    Ok(out)
 }
 
 /// Something the network saw that the node must act on.
@@ -136,6 +202,7 @@ enum Command {
     Peers { reply: oneshot::Sender<Vec<PeerId>> },
     Banned { reply: oneshot::Sender<Vec<PeerId>> },
     Listening { reply: oneshot::Sender<Vec<Multiaddr>> },
+    Deny { peers: HashSet<PeerId> },
 }
 
 /// The gossip topic of blocks on chain `chain_id`.
@@ -227,6 +294,12 @@ impl NetworkHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Banned { reply }).await?;
         answer.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// Replaces the deny list: connections with these peers are closed and refused until a
+    /// later list leaves them out.
+    pub async fn deny(&self, peers: HashSet<PeerId>) -> Result<(), RequestError> {
+        self.send(Command::Deny { peers }).await
     }
 
     /// The addresses this node listens on (with its `/p2p/` suffix), once bound.
@@ -342,6 +415,15 @@ pub fn start(
     let (events, event_rx) = mpsc::channel(4096);
     let handle =
         NetworkHandle { commands, peer_id, blocks: blocks.hash(), transactions: transactions.hash() };
+    let mut denied = HashSet::new();
+    if let Some(path) = &config.deny_file {
+        denied = read_deny_list(path).map_err(|e| NetworkError::Build(e.to_string()))?;
+        for peer in &denied {
+            swarm.behaviour_mut().blocked.block_peer(*peer);
+        }
+        tracing::info!(target: targets::NETWORK, peers = denied.len(), file = %path.display(), "deny list (reread on SIGHUP)");
+        watch_deny_file(path.clone(), handle.clone())?;
+    }
     let task = Task {
         swarm,
         commands: command_rx,
@@ -355,6 +437,8 @@ pub fn start(
         blocks: blocks.hash(),
         transactions: transactions.hash(),
         listening: Vec::new(),
+        bootnodes: config.bootnodes.clone(),
+        denied,
     };
     tokio::spawn(task.run());
     Ok((handle, event_rx))
@@ -373,6 +457,30 @@ struct Task {
     blocks: TopicHash,
     transactions: TopicHash,
     listening: Vec<Multiaddr>,
+    bootnodes: Vec<Multiaddr>,
+    /// Peers of the deny list in force.
+    denied: HashSet<PeerId>,
+}
+
+/// Rereads `path` on every SIGHUP and hands the list to the network task; a file that does not
+/// read leaves the list in force and says why.
+fn watch_deny_file(path: PathBuf, handle: NetworkHandle) -> Result<(), NetworkError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| NetworkError::Build(format!("SIGHUP: {e}")))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match read_deny_list(&path) {
+                Ok(peers) => {
+                    tracing::info!(target: targets::NETWORK, peers = peers.len(), "deny list reread");
+                    if handle.deny(peers).await.is_err() {
+                        break; // the network stopped
+                    }
+                }
+                Err(e) => tracing::warn!(target: targets::NETWORK, "deny list not changed: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 impl Task {
@@ -405,14 +513,49 @@ impl Task {
 
     fn on_tick(&mut self) {
         for peer in self.book.expired_bans(Instant::now()) {
+            if self.denied.contains(&peer) {
+                continue;
+            }
             let b = self.swarm.behaviour_mut();
             b.blocked.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
         if self.connected.len() < 8 {
-            // Look for more peers (no known peers yet is not an error).
+            // Look for more peers (no known peers yet is not an error), and dial the bootnodes
+            // we are not connected to: after a partition heals, or the bootnode restarted.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            for addr in self.bootnodes.clone() {
+                let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else { continue };
+                if self.connected.contains(&peer)
+                    || self.denied.contains(&peer)
+                    || self.book.is_banned(&peer, Instant::now())
+                {
+                    continue;
+                }
+                let _ = self.swarm.dial(addr);
+            }
         }
+    }
+
+    /// Puts a new deny list in force: closes and refuses the newly denied, lets the others
+    /// back (unless banned).
+    fn set_denied(&mut self, peers: HashSet<PeerId>) {
+        let now = Instant::now();
+        let lifted: Vec<PeerId> = self.denied.difference(&peers).copied().collect();
+        for peer in lifted {
+            if !self.book.is_banned(&peer, now) {
+                let b = self.swarm.behaviour_mut();
+                b.blocked.unblock_peer(peer);
+                b.gossipsub.remove_blacklisted_peer(&peer);
+            }
+        }
+        for peer in peers.difference(&self.denied) {
+            let b = self.swarm.behaviour_mut();
+            b.blocked.block_peer(*peer);
+            b.gossipsub.blacklist_peer(peer);
+            tracing::info!(target: targets::NETWORK, %peer, "peer denied");
+        }
+        self.denied = peers;
     }
 
     fn our_status(&self) -> Status {
@@ -483,6 +626,7 @@ impl Task {
             Command::Listening { reply } => {
                 let _ = reply.send(self.listening.clone());
             }
+            Command::Deny { peers } => self.set_denied(peers),
         }
     }
 

@@ -118,8 +118,9 @@ proptest! {
 
 mod swarm {
     use super::*;
-    use crate::service::{start, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle};
-    use libp2p::Multiaddr;
+    use crate::service::{read_deny_list, start, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle};
+    use libp2p::{Multiaddr, PeerId};
+    use std::collections::HashSet;
     use std::time::Duration;
     use tokio::sync::{mpsc, watch};
 
@@ -135,6 +136,7 @@ mod swarm {
             max_outbound: 16,
             chain_id,
             genesis_hash: status().genesis_hash,
+            deny_file: None,
         }
     }
 
@@ -260,5 +262,44 @@ mod swarm {
         // And it cannot come back: a request from C fails.
         let r = c.handle.request(a.handle.peer_id(), Request::HeadersByRange { start: 0, count: 1 }).await;
         assert!(r.is_err(), "{r:?}");
+    }
+
+    async fn wait_peers(n: &Node, want: impl Fn(&[PeerId]) -> bool, secs: u64, what: &str) {
+        tokio::time::timeout(Duration::from_secs(secs), async {
+            while !want(&n.handle.peers().await.unwrap()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_denied_peer_is_cut_off_and_comes_back_when_the_list_is_lifted() {
+        let (a, a_addr) = node(1337, vec![], false).await;
+        let (b, _) = node(1337, vec![a_addr], false).await;
+        let (a_id, b_id) = (a.handle.peer_id(), b.handle.peer_id());
+        wait_peers(&a, |p| p.contains(&b_id), 20, "the two meet").await;
+        a.handle.deny(HashSet::from([b_id])).await.unwrap();
+        wait_peers(&a, |p| !p.contains(&b_id), 10, "the denied peer is disconnected").await;
+        wait_peers(&b, |p| !p.contains(&a_id), 10, "on both sides").await;
+        let r = b.handle.request(a_id, Request::HeadersByRange { start: 0, count: 1 }).await;
+        assert!(r.is_err(), "a denied peer cannot reach us: {r:?}");
+        // Lifted: B dials its bootnode again on its next tick (every 10 s).
+        a.handle.deny(HashSet::new()).await.unwrap();
+        wait_peers(&b, |p| p.contains(&a_id), 25, "the peer comes back once the list is lifted").await;
+    }
+
+    #[test]
+    fn deny_lists_read_peer_ids_and_multiaddrs_and_refuse_a_bad_line_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deny");
+        assert!(read_deny_list(&path).unwrap().is_empty(), "no file: nobody denied");
+        let (p1, p2) = (PeerId::random(), PeerId::random());
+        std::fs::write(&path, format!("# partition\n{p1}\n\n  /ip4/127.0.0.1/tcp/1/p2p/{p2}  \n")).unwrap();
+        assert_eq!(read_deny_list(&path).unwrap(), HashSet::from([p1, p2]));
+        std::fs::write(&path, format!("{p1}\n/ip4/127.0.0.1/tcp/1\n")).unwrap();
+        let e = read_deny_list(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
     }
 }

@@ -118,6 +118,7 @@ pub async fn run(
                 max_outbound: o.max_outbound,
                 chain_id: node.params.chain_id,
                 genesis_hash: node.params.genesis_hash,
+                deny_file: o.deny_file.clone(),
             };
             Some(P2p::start(&network, &node).await?)
         }

@@ -73,6 +73,11 @@ pub(crate) struct Cli {
     /// Most outbound peer connections.
     #[arg(long = "p2p.max-outbound", default_value_t = 16)]
     pub(crate) max_outbound: u32,
+    /// Peers never to connect with: a file of peer ids (or multiaddrs ending in
+    /// `/p2p/<peer id>`), one per line, `#` comments; reread on SIGHUP (a bad file changes
+    /// nothing). `qoin-testnet partition` and `heal` write it.
+    #[arg(long = "p2p.deny-file")]
+    pub(crate) deny_file: Option<PathBuf>,
     /// Run without the peer-to-peer network (a lone validator).
     #[arg(long = "no-p2p")]
     pub(crate) no_p2p: bool,
@@ -98,6 +103,7 @@ fn p2p_options(cli: &Cli) -> Option<P2pOptions> {
         bootnodes: cli.bootnodes.clone(),
         max_inbound: cli.max_inbound,
         max_outbound: cli.max_outbound,
+        deny_file: cli.deny_file.clone(),
     })
 }
 

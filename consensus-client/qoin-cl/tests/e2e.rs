@@ -468,6 +468,7 @@ fn a_hostile_peer_sending_invalid_blocks_is_banned_and_mining_goes_on() {
                 max_outbound: 4,
                 chain_id: g.chain_id,
                 genesis_hash: genesis,
+                deny_file: None,
             },
             status_rx,
         )

@@ -40,6 +40,10 @@ enum Cmd {
     Kill(net::NodeArgs),
     /// Start one node's programs again (stopping them first if they run).
     Restart(net::NodeArgs),
+    /// Cut the network into groups that do not see each other (`--groups 0,1/2,3`).
+    Partition(net::PartitionArgs),
+    /// Join the groups of a partition again.
+    Heal(net::NetArgs),
 }
 
 fn default_datadir() -> PathBuf {
@@ -63,6 +67,8 @@ fn main() {
         Cmd::Down(args) => net::down(args),
         Cmd::Kill(args) => net::kill(args),
         Cmd::Restart(args) => net::restart(args),
+        Cmd::Partition(args) => net::partition(args),
+        Cmd::Heal(args) => net::heal(args),
     };
     if let Err(e) = result {
         tracing::error!(target: qoin_tracing::targets::TESTNET, "{e:#}");

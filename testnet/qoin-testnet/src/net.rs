@@ -15,8 +15,13 @@
 //! ```
 //!
 //! Faults: `kill NODE` sends SIGKILL to both programs of a node; `restart NODE` starts them
-//! again with the same command lines. Link delay (`--latency-ms`) and partitions are not
-//! built yet: `up` refuses a non-zero latency with a clear error.
+//! again with the same command lines. `partition --groups 0,1/2,3` cuts the network into
+//! groups that do not see each other, and `heal` joins them again. Partitions go through the
+//! p2p layer's own deny list (every `qoin-cl` runs with `--p2p.deny-file D/nodeI/cl/deny-peers`,
+//! reread on SIGHUP): it needs no root and works on loopback; each node closes and refuses
+//! connections with the peers of the other groups (both sides, so neither can dial the other).
+//! Link delay (`--latency-ms`) is not built yet: `up` refuses a non-zero latency with a clear
+//! error.
 
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::{KdfParams, Keystore};
@@ -118,6 +123,16 @@ struct NodeEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Network {
     nodes: Vec<NodeEntry>,
+    /// How partitions are made.
+    #[serde(default = "deny_list_mode")]
+    partitions: String,
+    /// The groups in force (`partition`), none when whole.
+    #[serde(default)]
+    partition: Option<Vec<Vec<String>>>,
+}
+
+fn deny_list_mode() -> String {
+    "p2p-deny-list".into()
 }
 
 fn manifest(d: &Path) -> PathBuf {
@@ -276,7 +291,8 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty)?;
     tracing::info!(target: targets::TESTNET,
         "new chain: {} nodes, {miners} mining with {} thread(s) each ({solver} at {rate:.3e} candidates/s per miner); \
-         initial difficulty {difficulty} for a {} ms target; links: loopback, no added delay",
+         initial difficulty {difficulty} for a {} ms target; links: loopback, no added delay; \
+         partitions: p2p deny list",
         args.nodes, args.miner_threads, args.block_time_ms);
 
     let mut nodes: Vec<NodeEntry> = Vec::with_capacity(args.nodes);
@@ -306,6 +322,7 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         cl.extend([s(&genesis), "--execution-endpoint".into(), format!("http://127.0.0.1:{engine}")]);
         cl.extend(["--execution-jwt".into(), s(&jwt), "--metrics.port".into(), cl_metrics.to_string()]);
         cl.extend(["--p2p.addr".into(), "127.0.0.1".into(), "--p2p.port".into(), p2p.to_string()]);
+        cl.extend(["--p2p.deny-file".into(), s(&deny_file(d, &name))]);
         if let Some(b) = &bootnode {
             cl.extend(["--bootnodes".into(), b.clone()]);
         }
@@ -341,9 +358,9 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
             commands: Commands { el, cl },
         });
         // Written as nodes start, so `down` can stop a half-started network.
-        save(d, &Network { nodes: nodes.clone() })?;
+        save(d, &Network { nodes: nodes.clone(), partitions: deny_list_mode(), partition: None })?;
     }
-    let net = Network { nodes };
+    let net = Network { nodes, partitions: deny_list_mode(), partition: None };
     wait_answering(&net, Duration::from_secs(120))?;
     tracing::info!(target: targets::TESTNET, "{} nodes up; {} describes them", net.nodes.len(), manifest(d).display());
     println!("{}", manifest(d).display());
@@ -412,7 +429,7 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let heads: std::collections::BTreeSet<&str> = out.iter().filter_map(|n| n.head.as_deref()).collect();
     let agree = heads.len() == 1 && out.iter().all(|n| n.head.is_some());
     if args.json {
-        println!("{}", json!({"nodes": out, "heads_agree": agree}));
+        println!("{}", json!({"nodes": out, "heads_agree": agree, "partition": net.partition}));
         return Ok(());
     }
     println!(
@@ -434,6 +451,10 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         );
     }
     println!("heads {}", if agree { "agree" } else { "differ" });
+    if let Some(groups) = &net.partition {
+        let groups: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
+        println!("partitioned: {}", groups.join(" / "));
+    }
     Ok(())
 }
 
@@ -484,7 +505,118 @@ pub(crate) fn restart(args: &NodeArgs) -> anyhow::Result<()> {
     n.pids.el = Some(spawn(&n.commands.el, &nd.join("el.log"))?);
     n.pids.cl = Some(spawn(&n.commands.cl, &nd.join("cl.log"))?);
     tracing::info!(target: targets::TESTNET, "{} restarted", n.name);
-    let one = Network { nodes: vec![n.clone()] };
+    let one = Network { nodes: vec![n.clone()], partitions: deny_list_mode(), partition: None };
     save(&d, &net)?;
     wait_answering(&one, Duration::from_secs(60))
+}
+
+fn deny_file(d: &Path, node: &str) -> PathBuf {
+    d.join(node).join("cl").join("deny-peers")
+}
+
+/// Options of `qoin-testnet partition`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PartitionArgs {
+    /// Groups of nodes that keep seeing each other, `/`-separated, each a comma-separated list
+    /// of node numbers or names (`0,1/2,3`); every node in exactly one group.
+    #[arg(long)]
+    groups: String,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// The groups of `spec` as indices into `net.nodes`; every node exactly once, at least two
+/// groups.
+fn parse_groups(net: &Network, spec: &str) -> anyhow::Result<Vec<Vec<usize>>> {
+    let names: Vec<&str> = net.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut seen = vec![false; names.len()];
+    let mut groups = Vec::new();
+    for g in spec.split('/') {
+        let mut group = Vec::new();
+        for item in g.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let want = if item.chars().all(|c| c.is_ascii_digit()) {
+                format!("node{item}")
+            } else {
+                item.to_string()
+            };
+            let i = names
+                .iter()
+                .position(|n| *n == want)
+                .with_context(|| format!("no node {item}; the network has {names:?}"))?;
+            if std::mem::replace(&mut seen[i], true) {
+                bail!("{want} is named twice in --groups {spec}");
+            }
+            group.push(i);
+        }
+        if group.is_empty() {
+            bail!("an empty group in --groups {spec}");
+        }
+        groups.push(group);
+    }
+    if groups.len() < 2 {
+        bail!("--groups {spec} names one group: a partition needs at least two (`0,1/2,3`)");
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        bail!("{} is in no group of --groups {spec}: name every node once", names[i]);
+    }
+    Ok(groups)
+}
+
+/// Writes each node's deny list (the peers outside its group; none for `groups` = `None`) and
+/// has every running consensus client reread it.
+fn apply_groups(d: &Path, net: &Network, groups: Option<&[Vec<usize>]>) -> anyhow::Result<()> {
+    // SIGHUP stops a consensus client that does not watch a deny list.
+    if let Some(n) = net.nodes.iter().find(|n| !n.commands.cl.iter().any(|a| a == "--p2p.deny-file")) {
+        bail!(
+            "{} runs without --p2p.deny-file (a network started by an older qoin-testnet): start the network \
+             again with `up` to partition it",
+            n.name
+        );
+    }
+    for (i, n) in net.nodes.iter().enumerate() {
+        let mut text = String::from("# written by qoin-testnet partition/heal\n");
+        if let Some(groups) = groups {
+            let mine = groups.iter().find(|g| g.contains(&i)).map(Vec::as_slice).unwrap_or(&[]);
+            for (j, other) in net.nodes.iter().enumerate() {
+                if !mine.contains(&j) {
+                    text.push_str(&other.p2p);
+                    text.push('\n');
+                }
+            }
+        }
+        let path = deny_file(d, &n.name);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        match n.pids.cl.filter(|p| alive(*p)) {
+            Some(pid) => signal(pid, nix::sys::signal::Signal::SIGHUP),
+            // A stopped node reads the file when it starts.
+            None => {
+                tracing::info!(target: targets::TESTNET, "{}: not running; its list applies at restart", n.name)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn partition(args: &PartitionArgs) -> anyhow::Result<()> {
+    let d = &args.net.datadir;
+    let mut net = load(d)?;
+    let groups = parse_groups(&net, &args.groups)?;
+    apply_groups(d, &net, Some(&groups))?;
+    let named: Vec<Vec<String>> =
+        groups.iter().map(|g| g.iter().map(|i| net.nodes[*i].name.clone()).collect()).collect();
+    let shown: Vec<String> = named.iter().map(|g| g.join(",")).collect();
+    tracing::info!(target: targets::TESTNET, "partitioned (p2p deny list): {}", shown.join(" / "));
+    net.partition = Some(named);
+    save(d, &net)
+}
+
+pub(crate) fn heal(args: &NetArgs) -> anyhow::Result<()> {
+    let d = &args.datadir;
+    let mut net = load(d)?;
+    apply_groups(d, &net, None)?;
+    tracing::info!(target: targets::TESTNET, "healed: deny lists cleared; peers reconnect within about 10 s");
+    net.partition = None;
+    save(d, &net)
 }

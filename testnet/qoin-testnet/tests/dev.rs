@@ -358,7 +358,7 @@ fn network_status(dir: &str) -> Value {
 }
 
 #[test]
-fn a_network_of_four_pairs_converges_relays_a_transaction_and_recovers_a_killed_node() {
+fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_partition() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net").display().to_string();
     let _down = Down(dir.clone());
@@ -412,6 +412,54 @@ fn a_network_of_four_pairs_converges_relays_a_transaction_and_recovers_a_killed_
         let h1 = s["nodes"][1]["height"].as_u64().unwrap_or(0);
         (h1 >= target && s["heads_agree"] == true).then_some(())
     });
+
+    // A 2+2 partition (one miner on each side) mines on both sides; healed, every node is on
+    // the heavier side, and the transfer the lighter side had mined is mined again: none lost.
+    testnet(&["partition", "--groups", "0,2/1,3", "--datadir", &dir]);
+    assert_eq!(network_status(&dir)["partition"], json!([["node0", "node2"], ["node1", "node3"]]));
+    wait_for("each node to see only its own side", 60, || {
+        let s = network_status(&dir);
+        s["nodes"].as_array().unwrap().iter().all(|n| n["peers"] == 1).then_some(())
+    });
+    let split = [block_number(addr(0)).unwrap(), block_number(addr(1)).unwrap()];
+    let side_tx = |node: usize, key: usize| {
+        let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[key].address());
+        let hash = rpc(addr(node), "eth_sendTransaction", json!([{"from": from, "to": to, "value": "0x5"}]))
+            .unwrap();
+        let r = receipt(addr(node), &hash);
+        assert_eq!(r["status"], "0x1");
+        (hash, r["blockHash"].clone())
+    };
+    let (tx_a, block_a) = side_tx(2, 5);
+    let (tx_b, block_b) = side_tx(3, 6);
+    wait_for("both sides to mine on apart", 120, || {
+        let s = network_status(&dir);
+        let h = |i: usize| s["nodes"][i]["height"].as_u64().unwrap_or(0);
+        (h(0) >= split[0] + 4 && h(1) >= split[1] + 4 && s["nodes"][0]["head"] != s["nodes"][1]["head"])
+            .then_some(())
+    });
+    assert_eq!(receipt(addr(0), &tx_a)["blockHash"], block_a, "side 0,2 has its own transfer");
+    let missing = rpc(addr(0), "eth_getTransactionReceipt", json!([tx_b])).unwrap();
+    assert!(missing.is_null(), "side 0,2 never saw the other side's transfer: {missing}");
+    testnet(&["heal", "--datadir", &dir]);
+    assert!(network_status(&dir)["partition"].is_null());
+    wait_for("all heads to agree after the heal", 180, || {
+        let s = network_status(&dir);
+        (s["heads_agree"] == true).then_some(())
+    });
+    let mut remined = 0;
+    for (tx, first) in [(&tx_a, &block_a), (&tx_b, &block_b)] {
+        let r = wait_for("the transfer in the joined chain", 120, || {
+            let r = rpc(addr(0), "eth_getTransactionReceipt", json!([tx])).ok()?;
+            (!r.is_null()).then_some(r)
+        });
+        assert_eq!(r["status"], "0x1");
+        for i in 1..4 {
+            assert_eq!(receipt(addr(i), tx)["blockHash"], r["blockHash"], "node{i} agrees on {tx}");
+        }
+        remined += usize::from(r["blockHash"] != *first);
+    }
+    assert!(remined >= 1, "the lighter side's transfer was mined again in the heavier chain");
 
     // down stops every program.
     let net: Value =
