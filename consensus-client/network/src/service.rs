@@ -36,7 +36,7 @@ pub struct NetworkConfig {
     /// The genesis block's hash.
     pub genesis_hash: B256,
     /// A file of peers never to connect with (see [`read_deny_list`]): read at start and
-    /// again on every SIGHUP.
+    /// again whenever it changes.
     pub deny_file: Option<PathBuf>,
 }
 
@@ -421,8 +421,8 @@ pub fn start(
         for peer in &denied {
             swarm.behaviour_mut().blocked.block_peer(*peer);
         }
-        tracing::info!(target: targets::NETWORK, peers = denied.len(), file = %path.display(), "deny list (reread on SIGHUP)");
-        watch_deny_file(path.clone(), handle.clone())?;
+        tracing::info!(target: targets::NETWORK, peers = denied.len(), file = %path.display(), "deny list (reread when it changes)");
+        watch_deny_file(path.clone(), handle.clone());
     }
     let task = Task {
         swarm,
@@ -462,13 +462,22 @@ struct Task {
     denied: HashSet<PeerId>,
 }
 
-/// Rereads `path` on every SIGHUP and hands the list to the network task; a file that does not
-/// read leaves the list in force and says why.
-fn watch_deny_file(path: PathBuf, handle: NetworkHandle) -> Result<(), NetworkError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| NetworkError::Build(format!("SIGHUP: {e}")))?;
+/// Rereads `path` whenever its modification time or length changes (checked every second)
+/// and hands the list to the network task; a file that does not read leaves the list in force
+/// and says why. (Polling rather than a signal: a signal sent before a handler is installed
+/// would stop the process.)
+fn watch_deny_file(path: PathBuf, handle: NetworkHandle) {
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
     tokio::spawn(async move {
-        while hup.recv().await.is_some() {
+        let mut last = stamp(&path);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = stamp(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
             match read_deny_list(&path) {
                 Ok(peers) => {
                     tracing::info!(target: targets::NETWORK, peers = peers.len(), "deny list reread");
@@ -480,7 +489,6 @@ fn watch_deny_file(path: PathBuf, handle: NetworkHandle) -> Result<(), NetworkEr
             }
         }
     });
-    Ok(())
 }
 
 impl Task {

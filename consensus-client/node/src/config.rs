@@ -52,6 +52,6 @@ pub struct P2pOptions {
     pub max_inbound: u32,
     /// Most outbound connections.
     pub max_outbound: u32,
-    /// Peers never to connect with, one per line; reread on SIGHUP.
+    /// Peers never to connect with, one per line; reread when it changes.
     pub deny_file: Option<PathBuf>,
 }

@@ -74,8 +74,8 @@ pub(crate) struct Cli {
     #[arg(long = "p2p.max-outbound", default_value_t = 16)]
     pub(crate) max_outbound: u32,
     /// Peers never to connect with: a file of peer ids (or multiaddrs ending in
-    /// `/p2p/<peer id>`), one per line, `#` comments; reread on SIGHUP (a bad file changes
-    /// nothing). `qoin-testnet partition` and `heal` write it.
+    /// `/p2p/<peer id>`), one per line, `#` comments; reread when it changes (checked every
+    /// second; a bad file changes nothing). `qoin-testnet partition` and `heal` write it.
     #[arg(long = "p2p.deny-file")]
     pub(crate) deny_file: Option<PathBuf>,
     /// Run without the peer-to-peer network (a lone validator).

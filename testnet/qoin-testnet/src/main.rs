@@ -4,9 +4,11 @@
 //! one validator (`qoin-el` and `qoin-cl` as two processes, mining with the post-quantum proof
 //! of work at a 1-second target, JSON-RPC on 127.0.0.1:8545 with the ten funded dev accounts
 //! unlocked); `up`, `status`, `down`, `kill` and `restart` for a local network of many pairs
-//! peered over the p2p network, described in `network.json` for scripts.
+//! peered over the p2p network, described in `network.json` for scripts, with `kill`, `restart`,
+//! `partition` and `heal` to break it; `manifests` for the same network on Kubernetes.
 
 mod dev;
+mod manifests;
 mod net;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +46,9 @@ enum Cmd {
     Partition(net::PartitionArgs),
     /// Join the groups of a partition again.
     Heal(net::NetArgs),
+    /// Write Kubernetes manifests (StatefulSet of pairs, headless Service, genesis ConfigMap,
+    /// keys, volume claims, Prometheus annotations) and a Dockerfile for a network of N pairs.
+    Manifests(manifests::ManifestArgs),
 }
 
 fn default_datadir() -> PathBuf {
@@ -69,6 +74,7 @@ fn main() {
         Cmd::Restart(args) => net::restart(args),
         Cmd::Partition(args) => net::partition(args),
         Cmd::Heal(args) => net::heal(args),
+        Cmd::Manifests(args) => manifests::manifests(args),
     };
     if let Err(e) = result {
         tracing::error!(target: qoin_tracing::targets::TESTNET, "{e:#}");

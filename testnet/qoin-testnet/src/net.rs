@@ -18,7 +18,7 @@
 //! again with the same command lines. `partition --groups 0,1/2,3` cuts the network into
 //! groups that do not see each other, and `heal` joins them again. Partitions go through the
 //! p2p layer's own deny list (every `qoin-cl` runs with `--p2p.deny-file D/nodeI/cl/deny-peers`,
-//! reread on SIGHUP): it needs no root and works on loopback; each node closes and refuses
+//! which it rereads within a second of a change): it needs no root and works on loopback; each node closes and refuses
 //! connections with the peers of the other groups (both sides, so neither can dial the other).
 //! Link delay (`--latency-ms`) is not built yet: `up` refuses a non-zero latency with a clear
 //! error.
@@ -562,10 +562,9 @@ fn parse_groups(net: &Network, spec: &str) -> anyhow::Result<Vec<Vec<usize>>> {
     Ok(groups)
 }
 
-/// Writes each node's deny list (the peers outside its group; none for `groups` = `None`) and
-/// has every running consensus client reread it.
+/// Writes each node's deny list (the peers outside its group; none for `groups` = `None`);
+/// each consensus client rereads its own within a second (a stopped one when it starts).
 fn apply_groups(d: &Path, net: &Network, groups: Option<&[Vec<usize>]>) -> anyhow::Result<()> {
-    // SIGHUP stops a consensus client that does not watch a deny list.
     if let Some(n) = net.nodes.iter().find(|n| !n.commands.cl.iter().any(|a| a == "--p2p.deny-file")) {
         bail!(
             "{} runs without --p2p.deny-file (a network started by an older qoin-testnet): start the network \
@@ -588,12 +587,8 @@ fn apply_groups(d: &Path, net: &Network, groups: Option<&[Vec<usize>]>) -> anyho
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        match n.pids.cl.filter(|p| alive(*p)) {
-            Some(pid) => signal(pid, nix::sys::signal::Signal::SIGHUP),
-            // A stopped node reads the file when it starts.
-            None => {
-                tracing::info!(target: targets::TESTNET, "{}: not running; its list applies at restart", n.name)
-            }
+        if !n.pids.cl.is_some_and(alive) {
+            tracing::info!(target: targets::TESTNET, "{}: not running; its list applies when it starts", n.name);
         }
     }
     Ok(())

@@ -3,13 +3,14 @@
 //! stops both cleanly and a second run continues the chain; if one program dies the command
 //! says which and stops the other. Every query of the shipped Grafana dashboards names only
 //! metrics that the running programs serve. `up` starts four pairs that converge on one head,
-//! relay a transaction from a node that does not mine to the miners, and take back a killed
-//! node; `down` stops them all.
+//! relay a transaction from a node that does not mine to the miners, take back a killed node
+//! and heal a 2+2 partition; `down` stops them all. `manifests` writes Kubernetes objects that
+//! pass a schema validator and describe the same network.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -474,4 +475,96 @@ fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_p
     assert_eq!(all.len(), 8);
     testnet(&["down", "--datadir", &dir]);
     assert!(all.iter().all(|p| !running(*p)), "down stopped all eight programs");
+}
+
+/// The YAML documents of a manifest file.
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// `kubernetes-validate --strict` on `files`: `None` when the validator is not installed.
+fn kubernetes_validate(files: &[PathBuf]) -> Option<(bool, String)> {
+    let out = Command::new("kubernetes-validate").arg("--strict").args(files).output().ok()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Some((out.status.success(), text))
+}
+
+#[test]
+fn kubernetes_manifests_pass_the_schema_validator_and_describe_the_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("k8s");
+    testnet(&[
+        "manifests",
+        "--nodes",
+        "3",
+        "--miners",
+        "2",
+        "--namespace",
+        "qoin-test",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let files: Vec<PathBuf> = ["namespace", "genesis", "secrets", "service", "statefulset"]
+        .iter()
+        .map(|f| out.join(format!("{f}.yaml")))
+        .collect();
+    match kubernetes_validate(&files) {
+        Some((ok, text)) => {
+            assert!(ok, "kubernetes-validate refused the manifests:\n{text}");
+            // The validator does refuse a broken one (so the pass above means something).
+            let broken = tmp.path().join("broken.yaml");
+            let text = std::fs::read_to_string(&files[4]).unwrap().replace("replicas: 3", "replicas: three");
+            std::fs::write(&broken, text).unwrap();
+            let (ok, text) = kubernetes_validate(&[broken]).unwrap();
+            assert!(!ok, "a StatefulSet with replicas: three passed:\n{text}");
+        }
+        None if std::env::var("QOIN_REQUIRE_K8S_VALIDATE").as_deref() == Ok("1") => {
+            panic!("kubernetes-validate is not installed (pip install kubernetes-validate)")
+        }
+        None => eprintln!("kubernetes-validate not installed: schema validation skipped"),
+    }
+
+    let set = &yaml_docs(&files[4])[0];
+    assert_eq!(set["kind"], "StatefulSet");
+    assert_eq!(set["metadata"]["namespace"], "qoin-test");
+    assert_eq!(set["spec"]["replicas"], 3);
+    let pod = &set["spec"]["template"];
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/scrape"], "true");
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
+    // Discovery: the StatefulSet's service is headless.
+    let services = yaml_docs(&files[3]);
+    let headless = services.iter().find(|s| s["metadata"]["name"] == set["spec"]["serviceName"]).unwrap();
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    // The genesis is the chain's, the same as the file written beside.
+    let cm = &yaml_docs(&files[1])[0];
+    let genesis: Value = serde_json::from_str(cm["data"]["genesis.json"].as_str().unwrap()).unwrap();
+    let beside: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("genesis.json")).unwrap()).unwrap();
+    assert_eq!(genesis, beside);
+    // Pod 0's p2p key is the one the others dial as their bootnode; two miners' keystores.
+    let secrets = yaml_docs(&files[2]);
+    let secret = |name: &str| secrets.iter().find(|s| s["metadata"]["name"] == name).unwrap().clone();
+    let keys = secret("qoin-p2p-keys");
+    assert_eq!(keys["data"].as_object().unwrap().len(), 3);
+    use base64::Engine as _;
+    let key0 = base64::engine::general_purpose::STANDARD
+        .decode(keys["data"]["node-0.key"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(tmp.path().join("node0.key"), key0).unwrap();
+    let peer0 =
+        qoin_cl_network::key::load_or_create(&tmp.path().join("node0.key")).unwrap().public().to_peer_id();
+    let cl = pod["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "cl").unwrap();
+    let script = cl["command"][2].as_str().unwrap();
+    assert!(
+        script.contains(&format!("/dns4/qoin-0.qoin.qoin-test.svc.cluster.local/tcp/30333/p2p/{peer0}")),
+        "{script}"
+    );
+    let validators = secret("qoin-validators");
+    let names: Vec<&String> = validators["data"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["node-0.json", "node-1.json", "password"]);
+    assert!(std::fs::read_to_string(out.join("Dockerfile")).unwrap().contains("-p qoin-el -p qoin-cl"));
 }
