@@ -429,7 +429,7 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
 }
 
 #[test]
-fn a_hostile_peer_sending_invalid_blocks_is_banned_and_mining_goes_on() {
+fn hostile_peers_sending_invalid_blocks_oversized_or_garbage_messages_are_banned_and_mining_goes_on() {
     use qoin_cl_network::{GossipBlock, NetworkConfig, NetworkEvent, Request, Response, Status};
     let dir = tempfile::tempdir().unwrap();
     let pair = Pair::new(dir.path());
@@ -448,70 +448,94 @@ fn a_hostile_peer_sending_invalid_blocks_is_banned_and_mining_goes_on() {
     let g = qoin_primitives::Genesis::from_file(&pair.genesis).unwrap();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        // The hostile peer: a real libp2p node of the same chain, so it gets past the status
-        // exchange, then misbehaves.
-        let status = Status {
-            chain_id: g.chain_id,
-            genesis_hash: genesis,
-            head_hash: genesis,
-            head_height: 0,
-            cumulative_work: 0,
-        };
-        let (_status_tx, status_rx) = tokio::sync::watch::channel(status);
-        let (handle, mut events) = qoin_cl_network::start(
-            &NetworkConfig {
-                key_path: dir.path().join("hostile.key"),
-                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-                bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p}").parse().unwrap()],
-                max_inbound: 4,
-                max_outbound: 4,
+    // Three hostile peers in turn, each a fresh identity: invalid blocks, oversized
+    // transactions, undecodable transactions. Each costs its sender its connection.
+    for (k, misbehaviour) in
+        ["invalid blocks", "oversized transactions", "garbage transactions"].iter().enumerate()
+    {
+        rt.block_on(async {
+            // The hostile peer: a real libp2p node of the same chain, so it gets past the
+            // status exchange, then misbehaves.
+            let status = Status {
                 chain_id: g.chain_id,
                 genesis_hash: genesis,
-                deny_file: None,
-            },
-            status_rx,
-        )
-        .unwrap();
-        let node = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                if let Some(NetworkEvent::PeerStatus { peer, .. }) = events.recv().await {
-                    return peer;
+                head_hash: genesis,
+                head_height: 0,
+                cumulative_work: 0,
+            };
+            let (_status_tx, status_rx) = tokio::sync::watch::channel(status);
+            let (handle, mut events) = qoin_cl_network::start(
+                &NetworkConfig {
+                    key_path: dir.path().join(format!("hostile-{k}.key")),
+                    listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+                    bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p}").parse().unwrap()],
+                    max_inbound: 4,
+                    max_outbound: 4,
+                    chain_id: g.chain_id,
+                    genesis_hash: genesis,
+                    deny_file: None,
+                },
+                status_rx,
+            )
+            .unwrap();
+            let node = tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    if let Some(NetworkEvent::PeerStatus { peer, .. }) = events.recv().await {
+                        return peer;
+                    }
+                }
+            })
+            .await
+            .expect("the node took the hostile peer as a peer of its chain");
+            // Let gossipsub exchange subscriptions.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            match k {
+                0 => {
+                    // A real block, fetched from the node, to tamper with: two blocks whose proof
+                    // of work no longer holds (-50 each: -100 bans).
+                    let Response::Headers(headers) =
+                        handle.request(node, Request::HeadersByRange { start: 1, count: 1 }).await.unwrap()
+                    else {
+                        panic!("no header")
+                    };
+                    let Response::Payloads(payloads) = handle
+                        .request(node, Request::PayloadsByHash(vec![headers[0].hash().unwrap()]))
+                        .await
+                        .unwrap()
+                    else {
+                        panic!("no payload")
+                    };
+                    for i in 1..=2u64 {
+                        let mut header = headers[0].clone();
+                        header.extra_nonce = header.extra_nonce.wrapping_add(i);
+                        let bad = GossipBlock { header, payload: payloads[0].clone() };
+                        let _ = handle.publish_block(&bad).await;
+                    }
+                }
+                1 => {
+                    // Over the transaction size limit (-25 each, refused before decoding).
+                    for i in 0..4u8 {
+                        let _ = handle.publish_transaction(vec![i; qoin_primitives::MAX_TX_SIZE + 1]).await;
+                    }
+                }
+                _ => {
+                    // Bytes that are no transaction (-25 each).
+                    for i in 0..4u8 {
+                        let _ = handle.publish_transaction(vec![0x51, i, 0xde, 0xad, 0xbe, 0xef]).await;
+                    }
                 }
             }
-        })
-        .await
-        .expect("the node took the hostile peer as a peer of its chain");
-        // A real block, fetched from the node, to tamper with.
-        let Response::Headers(headers) =
-            handle.request(node, Request::HeadersByRange { start: 1, count: 1 }).await.unwrap()
-        else {
-            panic!("no header")
-        };
-        let Response::Payloads(payloads) =
-            handle.request(node, Request::PayloadsByHash(vec![headers[0].hash().unwrap()])).await.unwrap()
-        else {
-            panic!("no payload")
-        };
-        // Let gossipsub exchange subscriptions, then send two blocks whose proof of work no
-        // longer holds (-50 each: -100 bans).
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        for i in 1..=2u64 {
-            let mut header = headers[0].clone();
-            header.extra_nonce = header.extra_nonce.wrapping_add(i);
-            let bad = GossipBlock { header, payload: payloads[0].clone() };
-            let _ = handle.publish_block(&bad).await;
-        }
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while handle.peers().await.unwrap().contains(&node) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-        .await
-        .expect("the node disconnected the hostile peer");
-        let again = handle.request(node, Request::Status(status)).await;
-        assert!(again.is_err(), "the node refuses the banned peer: {again:?}");
-    });
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while handle.peers().await.unwrap().contains(&node) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the node did not disconnect the peer sending {misbehaviour}"));
+            let again = handle.request(node, Request::Status(status)).await;
+            assert!(again.is_err(), "the node refuses the peer banned for {misbehaviour}: {again:?}");
+        });
+    }
     // And the node goes on mining.
     let now = block_number(pair.http()).unwrap();
     wait_for("mining to go on", 120, || block_number(pair.http()).filter(|n| *n >= now + 3));
