@@ -214,8 +214,7 @@ impl Node {
             .ok_or_else(|| EngineError::Internal(format!("block {hash} missing from the store")))
     }
 
-    /// Validates a block, has the execution client execute it, samples its state, stores it
-    /// and moves the head by fork choice. Returns the new head's height.
+    /// Validates a block's header, then imports it as [`Self::import_checked`] does.
     pub(crate) async fn import(&mut self, header: &Header, payload: &Payload) -> Result<(), ImportError> {
         let parent = self
             .store
@@ -226,6 +225,26 @@ impl Node {
             header.siblings.iter().filter_map(|h| self.store.meta(h).cloned()).collect();
         let meta = validate_header(header, &parent, &siblings, &self.params, now_ms())
             .map_err(|e| ImportError::Rejected(format!("invalid header: {e}")))?;
+        self.import_checked(header, payload, meta).await
+    }
+
+    /// Imports a block whose header passed [`validate_header`] (giving `meta`): checks the
+    /// payload and its transactions, has the execution client execute it, stores it and moves
+    /// the head by fork choice (sampling what becomes canonical). Gossip, back-fill and sync
+    /// check headers before fetching or forwarding, so they pass the meta on rather than
+    /// verify the seal and ticket a second time.
+    pub(crate) async fn import_checked(
+        &mut self,
+        header: &Header,
+        payload: &Payload,
+        meta: BlockMeta,
+    ) -> Result<(), ImportError> {
+        let parent = self
+            .store
+            .meta(&meta.parent_hash)
+            .cloned()
+            .ok_or_else(|| ImportError::Rejected(format!("unknown parent {}", meta.parent_hash)))?;
+        let siblings: Vec<&BlockMeta> = meta.siblings.iter().filter_map(|h| self.store.meta(h)).collect();
         let sibling_coinbases: Vec<Address> = siblings.iter().map(|s| s.coinbase).collect();
         let parent_exec = if parent.hash == self.params.genesis_hash {
             self.params.genesis_exec

@@ -90,10 +90,10 @@ impl P2p {
                         let _ = report(GossipVerdict::Reject(Penalty::InvalidBlock)).await;
                         false
                     }
-                    Gossip::Valid => {
+                    Gossip::Valid(meta) => {
                         let _ = report(GossipVerdict::Accept).await;
                         let height = block.header.height;
-                        match node.import(&block.header, &block.payload).await {
+                        match node.import_checked(&block.header, &block.payload, *meta).await {
                             Ok(()) => {
                                 tracing::info!(target: targets::CHAIN, number = height, peer = %source, "imported gossiped block");
                                 self.update_status(node);
@@ -176,17 +176,17 @@ impl P2p {
         }
         let mut imported = false;
         for (header, payload) in chain.into_iter().rev() {
-            match node.check_gossip(&header) {
+            let meta = match node.check_gossip(&header) {
                 Gossip::Known => continue,
-                Gossip::Valid => {}
+                Gossip::Valid(meta) => *meta,
                 Gossip::UnknownAncestor => return imported,
                 Gossip::Invalid(why) => {
                     tracing::info!(target: targets::SYNC, %peer, "back-filled block #{} invalid: {why}", header.height);
                     let _ = self.handle.penalize(peer, Penalty::InvalidBlock).await;
                     return imported;
                 }
-            }
-            match node.import(&header, &payload).await {
+            };
+            match node.import_checked(&header, &payload, meta).await {
                 Ok(()) => {
                     tracing::info!(target: targets::SYNC, number = header.height, %peer, "imported back-filled block");
                     imported = true;
@@ -265,8 +265,9 @@ pub enum Gossip {
     UnknownAncestor,
     /// Breaks a rule: the relaying peer is at fault.
     Invalid(String),
-    /// Structure, height, time, difficulty, siblings, proof of work and ticket pass.
-    Valid,
+    /// Structure, height, time, difficulty, siblings, proof of work and ticket pass; the meta
+    /// derived from it.
+    Valid(Box<BlockMeta>),
 }
 
 impl Node {
@@ -304,7 +305,7 @@ impl Node {
             }
         }
         match validate_header(header, &parent, &siblings, &self.params, now_ms()) {
-            Ok(_) => Gossip::Valid,
+            Ok(meta) => Gossip::Valid(Box::new(meta)),
             Err(e) => Gossip::Invalid(e.to_string()),
         }
     }

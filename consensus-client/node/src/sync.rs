@@ -160,7 +160,7 @@ impl P2p {
                 let payload = payloads.get(&p.meta.hash).ok_or_else(|| {
                     SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash))
                 })?;
-                match node.import(&p.header, payload).await {
+                match node.import_checked(&p.header, payload, p.meta.clone()).await {
                     Ok(()) => imported += 1,
                     Err(ImportError::Rejected(why)) => {
                         return Err(SyncError::Peer(

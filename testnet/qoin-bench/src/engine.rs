@@ -2,7 +2,7 @@
 //! real gRPC with JWT, against a real execution chain) and `devnet-blocktime` (block times of
 //! a running two-process devnet).
 
-use crate::emit;
+use crate::{emit, percentile};
 use alloy_primitives::{Address, B256, U256};
 use qoin_crypto::Keypair;
 use qoin_el_chain::Chain;
@@ -44,11 +44,6 @@ fn el(dir: &std::path::Path, funded: &[Address]) -> Arc<Node> {
     let chain = Chain::open(dir, genesis, StoreOptions { max_size: 1 << 34, ..Default::default() })
         .unwrap_or_else(|e| fail(&e));
     Arc::new(Node::new(chain, Vec::new(), LocalMining::Off, Address::ZERO))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// NewPayload + ForkchoiceUpdated latency, empty and 1,000-transaction payloads, for the

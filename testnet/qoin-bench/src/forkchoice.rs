@@ -1,6 +1,6 @@
 //! `fork-choice`: the consensus client's fork tree and chain store at a large height.
 
-use crate::{emit, round};
+use crate::{emit, percentile, round};
 use alloy_primitives::{Address, B256, U256};
 use qoin_cl_store::{ChainStore, MAX_REORG_DEPTH, PRUNE_STEP};
 use qoin_consensus::forkchoice::ForkTree;
@@ -11,11 +11,6 @@ use qoin_primitives::Header;
 use qoin_store::StoreOptions;
 use serde_json::json;
 use std::time::Instant;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn hash_of(i: u64, salt: u8) -> B256 {
     let mut b = [salt; 32];

@@ -145,6 +145,12 @@ fn keccak(secs: f64) {
     );
 }
 
+/// The value at quantile `p` (0..=1) of `sorted` (ascending, not empty).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 pub(crate) fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
