@@ -5,7 +5,8 @@ use crate::jwt::JwtSecret;
 use crate::proto::{self, engine_client};
 use crate::types::{
     parse_u256, AccountProof, Attributes, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
-    TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+    SyncProgress, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS,
+    VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use tokio_stream::{Stream, StreamExt as _};
@@ -225,6 +226,17 @@ impl EngineClient {
             let t = item.map_err(|s| status_err(&s))?;
             Ok(PooledTx { hash: crate::types::parse_b256("hash", &t.hash)?, raw: Bytes::from(t.raw) })
         }))
+    }
+
+    /// `SetSyncStatus`: tells the execution client how a sync goes (`None`: it is over).
+    pub async fn set_sync_status(&self, progress: Option<SyncProgress>) -> Result<(), EngineError> {
+        let req = proto::SyncStatus {
+            syncing: progress.is_some(),
+            starting_block: progress.map_or(0, |p| p.starting_block),
+            highest_block: progress.map_or(0, |p| p.highest_block),
+        };
+        self.inner.clone().set_sync_status(req).await.map_err(|s| status_err(&s))?;
+        Ok(())
     }
 
     /// `SubmitTransactions` for any number of raw transactions (calls of at most

@@ -12,8 +12,8 @@ use crate::proto::engine_server::{Engine, EngineServer};
 use crate::proto::{self};
 use crate::types::{
     parse_address, parse_b256, parse_payload_id, AccountProof, Attributes, EngineError, Payload, PayloadId,
-    PayloadStatus, PooledTx, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1,
-    PROTOCOL_VERSIONS, VERSION_HEADER,
+    PayloadStatus, PooledTx, SyncProgress, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS,
+    METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::net::SocketAddr;
@@ -50,6 +50,8 @@ pub trait EngineBackend: Send + Sync + 'static {
     fn subscribe_transactions(&self) -> broadcast::Receiver<PooledTx>;
     /// Offers raw transactions (from peers) to the pool: a verdict per transaction, in order.
     fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError>;
+    /// The consensus client's sync progress (`None`: not syncing), for `eth_syncing`.
+    fn set_sync_status(&self, progress: Option<SyncProgress>);
 }
 
 /// Checks a request's token and returns it unchanged (the tonic interceptor).
@@ -196,6 +198,19 @@ impl<B: EngineBackend> Engine for Service<B> {
             .filter_map(|item| item.ok())
             .map(|tx| Ok(proto::PooledTransaction { hash: tx.hash.to_vec(), raw: tx.raw.to_vec() }));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn set_sync_status(
+        &self,
+        request: Request<proto::SyncStatus>,
+    ) -> Result<Response<proto::SyncStatusAck>, Status> {
+        check_version(&request)?;
+        let r = request.get_ref();
+        let progress = r
+            .syncing
+            .then_some(SyncProgress { starting_block: r.starting_block, highest_block: r.highest_block });
+        self.backend.set_sync_status(progress);
+        Ok(Response::new(proto::SyncStatusAck {}))
     }
 
     async fn submit_transactions(

@@ -13,6 +13,7 @@ struct Recorder {
     calls: AtomicUsize,
     last_head: Mutex<Option<B256>>,
     txs: broadcast::Sender<PooledTx>,
+    sync: Mutex<Vec<Option<SyncProgress>>>,
 }
 
 fn payload() -> Payload {
@@ -105,6 +106,9 @@ impl EngineBackend for Recorder {
             })
             .collect())
     }
+    fn set_sync_status(&self, progress: Option<SyncProgress>) {
+        self.sync.lock().unwrap().push(progress);
+    }
 }
 
 async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
@@ -112,6 +116,7 @@ async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
         calls: AtomicUsize::new(0),
         last_head: Mutex::new(None),
         txs: broadcast::channel(16).0,
+        sync: Mutex::new(Vec::new()),
     });
     let secret = JwtSecret::random();
     let handle = serve(backend.clone(), "127.0.0.1:0".parse().unwrap(), secret.clone()).await.unwrap();
@@ -205,6 +210,12 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
     };
     let refused = c.raw().submit_transactions(too_many).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+
+    // Sync progress arrives as sent, and its end as none.
+    let progress = SyncProgress { starting_block: 3, highest_block: 300 };
+    c.set_sync_status(Some(progress)).await.unwrap();
+    c.set_sync_status(None).await.unwrap();
+    assert_eq!(*backend.sync.lock().unwrap(), vec![Some(progress), None]);
 
     let mut stream = Box::pin(c.subscribe_transactions().await.unwrap());
     // The subscription is registered once the call returned; a sent transaction arrives.

@@ -20,7 +20,17 @@ pub const METHODS_V1: &[&str] = &[
     "GetAccountProofs",
     "SubscribeTransactions",
     "SubmitTransactions",
+    "SetSyncStatus",
 ];
+/// A sync in progress, as the consensus client reports it (`SetSyncStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// The head's height when the sync began.
+    pub starting_block: u64,
+    /// The best peer's head height.
+    pub highest_block: u64,
+}
+
 /// Most addresses one `GetAccountProofs` call may ask for.
 pub const MAX_PROOF_ADDRESSES: usize = 1024;
 /// Most transactions one `SubmitTransactions` call may carry.

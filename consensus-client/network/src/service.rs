@@ -12,7 +12,7 @@ use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, Respons
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{allow_block_list, connection_limits, identify, kad, Multiaddr, PeerId, StreamProtocol, Swarm};
 use qoin_tracing::targets;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -38,6 +38,10 @@ pub struct NetworkConfig {
     /// A file of peers never to connect with (see [`read_deny_list`]): read at start and
     /// again whenever it changes.
     pub deny_file: Option<PathBuf>,
+    /// For test networks only: hold every message that arrives from a peer (gossip, requests,
+    /// answers, statuses) this long before the node sees it, which is a one-way delay on every
+    /// link made in user space (see the spec, section 16.6). Zero in production.
+    pub inbound_delay: Duration,
 }
 
 /// Why a deny list cannot be read.
@@ -439,6 +443,8 @@ pub fn start(
         listening: Vec::new(),
         bootnodes: config.bootnodes.clone(),
         denied,
+        delay: config.inbound_delay,
+        held: VecDeque::new(),
     };
     tokio::spawn(task.run());
     Ok((handle, event_rx))
@@ -460,6 +466,28 @@ struct Task {
     bootnodes: Vec<Multiaddr>,
     /// Peers of the deny list in force.
     denied: HashSet<PeerId>,
+    /// The test delay on inbound messages (zero: none).
+    delay: Duration,
+    /// Inbound messages held for `delay`, in arrival order (one delay for all: the front is
+    /// always the next due).
+    held: VecDeque<(tokio::time::Instant, Held)>,
+}
+
+/// An inbound message held by the test delay.
+enum Held {
+    Event(NetworkEvent),
+    Reply(oneshot::Sender<Result<Response, RequestError>>, Result<Response, RequestError>),
+}
+
+/// Most messages held by the test delay; beyond it they are treated as when the node is busy.
+const MAX_HELD: usize = 4096;
+
+/// Resolves when the front of `held` is due (never while nothing is held).
+async fn sleep_until_front(held: &VecDeque<(tokio::time::Instant, Held)>) {
+    match held.front() {
+        Some((due, _)) => tokio::time::sleep_until(*due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Rereads `path` whenever its modification time or length changes (checked every second)
@@ -502,8 +530,37 @@ impl Task {
                     None => break, // every handle dropped: the node is stopping
                 },
                 _ = tick.tick() => self.on_tick(),
+                _ = sleep_until_front(&self.held) => self.release_held(),
             }
         }
+    }
+
+    /// Hands on the held messages that are due.
+    fn release_held(&mut self) {
+        let now = tokio::time::Instant::now();
+        while self.held.front().is_some_and(|(due, _)| *due <= now) {
+            match self.held.pop_front() {
+                Some((_, Held::Event(e))) => self.emit_now(e),
+                Some((_, Held::Reply(reply, answer))) => {
+                    let _ = reply.send(answer);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Hands an answer to the request's caller (after the test delay, if any).
+    fn reply(
+        &mut self,
+        reply: oneshot::Sender<Result<Response, RequestError>>,
+        answer: Result<Response, RequestError>,
+    ) {
+        if self.delay.is_zero() {
+            let _ = reply.send(answer);
+        } else if self.held.len() < MAX_HELD {
+            self.held.push_back((tokio::time::Instant::now() + self.delay, Held::Reply(reply, answer)));
+        }
+        // else: dropped, and the caller sees the network as stopped for this request.
     }
 
     fn penalize(&mut self, peer: PeerId, penalty: Penalty) {
@@ -575,20 +632,32 @@ impl Task {
     /// 4,096 events behind, a gossiped message is dropped without blame, a peer's request goes
     /// unanswered (it times out) and a status is skipped (the next one will do).
     fn emit(&mut self, event: NetworkEvent) {
+        if self.delay.is_zero() {
+            self.emit_now(event);
+        } else if self.held.len() < MAX_HELD {
+            self.held.push_back((tokio::time::Instant::now() + self.delay, Held::Event(event)));
+        } else {
+            self.drop_event(event);
+        }
+    }
+
+    /// A gossiped message the node will not see is ignored (no blame): gossipsub must not wait
+    /// for its verdict.
+    fn drop_event(&mut self, event: NetworkEvent) {
+        tracing::debug!(target: targets::NETWORK, "node busy: network event dropped");
+        if let NetworkEvent::Block { id, source, .. } | NetworkEvent::Transaction { id, source, .. } = event {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+        }
+    }
+
+    fn emit_now(&mut self, event: NetworkEvent) {
         match self.events.try_send(event) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(e)) => {
-                tracing::debug!(target: targets::NETWORK, "node busy: network event dropped");
-                if let NetworkEvent::Block { id, source, .. } | NetworkEvent::Transaction { id, source, .. } =
-                    e
-                {
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &id,
-                        &source,
-                        MessageAcceptance::Ignore,
-                    );
-                }
-            }
+            Err(mpsc::error::TrySendError::Full(e)) => self.drop_event(e),
             // The node stopping closes the channel; nothing to do then.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
@@ -763,11 +832,11 @@ impl Task {
                         self.emit(NetworkEvent::PeerStatus { peer, status: *theirs });
                     }
                 }
-                let _ = reply.send(Ok(response));
+                self.reply(reply, Ok(response));
             }
             Event::OutboundFailure { peer, request_id, error, .. } => {
                 if let Some((_, reply)) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                    self.reply(reply, Err(RequestError::Failed { peer, reason: error.to_string() }));
                 }
                 if let request_response::OutboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {

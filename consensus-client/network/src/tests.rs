@@ -137,6 +137,7 @@ mod swarm {
             chain_id,
             genesis_hash: status().genesis_hash,
             deny_file: None,
+            inbound_delay: Duration::ZERO,
         }
     }
 
@@ -148,9 +149,19 @@ mod swarm {
     }
 
     async fn node(chain_id: u64, bootnodes: Vec<Multiaddr>, quic_first: bool) -> (Node, Multiaddr) {
+        delayed_node(chain_id, bootnodes, quic_first, Duration::ZERO).await
+    }
+
+    async fn delayed_node(
+        chain_id: u64,
+        bootnodes: Vec<Multiaddr>,
+        quic_first: bool,
+        delay: Duration,
+    ) -> (Node, Multiaddr) {
         let dir = tempfile::tempdir().unwrap();
         let (status_tx, status_rx) = watch::channel(Status { chain_id, ..status() });
-        let (handle, events) = start(&config(dir.path(), chain_id, bootnodes), status_rx).unwrap();
+        let config = NetworkConfig { inbound_delay: delay, ..config(dir.path(), chain_id, bootnodes) };
+        let (handle, events) = start(&config, status_rx).unwrap();
         let addr = loop {
             let addrs = handle.listen_addrs().await.unwrap();
             let want = if quic_first { "quic" } else { "tcp" };
@@ -288,6 +299,47 @@ mod swarm {
         // Lifted: B dials its bootnode again on its next tick (every 10 s).
         a.handle.deny(HashSet::new()).await.unwrap();
         wait_peers(&b, |p| p.contains(&a_id), 25, "the peer comes back once the list is lifted").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_test_delay_holds_every_inbound_message() {
+        let delay = Duration::from_millis(400);
+        let (mut a, a_addr) = node(1337, vec![], false).await;
+        let (mut b, _) = delayed_node(1337, vec![a_addr], false, delay).await;
+        next_event(&mut b, 20, |e| matches!(e, NetworkEvent::PeerStatus { .. }).then_some(())).await;
+        next_event(&mut a, 20, |e| matches!(e, NetworkEvent::PeerStatus { .. }).then_some(())).await;
+        let (a_id, b_id) = (a.handle.peer_id(), b.handle.peer_id());
+
+        // B's answer from A is held: the round trip takes at least the delay.
+        let started = std::time::Instant::now();
+        let asking = tokio::spawn({
+            let b = b.handle.clone();
+            async move { b.request(a_id, Request::HeadersByRange { start: 1, count: 1 }).await }
+        });
+        let channel = next_event(&mut a, 20, |e| match e {
+            NetworkEvent::Request { channel, .. } => Some(channel),
+            _ => None,
+        })
+        .await;
+        assert!(started.elapsed() < delay, "A (no delay) sees the request at once");
+        a.handle.respond(channel, Response::Headers(vec![])).await.unwrap();
+        assert_eq!(asking.await.unwrap().unwrap(), Response::Headers(vec![]));
+        assert!(started.elapsed() >= delay, "the answer was held: {:?}", started.elapsed());
+
+        // A's request reaches B's node only after the delay.
+        let started = std::time::Instant::now();
+        let asking = tokio::spawn({
+            let a = a.handle.clone();
+            async move { a.request(b_id, Request::HeadersByRange { start: 1, count: 1 }).await }
+        });
+        let channel = next_event(&mut b, 20, |e| match e {
+            NetworkEvent::Request { channel, .. } => Some(channel),
+            _ => None,
+        })
+        .await;
+        assert!(started.elapsed() >= delay, "the request was held: {:?}", started.elapsed());
+        b.handle.respond(channel, Response::Headers(vec![])).await.unwrap();
+        assert_eq!(asking.await.unwrap().unwrap(), Response::Headers(vec![]));
     }
 
     #[test]

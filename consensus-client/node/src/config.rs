@@ -54,4 +54,6 @@ pub struct P2pOptions {
     pub max_outbound: u32,
     /// Peers never to connect with, one per line; reread when it changes.
     pub deny_file: Option<PathBuf>,
+    /// Test networks only: a delay on every inbound peer message (see `NetworkConfig`).
+    pub inbound_delay: std::time::Duration,
 }

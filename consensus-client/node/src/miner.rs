@@ -119,6 +119,7 @@ pub async fn run(
                 chain_id: node.params.chain_id,
                 genesis_hash: node.params.genesis_hash,
                 deny_file: o.deny_file.clone(),
+                inbound_delay: o.inbound_delay,
             };
             Some(P2p::start(&network, &node).await?)
         }
@@ -302,6 +303,8 @@ pub async fn run(
                     search_ms = (elapsed.as_secs_f64() * 1000.0).round(),
                     rate = %format_args!("{:.2e}", sealed.candidates as f64 / elapsed.as_secs_f64().max(1e-6)),
                     siblings = sealed_header.siblings.len(),
+                    payload = %payload.block_hash,
+                    sibling_hashes = %sealed_header.siblings.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
                     "mined block"
                 );
                 if let Some(p) = &p2p {

@@ -92,10 +92,10 @@ impl P2p {
                     }
                     Gossip::Valid(meta) => {
                         let _ = report(GossipVerdict::Accept).await;
-                        let height = block.header.height;
+                        let (height, hash) = (block.header.height, meta.hash);
                         match node.import_checked(&block.header, &block.payload, *meta).await {
                             Ok(()) => {
-                                tracing::info!(target: targets::CHAIN, number = height, peer = %source, "imported gossiped block");
+                                tracing::info!(target: targets::CHAIN, number = height, %hash, peer = %source, "imported gossiped block");
                                 self.update_status(node);
                                 true
                             }
@@ -186,9 +186,10 @@ impl P2p {
                     return imported;
                 }
             };
+            let hash = meta.hash;
             match node.import_checked(&header, &payload, meta).await {
                 Ok(()) => {
-                    tracing::info!(target: targets::SYNC, number = header.height, %peer, "imported back-filled block");
+                    tracing::info!(target: targets::SYNC, number = header.height, %hash, %peer, "imported back-filled block");
                     imported = true;
                 }
                 Err(ImportError::Rejected(why)) => {

@@ -26,7 +26,7 @@ use alloy_primitives::B256;
 use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
 use qoin_cl_network::{NetworkHandle, PeerId, Penalty, Request, Response, Status};
 use qoin_consensus::validate::{validate_header, BlockMeta};
-use qoin_engine_api::Payload;
+use qoin_engine_api::{Payload, SyncProgress};
 use qoin_primitives::Header;
 use qoin_tracing::targets;
 use std::collections::HashMap;
@@ -85,7 +85,12 @@ impl P2p {
             let ours = node.status();
             let Some((peer, target)) = self.best_peer(&ours) else { break };
             tracing::info!(target: targets::SYNC, %peer, height = ours.head_height, target = target.head_height, "syncing");
-            match self.sync_round(node, peer, &target).await {
+            report_progress(
+                node,
+                Some(SyncProgress { starting_block: start_height, highest_block: target.head_height }),
+            )
+            .await;
+            match self.sync_round(node, peer, start_height, &target).await {
                 Ok(imported) => {
                     moved |= imported > 0;
                     self.update_status(node);
@@ -110,6 +115,7 @@ impl P2p {
             }
         }
         node.metrics.syncing.set(0.0);
+        report_progress(node, None).await;
         if moved {
             self.update_status(node);
             let h = node.status().head_height;
@@ -120,7 +126,13 @@ impl P2p {
 
     /// One round against `peer`: fork point, then windows of headers, payloads and imports up
     /// to its head. Returns how many blocks were imported.
-    async fn sync_round(&self, node: &mut Node, peer: PeerId, target: &Status) -> Result<u64, SyncError> {
+    async fn sync_round(
+        &self,
+        node: &mut Node,
+        peer: PeerId,
+        start_height: u64,
+        target: &Status,
+    ) -> Result<u64, SyncError> {
         let mut from = self.fork_point(node, peer).await?;
         let mut imported = 0u64;
         let started = Instant::now();
@@ -186,6 +198,11 @@ impl P2p {
                 }
             }
             self.update_status(node);
+            report_progress(
+                node,
+                Some(SyncProgress { starting_block: start_height, highest_block: target.head_height }),
+            )
+            .await;
             from = next_from;
         }
         Ok(imported)
@@ -419,5 +436,13 @@ async fn headers_by_range(
         Response::Headers(hs) if hs.len() as u64 <= count => Ok(hs),
         Response::Refused(why) => Err(SyncError::Unanswered(peer, format!("refused: {why}"))),
         _ => Err(SyncError::Peer(peer, Penalty::BadResponse, "not an answer to HeadersByRange".into())),
+    }
+}
+
+/// Tells the execution client how the sync goes (its `eth_syncing`); a failure only costs the
+/// report.
+async fn report_progress(node: &Node, progress: Option<SyncProgress>) {
+    if let Err(e) = node.engine.set_sync_status(progress).await {
+        tracing::debug!(target: targets::SYNC, "sync status not reported to the execution client: {e}");
     }
 }

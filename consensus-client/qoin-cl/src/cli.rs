@@ -78,6 +78,10 @@ pub(crate) struct Cli {
     /// second; a bad file changes nothing). `qoin-testnet partition` and `heal` write it.
     #[arg(long = "p2p.deny-file")]
     pub(crate) deny_file: Option<PathBuf>,
+    /// Test networks only: hold every message from a peer this many milliseconds before
+    /// handling it, a one-way delay on every link (`qoin-testnet up --latency-ms` sets it).
+    #[arg(long = "p2p.test-latency-ms", default_value_t = 0)]
+    pub(crate) test_latency_ms: u64,
     /// Run without the peer-to-peer network (a lone validator).
     #[arg(long = "no-p2p")]
     pub(crate) no_p2p: bool,
@@ -104,6 +108,7 @@ fn p2p_options(cli: &Cli) -> Option<P2pOptions> {
         max_inbound: cli.max_inbound,
         max_outbound: cli.max_outbound,
         deny_file: cli.deny_file.clone(),
+        inbound_delay: std::time::Duration::from_millis(cli.test_latency_ms),
     })
 }
 

@@ -417,12 +417,31 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
         fresh
             .cl_command(&dir.path().join("fresh/jwt.hex"))
             .args(["--no-mine", "--p2p.port", "0", "--bootnodes", &format!("/ip4/127.0.0.1/tcp/{miner_p2p}")])
+            // Every message from its peer held 100 ms (the testnet's link delay): the sync
+            // lasts long enough to be watched.
+            .args(["--p2p.test-latency-ms", "100"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let height =
-        wait_for("the fresh node to sync", 300, || block_number(fresh.http()).filter(|n| *n >= target));
+    // While it syncs, its execution client's eth_syncing says so (as geth's does).
+    let mut seen: Option<Value> = None;
+    let height = wait_for("the fresh node to sync", 300, || {
+        if let Ok(s) = rpc(fresh.http(), "eth_syncing", json!([])) {
+            if s.is_object() {
+                seen.get_or_insert(s);
+            }
+        }
+        block_number(fresh.http()).filter(|n| *n >= target)
+    });
+    let seen = seen.expect("eth_syncing showed the sync in progress");
+    let quantity = |v: &Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert!(quantity(&seen["highestBlock"]) >= target, "{seen}");
+    assert!(quantity(&seen["currentBlock"]) < quantity(&seen["highestBlock"]), "{seen}");
+    assert!(quantity(&seen["startingBlock"]) <= quantity(&seen["currentBlock"]), "{seen}");
+    wait_for("eth_syncing to be false once synced", 30, || {
+        (rpc(fresh.http(), "eth_syncing", json!([])).ok()? == json!(false)).then_some(())
+    });
     for n in [1, target / 2, target, height] {
         assert_eq!(block_hash(fresh.http(), n), block_hash(miner.http(), n), "block {n}");
     }
@@ -474,6 +493,7 @@ fn hostile_peers_sending_invalid_blocks_oversized_or_garbage_messages_are_banned
                     chain_id: g.chain_id,
                     genesis_hash: genesis,
                     deny_file: None,
+                    inbound_delay: std::time::Duration::ZERO,
                 },
                 status_rx,
             )

@@ -25,7 +25,7 @@ use qoin_el_storage::reader::TrieReader;
 use qoin_el_storage::tables::{Bodies, HeaderNumbers, Headers};
 use qoin_engine_api::{
     AccountProof, Attributes, EngineBackend, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
-    TxVerdict, Verdict,
+    SyncProgress, TxVerdict, Verdict,
 };
 use qoin_evm::{BlockEnvInput, ExecError, Executed};
 use qoin_metrics::Histogram;
@@ -392,6 +392,10 @@ impl EngineBackend for EngineHandler {
 
     fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError> {
         Ok(transactions.iter().map(|raw| self.submit_one(raw)).collect())
+    }
+
+    fn set_sync_status(&self, progress: Option<SyncProgress>) {
+        self.node.set_sync_status(progress);
     }
 }
 

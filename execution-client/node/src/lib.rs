@@ -15,7 +15,7 @@ use qoin_crypto::Keypair;
 use qoin_el_chain::Chain;
 use qoin_el_storage::block::ElHeader;
 use qoin_el_storage::tables::Accounts;
-use qoin_engine_api::PooledTx;
+use qoin_engine_api::{PooledTx, SyncProgress};
 use qoin_evm::ExecError;
 use qoin_primitives::{SignedTx, TxKind};
 use qoin_store::{TransactionKind, Tx};
@@ -71,7 +71,13 @@ pub struct Node {
     beneficiary: Address,
     pool_generation: AtomicU64,
     tx_events: broadcast::Sender<PooledTx>,
+    /// The consensus client's last sync report and when it came.
+    sync: Mutex<Option<(SyncProgress, Instant)>>,
 }
+
+/// A sync report not renewed within this is forgotten (a consensus client that stopped
+/// mid-sync must not leave `eth_syncing` true for ever).
+pub const SYNC_REPORT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +117,21 @@ impl Node {
             chain,
             pool_generation: AtomicU64::new(0),
             tx_events: broadcast::channel(1024).0,
+            sync: Mutex::new(None),
         }
+    }
+
+    /// Records the consensus client's sync progress (`None`: not syncing).
+    pub fn set_sync_status(&self, progress: Option<SyncProgress>) {
+        *self.sync.lock().unwrap_or_else(|e| e.into_inner()) = progress.map(|p| (p, Instant::now()));
+    }
+
+    /// The sync in progress, if the consensus client reported one within
+    /// [`SYNC_REPORT_TTL`] and the head is still below its target.
+    pub fn sync_status(&self) -> Option<SyncProgress> {
+        let (p, at) = (*self.sync.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let head = self.chain.head().ok()?.number;
+        (at.elapsed() < SYNC_REPORT_TTL && p.highest_block > head).then_some(p)
     }
 
     /// Counts transactions admitted to the pool: a payload built at an older count may be

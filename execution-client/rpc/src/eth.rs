@@ -129,8 +129,17 @@ pub(super) fn chain_id(node: &Node, _: &Args) -> RpcResult {
     Ok(q(node.chain().genesis().chain_id))
 }
 
-pub(super) fn syncing(_: &Node, _: &Args) -> RpcResult {
-    Ok(json!(false))
+/// `false`, or geth's object while the consensus client reports a sync whose target is above
+/// our head.
+pub(super) fn syncing(node: &Node, _: &Args) -> RpcResult {
+    match node.sync_status() {
+        None => Ok(json!(false)),
+        Some(p) => Ok(json!({
+            "startingBlock": q(p.starting_block),
+            "currentBlock": q(node.chain().head()?.number),
+            "highestBlock": q(p.highest_block),
+        })),
+    }
 }
 
 pub(super) fn block_number(node: &Node, _: &Args) -> RpcResult {

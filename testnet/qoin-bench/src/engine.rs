@@ -151,29 +151,7 @@ pub(crate) fn engine_roundtrip() {
 /// Starts `qoin-testnet dev --fresh` (release build, all cores) and measures the time between
 /// consecutive mined blocks (from qoin-cl's log) over 200 blocks at the 1 s target.
 pub(crate) fn devnet_blocktime() {
-    let me = std::env::current_exe().unwrap_or_else(|e| fail(&e));
-    let dir = me.parent().unwrap_or_else(|| fail(&"no parent directory"));
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-q",
-                "-p",
-                "qoin-testnet",
-                "-p",
-                "qoin-el",
-                "-p",
-                "qoin-cl",
-                "--bins",
-            ])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .status()
-            .unwrap_or_else(|e| fail(&e));
-        if !status.success() {
-            fail(&"building the devnet binaries failed");
-        }
-    }
+    let dir = crate::network::release_bins();
     let data = std::env::temp_dir().join(format!("qoin-bench-devnet-{}", std::process::id()));
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)

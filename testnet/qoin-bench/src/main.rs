@@ -8,6 +8,7 @@
 mod engine;
 mod exec;
 mod forkchoice;
+mod network;
 mod pow;
 
 use clap::Parser;
@@ -37,6 +38,15 @@ const BENCHES: &[(&str, &str)] = &[
         "fork tree insert + head latency (p50, p99) over 1,000,000 blocks; start-up from a store of as many",
     ),
     (
+        "block-propagation",
+        "8 pairs, 50 ms one-way link delay: from a block mined to imported at each other node (p50, p95)",
+    ),
+    (
+        "stale-rate",
+        "8 miners, 1 s target, 50 ms link delay: share of mined blocks neither canonical nor a sibling",
+    ),
+    ("sync", "a node 10,000 empty blocks behind catching up from its peer (blocks/s)"),
+    (
         "devnet-blocktime",
         "mean and spread of block times of a running devnet over 200 blocks at the 1 s target",
     ),
@@ -51,9 +61,10 @@ struct Cli {
     /// Seconds to measure each result for.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
-    /// Blocks for `fork-choice`.
-    #[arg(long, default_value_t = 1_000_000)]
-    blocks: u64,
+    /// Blocks for `fork-choice` (default 1,000,000), `block-propagation` (100), `stale-rate`
+    /// (500) and `sync` (10,000).
+    #[arg(long)]
+    blocks: Option<u64>,
 }
 
 pub(crate) fn emit(v: &Value) {
@@ -171,7 +182,10 @@ fn main() {
         "state-root" => exec::state_root(),
         "engine-roundtrip" => engine::engine_roundtrip(),
         "devnet-blocktime" => engine::devnet_blocktime(),
-        "fork-choice" => forkchoice::fork_choice(cli.blocks),
+        "fork-choice" => forkchoice::fork_choice(cli.blocks.unwrap_or(1_000_000)),
+        "block-propagation" => network::block_propagation(cli.blocks.unwrap_or(100)),
+        "stale-rate" => network::stale_rate(cli.blocks.unwrap_or(500)),
+        "sync" => network::sync(cli.blocks.unwrap_or(10_000)),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {

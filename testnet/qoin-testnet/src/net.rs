@@ -20,8 +20,12 @@
 //! p2p layer's own deny list (every `qoin-cl` runs with `--p2p.deny-file D/nodeI/cl/deny-peers`,
 //! which it rereads within a second of a change): it needs no root and works on loopback; each node closes and refuses
 //! connections with the peers of the other groups (both sides, so neither can dial the other).
-//! Link delay (`--latency-ms`) is not built yet: `up` refuses a non-zero latency with a clear
-//! error.
+//! Link delay (`--latency-ms L`): this kernel has no netem, so the delay is made in user space,
+//! by each `qoin-cl`'s p2p layer (`--p2p.test-latency-ms L`): every message from a peer (gossip,
+//! sync requests and answers, statuses) is held L ms before the node sees it, which is a one-way
+//! delay of L on every link, in both directions. A gossiped block is forwarded only after its
+//! checks, so each hop costs L plus one validation, as over a real link. Bandwidth and loss are
+//! not modelled. `network.json` records the mode (`links`).
 
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::{KdfParams, Keystore};
@@ -56,7 +60,8 @@ pub(crate) struct UpArgs {
     /// Target block time of the new chain, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     block_time_ms: u64,
-    /// One-way delay per link, in milliseconds (not built yet: only 0).
+    /// One-way delay per link, in milliseconds, made by each node's p2p layer holding inbound
+    /// messages (0: none).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Proof-of-work search threads per miner.
@@ -129,6 +134,33 @@ struct Network {
     /// The groups in force (`partition`), none when whole.
     #[serde(default)]
     partition: Option<Vec<Vec<String>>>,
+    /// How links are made, and their delay.
+    #[serde(default)]
+    links: Links,
+}
+
+/// The links between nodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Links {
+    /// `loopback` (no added delay) or `loopback+p2p-inbound-delay`.
+    mode: String,
+    /// One-way delay per link, in milliseconds.
+    latency_ms: u64,
+}
+
+impl Links {
+    fn new(latency_ms: u64) -> Links {
+        let mode = if latency_ms == 0 { "loopback" } else { "loopback+p2p-inbound-delay" };
+        Links { mode: mode.into(), latency_ms }
+    }
+
+    fn describe(&self) -> String {
+        if self.latency_ms == 0 {
+            "loopback, no added delay".into()
+        } else {
+            format!("loopback, {} ms one-way delay per link held in each node's p2p layer", self.latency_ms)
+        }
+    }
 }
 
 fn deny_list_mode() -> String {
@@ -263,12 +295,10 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     if miners > args.nodes {
         bail!("--miners {miners} is more than --nodes {}", args.nodes);
     }
-    if args.latency_ms > 0 {
-        bail!(
-            "--latency-ms is not supported yet: link delay needs a delaying relay per link (this kernel has no \
-             netem), which qoin-testnet does not build yet; run with --latency-ms 0"
-        );
+    if args.latency_ms > 60_000 {
+        bail!("--latency-ms {} is more than a minute", args.latency_ms);
     }
+    let links = Links::new(args.latency_ms);
     if manifest(d).exists() {
         let running =
             load(d).map(|n| n.nodes.iter().any(|x| [x.pids.el, x.pids.cl].into_iter().flatten().any(alive)));
@@ -291,9 +321,8 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty)?;
     tracing::info!(target: targets::TESTNET,
         "new chain: {} nodes, {miners} mining with {} thread(s) each ({solver} at {rate:.3e} candidates/s per miner); \
-         initial difficulty {difficulty} for a {} ms target; links: loopback, no added delay; \
-         partitions: p2p deny list",
-        args.nodes, args.miner_threads, args.block_time_ms);
+         initial difficulty {difficulty} for a {} ms target; links: {}; partitions: p2p deny list",
+        args.nodes, args.miner_threads, args.block_time_ms, links.describe());
 
     let mut nodes: Vec<NodeEntry> = Vec::with_capacity(args.nodes);
     let mut bootnode: Option<String> = None;
@@ -323,6 +352,9 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         cl.extend(["--execution-jwt".into(), s(&jwt), "--metrics.port".into(), cl_metrics.to_string()]);
         cl.extend(["--p2p.addr".into(), "127.0.0.1".into(), "--p2p.port".into(), p2p.to_string()]);
         cl.extend(["--p2p.deny-file".into(), s(&deny_file(d, &name))]);
+        if args.latency_ms > 0 {
+            cl.extend(["--p2p.test-latency-ms".into(), args.latency_ms.to_string()]);
+        }
         if let Some(b) = &bootnode {
             cl.extend(["--bootnodes".into(), b.clone()]);
         }
@@ -358,9 +390,17 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
             commands: Commands { el, cl },
         });
         // Written as nodes start, so `down` can stop a half-started network.
-        save(d, &Network { nodes: nodes.clone(), partitions: deny_list_mode(), partition: None })?;
+        save(
+            d,
+            &Network {
+                nodes: nodes.clone(),
+                partitions: deny_list_mode(),
+                partition: None,
+                links: links.clone(),
+            },
+        )?;
     }
-    let net = Network { nodes, partitions: deny_list_mode(), partition: None };
+    let net = Network { nodes, partitions: deny_list_mode(), partition: None, links };
     wait_answering(&net, Duration::from_secs(120))?;
     tracing::info!(target: targets::TESTNET, "{} nodes up; {} describes them", net.nodes.len(), manifest(d).display());
     println!("{}", manifest(d).display());
@@ -429,7 +469,10 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let heads: std::collections::BTreeSet<&str> = out.iter().filter_map(|n| n.head.as_deref()).collect();
     let agree = heads.len() == 1 && out.iter().all(|n| n.head.is_some());
     if args.json {
-        println!("{}", json!({"nodes": out, "heads_agree": agree, "partition": net.partition}));
+        println!(
+            "{}",
+            json!({"nodes": out, "heads_agree": agree, "partition": net.partition, "links": net.links})
+        );
         return Ok(());
     }
     println!(
@@ -451,6 +494,9 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         );
     }
     println!("heads {}", if agree { "agree" } else { "differ" });
+    if net.links.latency_ms > 0 {
+        println!("links: {}", net.links.describe());
+    }
     if let Some(groups) = &net.partition {
         let groups: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
         println!("partitioned: {}", groups.join(" / "));
@@ -505,7 +551,7 @@ pub(crate) fn restart(args: &NodeArgs) -> anyhow::Result<()> {
     n.pids.el = Some(spawn(&n.commands.el, &nd.join("el.log"))?);
     n.pids.cl = Some(spawn(&n.commands.cl, &nd.join("cl.log"))?);
     tracing::info!(target: targets::TESTNET, "{} restarted", n.name);
-    let one = Network { nodes: vec![n.clone()], partitions: deny_list_mode(), partition: None };
+    let one = Network { nodes: vec![n.clone()], ..net.clone() };
     save(&d, &net)?;
     wait_answering(&one, Duration::from_secs(60))
 }

@@ -1,0 +1,317 @@
+//! Network benchmarks on a real `qoin-testnet` network of release binaries on this machine:
+//! `block-propagation` (from a block mined to imported at every other node, 8 pairs, 50 ms
+//! one-way delay per link) and `stale-rate` (8 miners at a 1 s target: the share of mined blocks
+//! that end neither canonical nor referenced as a sibling by a canonical block).
+//!
+//! Times come from the nodes' JSON logs (one clock: every node runs on this machine): the
+//! miner's `mined block` line is written just before the block is gossiped, the others'
+//! `imported gossiped block` / `imported back-filled block` lines when the block is in their
+//! store and execution client. Link delay is the testnet's user-space delay (each node holds
+//! inbound peer messages for the delay; see `qoin-testnet up --latency-ms`).
+
+use crate::{emit, percentile};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn fail(e: &dyn std::fmt::Display) -> ! {
+    eprintln!("network bench failed: {e}");
+    std::process::exit(1)
+}
+
+/// Builds the release binaries when run through cargo; returns the directory holding them.
+pub(crate) fn release_bins() -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|e| fail(&e));
+    let dir = me.parent().unwrap_or_else(|| fail(&"no parent directory")).to_path_buf();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-q",
+                "-p",
+                "qoin-testnet",
+                "-p",
+                "qoin-el",
+                "-p",
+                "qoin-cl",
+                "--bins",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .status()
+            .unwrap_or_else(|e| fail(&e));
+        if !status.success() {
+            fail(&"building the network binaries failed");
+        }
+    }
+    dir
+}
+
+/// A network started by `qoin-testnet up`, stopped (`down`) and removed when dropped.
+struct Testnet {
+    bins: PathBuf,
+    dir: PathBuf,
+    nodes: Vec<Value>,
+}
+
+impl Testnet {
+    fn up(nodes: usize, miners: usize, latency_ms: u64, block_time_ms: u64) -> Testnet {
+        let bins = release_bins();
+        let dir = std::env::temp_dir().join(format!("qoin-bench-net-{}", std::process::id()));
+        let status = Command::new(bins.join("qoin-testnet"))
+            .env_remove("CARGO")
+            .args(["--log.format", "json", "up", "--datadir"])
+            .arg(&dir)
+            .args(["--nodes", &nodes.to_string(), "--miners", &miners.to_string()])
+            .args(["--latency-ms", &latency_ms.to_string(), "--block-time-ms", &block_time_ms.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| fail(&e));
+        let mut net = Testnet { bins, dir, nodes: Vec::new() };
+        if !status.success() {
+            fail(&"qoin-testnet up failed");
+        }
+        let text = std::fs::read_to_string(net.dir.join("network.json")).unwrap_or_else(|e| fail(&e));
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(&e));
+        net.nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+        net
+    }
+
+    fn rpc(&self, node: usize, method: &str, params: &Value) -> Option<Value> {
+        let url = self.nodes.get(node)?["rpc"].as_str()?.to_string();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut answer = ureq::post(&url).header("Connection", "close").send_json(&body).ok()?;
+        let v: Value = answer.body_mut().read_json().ok()?;
+        Some(v["result"].clone())
+    }
+
+    fn height(&self, node: usize) -> Option<u64> {
+        let v = self.rpc(node, "eth_blockNumber", &json!([]))?;
+        u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+    }
+
+    /// Waits until node 0 is at `height` (or the deadline passes: then fails).
+    fn wait_height(&self, height: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.height(0).unwrap_or(0) < height {
+            if Instant::now() > deadline {
+                fail(&format!("node0 did not reach #{height} within {limit:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The canonical block hashes (the execution client's) of node `node`, `1..=height`.
+    fn canonical(&self, node: usize, height: u64) -> HashSet<String> {
+        (1..=height)
+            .filter_map(|h| self.rpc(node, "eth_getBlockByNumber", &json!([format!("{h:#x}"), false])))
+            .filter_map(|b| b["hash"].as_str().map(str::to_lowercase))
+            .collect()
+    }
+
+    /// Runs `qoin-testnet <command> [node] --datadir D`; whether it succeeded.
+    fn command(&self, args: &[&str]) -> bool {
+        Command::new(self.bins.join("qoin-testnet"))
+            .env_remove("CARGO")
+            .args(args)
+            .arg("--datadir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn down(&self) {
+        self.command(&["down"]);
+    }
+
+    /// The JSON log lines of node `i`'s consensus client.
+    fn cl_log(&self, i: usize) -> Vec<Value> {
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("node{i}")).join("cl.log")).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Seconds since the epoch of a log line's RFC 3339 `timestamp`.
+fn at(line: &Value) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str()?).ok()?;
+    Some(t.timestamp_micros() as f64 / 1e6)
+}
+
+fn field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
+    line[name].as_str()
+}
+
+/// A block as its miner logged it.
+struct Mined {
+    at: f64,
+    /// The execution client's hash of its payload (what JSON-RPC shows).
+    payload: String,
+    siblings: Vec<String>,
+}
+
+/// Every block mined on the network, by consensus hash.
+fn mined_blocks(net: &Testnet) -> HashMap<String, Mined> {
+    let mut out = HashMap::new();
+    for i in 0..net.nodes.len() {
+        for line in net.cl_log(i) {
+            if field(&line, "message") != Some("mined block") {
+                continue;
+            }
+            let (Some(hash), Some(payload), Some(t)) =
+                (field(&line, "hash"), field(&line, "payload"), at(&line))
+            else {
+                continue;
+            };
+            let siblings = field(&line, "sibling_hashes")
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            out.insert(hash.to_lowercase(), Mined { at: t, payload: payload.to_lowercase(), siblings });
+        }
+    }
+    out
+}
+
+pub(crate) fn block_propagation(blocks: u64) {
+    const NODES: usize = 8;
+    const LATENCY_MS: u64 = 50;
+    let net = Testnet::up(NODES, 1, LATENCY_MS, 1000);
+    // Start counting once every node has met the network (the first blocks find some still
+    // dialling).
+    let first = 5;
+    // Two more blocks than are counted: the last counted one has reached everyone by then.
+    net.wait_height(first + blocks + 2, Duration::from_secs(60 + blocks * 10));
+    net.down();
+    let mined = mined_blocks(&net);
+    let mut delays = Vec::new();
+    let mut missing = 0usize;
+    let mut imported: Vec<HashMap<String, f64>> = Vec::new();
+    for i in 1..NODES {
+        let mut seen = HashMap::new();
+        for line in net.cl_log(i) {
+            let msg = field(&line, "message");
+            if msg != Some("imported gossiped block") && msg != Some("imported back-filled block") {
+                continue;
+            }
+            if let (Some(h), Some(t)) = (field(&line, "hash"), at(&line)) {
+                seen.entry(h.to_lowercase()).or_insert(t);
+            }
+        }
+        imported.push(seen);
+    }
+    let mut order: Vec<(&String, &Mined)> = mined.iter().collect();
+    order.sort_by(|a, b| a.1.at.total_cmp(&b.1.at));
+    for (hash, m) in order.iter().skip(first as usize).take(blocks as usize) {
+        for seen in &imported {
+            match seen.get(*hash) {
+                Some(t) => delays.push((t - m.at) * 1000.0),
+                None => missing += 1,
+            }
+        }
+    }
+    if delays.is_empty() {
+        fail(&"no block was seen imported");
+    }
+    delays.sort_by(f64::total_cmp);
+    for (stat, p) in [("p50", 0.5), ("p95", 0.95), ("max", 1.0)] {
+        emit(&json!({
+            "bench": "block-propagation", "unit": "ms", "stat": stat,
+            "value": (percentile(&delays, p) * 10.0).round() / 10.0,
+            "nodes": NODES, "latency_ms": LATENCY_MS, "blocks": blocks, "samples": delays.len(),
+            "not_imported": missing, "goal_p95_ms": 4 * LATENCY_MS,
+        }));
+    }
+}
+
+pub(crate) fn stale_rate(blocks: u64) {
+    const NODES: usize = 8;
+    const LATENCY_MS: u64 = 50;
+    let net = Testnet::up(NODES, NODES, LATENCY_MS, 1000);
+    net.wait_height(blocks, Duration::from_secs(blocks * 20));
+    // Let the last blocks settle, then read the canonical chain of node 0.
+    std::thread::sleep(Duration::from_secs(3));
+    let height = net.height(0).unwrap_or(blocks);
+    let canonical = net.canonical(0, height);
+    net.down();
+    let mined = mined_blocks(&net);
+    let included: HashSet<&String> =
+        mined.values().filter(|m| canonical.contains(&m.payload)).flat_map(|m| m.siblings.iter()).collect();
+    // Only blocks mined 5 s before the last canonical one are judged: the newest may yet be
+    // referenced as siblings.
+    let settled_before =
+        mined.values().filter(|m| canonical.contains(&m.payload)).map(|m| m.at).fold(0.0, f64::max) - 5.0;
+    let judged: Vec<(&String, &Mined)> = mined.iter().filter(|(_, m)| m.at <= settled_before).collect();
+    let total = judged.len();
+    let on_chain = judged.iter().filter(|(_, m)| canonical.contains(&m.payload)).count();
+    let as_sibling =
+        judged.iter().filter(|(h, m)| !canonical.contains(&m.payload) && included.contains(h)).count();
+    let stale = total - on_chain - as_sibling;
+    let share =
+        |n: usize| if total == 0 { 0.0 } else { (n as f64 / total as f64 * 10_000.0).round() / 100.0 };
+    emit(&json!({
+        "bench": "stale-rate", "unit": "%", "value": share(stale), "stat": "stale (neither canonical nor a sibling)",
+        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total, "canonical": on_chain,
+        "siblings": as_sibling, "goal": 1.0,
+    }));
+    emit(&json!({
+        "bench": "stale-rate", "unit": "%", "value": share(total - on_chain), "stat": "lost without siblings (not canonical)",
+        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total,
+    }));
+}
+
+/// A node killed at the start of the chain and restarted `blocks` later catches up from its
+/// one peer while that peer goes on mining: blocks/s of the sync, from its `syncing` to its
+/// last `synced` log line (headers, payloads, execution, sampling and fork choice per block).
+pub(crate) fn sync(blocks: u64) {
+    // 50 ms blocks: the chain grows fast, and stays ahead while the node syncs.
+    let net = Testnet::up(2, 1, 0, 50);
+    let start_height = net.height(1).unwrap_or(0);
+    if !net.command(&["kill", "node1"]) {
+        fail(&"qoin-testnet kill failed");
+    }
+    net.wait_height(blocks, Duration::from_secs(blocks));
+    let restarted = Instant::now();
+    let restarted_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    if !net.command(&["restart", "node1"]) {
+        fail(&"qoin-testnet restart failed");
+    }
+    let target = net.height(0).unwrap_or(blocks);
+    while net.height(1).unwrap_or(0) < target {
+        if restarted.elapsed() > Duration::from_secs(600) {
+            fail(&"the restarted node did not catch up within 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall = restarted.elapsed().as_secs_f64();
+    net.down();
+    // (The log goes on from before the kill.)
+    let log: Vec<Value> =
+        net.cl_log(1).into_iter().filter(|l| at(l).is_some_and(|t| t >= restarted_at)).collect();
+    let began = log.iter().find(|l| field(l, "message") == Some("syncing")).and_then(at);
+    let synced: Vec<&Value> = log.iter().filter(|l| field(l, "message") == Some("synced")).collect();
+    let ended = synced.last().and_then(|l| at(l));
+    let imported: u64 = synced.iter().filter_map(|l| l["blocks"].as_u64()).sum();
+    let (Some(began), Some(ended)) = (began, ended) else { fail(&"no sync in the restarted node's log") };
+    let secs = (ended - began).max(1e-3);
+    emit(&json!({
+        "bench": "sync", "unit": "blocks/s", "value": (imported as f64 / secs * 10.0).round() / 10.0,
+        "what": "empty blocks, from one peer", "blocks": imported, "sync_s": (secs * 100.0).round() / 100.0,
+        "behind_at_restart": target.saturating_sub(start_height),
+        "restart_to_caught_up_s": (wall * 100.0).round() / 100.0,
+    }));
+}
