@@ -41,6 +41,14 @@ impl Node {
         s
     }
 
+    /// Whether a block being mined on could name more siblings of its parent than it does.
+    fn new_sibling_for(&self, header: &Header) -> bool {
+        header.siblings.len() < MAX_SIBLINGS
+            && self.store.meta(&header.parent_hash).is_some_and(|parent| {
+                self.choose_siblings(parent).iter().any(|s| !header.siblings.contains(&s.hash))
+            })
+    }
+
     /// Asks the execution client for a payload on the head and makes the unsealed header.
     async fn prepare(&self, miner: &MinerConfig) -> Result<(Header, Payload, U256), ImportError> {
         let parent = self.head_meta()?;
@@ -251,9 +259,13 @@ pub async fn run(
                     }
                 }
                 Some(event) = P2p::next(&mut p2p) => {
-                    // A peer's block that moved the head: search on the new head instead.
+                    // A peer's block that moved the head: search on the new head instead. One
+                    // that is a new sibling of our parent: search again naming it too (its
+                    // miner is paid its share, and its work counts instead of being lost).
                     if let Some(p) = &mut p2p {
-                        if p.handle(&mut node, event).await && node.store.head() != header.parent_hash {
+                        if p.handle(&mut node, event).await
+                            && (node.store.head() != header.parent_hash || node.new_sibling_for(&header))
+                        {
                             break None;
                         }
                     }

@@ -38,8 +38,12 @@ use std::time::Instant;
 
 /// Payload ids kept for `GetPayload` (oldest dropped first).
 const MAX_BUILDING: usize = 64;
-/// Side blocks kept in memory.
+/// Side blocks kept in memory (the oldest dropped first).
 const MAX_SIDE: usize = 4096;
+/// Bytes of side blocks kept in memory (see [`side_size`]; the oldest dropped first): side
+/// branches that peers send cheaply cannot hold more memory than this (eight blocks of the
+/// largest size).
+const MAX_SIDE_BYTES: usize = 256 << 20;
 /// Deepest reorg followed.
 const MAX_REORG_DEPTH: usize = 1024;
 
@@ -58,8 +62,16 @@ struct State {
     /// Known blocks not on the canonical chain, by hash.
     side: HashMap<B256, (ElHeader, Body)>,
     side_order: VecDeque<B256>,
+    /// The sizes of the blocks in `side`, summed.
+    side_bytes: usize,
     /// Blocks found invalid: hash → (latest valid ancestor, reason).
     invalid: HashMap<B256, (Option<B256>, String)>,
+}
+
+/// What a side block costs in memory, roughly: its transactions' bytes, its credits and the
+/// header.
+fn side_size(body: &Body) -> usize {
+    body.transactions.iter().map(|t| t.len()).sum::<usize>() + body.credits.len() * 52 + 512
 }
 
 /// The engine API backend over a [`Node`].
@@ -209,13 +221,20 @@ impl EngineHandler {
 
     fn remember_side(state: &mut State, header: ElHeader, body: Body) {
         let hash = header.hash();
+        let size = side_size(&body);
         if state.side.insert(hash, (header, body)).is_none() {
+            state.side_bytes = state.side_bytes.saturating_add(size);
             state.side_order.push_back(hash);
-            while state.side_order.len() > MAX_SIDE {
-                if let Some(old) = state.side_order.pop_front() {
-                    state.side.remove(&old);
-                }
+            while state.side_order.len() > MAX_SIDE || state.side_bytes > MAX_SIDE_BYTES {
+                let Some(old) = state.side_order.pop_front() else { break };
+                Self::forget_side(state, &old);
             }
+        }
+    }
+
+    fn forget_side(state: &mut State, hash: &B256) {
+        if let Some((_, body)) = state.side.remove(hash) {
+            state.side_bytes = state.side_bytes.saturating_sub(side_size(&body));
         }
     }
 
@@ -299,7 +318,7 @@ impl EngineHandler {
             let hash = h.hash();
             match self.execute_on_head(state, &h, &b) {
                 Ok(()) => {
-                    state.side.remove(&hash);
+                    Self::forget_side(state, &hash);
                     latest_valid = hash;
                 }
                 Err(e) if is_invalid(&e) => {

@@ -266,3 +266,43 @@ fn submitted_transactions_get_the_pools_verdict_and_are_announced() {
     assert_eq!(announced.try_recv().unwrap().hash, good.id(), "announced like a local submission");
     assert!(announced.try_recv().is_err());
 }
+
+#[test]
+fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
+    let mut state = State::default();
+    let header = |n: u64| ElHeader {
+        parent_hash: B256::repeat_byte(1),
+        number: n,
+        timestamp: 0,
+        beneficiary: Address::ZERO,
+        state_root: B256::ZERO,
+        transactions_root: B256::ZERO,
+        receipts_root: B256::ZERO,
+        credits_root: B256::ZERO,
+        logs_bloom: Default::default(),
+        gas_limit: 0,
+        gas_used: 0,
+        base_fee_per_gas: 0,
+        prev_randao: B256::ZERO,
+    };
+    // 64 side blocks of 8 MiB each: 512 MiB offered, at most MAX_SIDE_BYTES kept.
+    let big = Body { transactions: vec![Bytes::from(vec![0u8; 8 << 20])], credits: vec![] };
+    for n in 0..64 {
+        EngineHandler::remember_side(&mut state, header(n), big.clone());
+        assert!(state.side_bytes <= MAX_SIDE_BYTES, "{} bytes held", state.side_bytes);
+    }
+    assert_eq!(state.side_bytes, state.side.values().map(|(_, b)| side_size(b)).sum::<usize>());
+    assert!(state.side.len() < 64 && !state.side.is_empty());
+    assert!(state.side.contains_key(&header(63).hash()), "the newest is kept, the oldest dropped");
+    assert!(!state.side.contains_key(&header(0).hash()));
+    // Small blocks are still kept by the thousand.
+    let small = Body { transactions: vec![Bytes::from(vec![0u8; 100])], credits: vec![] };
+    for n in 100..100 + MAX_SIDE as u64 {
+        EngineHandler::remember_side(&mut state, header(n), small.clone());
+    }
+    assert_eq!(state.side.len(), MAX_SIDE);
+    // One made canonical is forgotten, and its bytes with it.
+    let before = state.side_bytes;
+    EngineHandler::forget_side(&mut state, &header(100 + MAX_SIDE as u64 - 1).hash());
+    assert_eq!(state.side_bytes, before - side_size(&small));
+}

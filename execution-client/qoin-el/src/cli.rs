@@ -44,6 +44,10 @@ pub(crate) struct NodeArgs {
     /// Keystore accounts to unlock for `eth_sendTransaction` (repeatable).
     #[arg(long)]
     pub(crate) unlock: Vec<Address>,
+    /// Serve unlocked accounts (--unlock, or --dev's) on a JSON-RPC address other than
+    /// loopback: anyone who reaches it can spend them. Refused without this flag (geth's name).
+    #[arg(long = "allow-insecure-unlock")]
+    pub(crate) allow_insecure_unlock: bool,
     /// Password file for --unlock (first line).
     #[arg(long)]
     pub(crate) password_file: Option<PathBuf>,
@@ -53,6 +57,10 @@ pub(crate) struct NodeArgs {
     /// Engine API (gRPC) listen address, for the consensus client.
     #[arg(long = "authrpc.addr", default_value = "127.0.0.1")]
     pub(crate) authrpc_addr: IpAddr,
+    /// Allow the engine API on an address other than loopback (it is JWT-authenticated, but
+    /// meant for a consensus client on the same host or pod).
+    #[arg(long = "authrpc.allow-remote")]
+    pub(crate) authrpc_allow_remote: bool,
     /// Engine API port (0: any free port; the one chosen is logged).
     #[arg(long = "authrpc.port", default_value_t = 8551)]
     pub(crate) authrpc_port: u16,
@@ -85,6 +93,26 @@ fn parse_mining(arg: Option<&str>, dev: bool) -> anyhow::Result<LocalMining> {
     })
 }
 
+/// Refuses unlocked accounts on a JSON-RPC that others can reach, and an engine API off
+/// loopback, unless the operator said so.
+fn check_exposure(args: &NodeArgs, unlocked: bool) -> anyhow::Result<()> {
+    if unlocked && !args.http_addr.is_loopback() && !args.allow_insecure_unlock {
+        bail!(
+            "accounts are unlocked (--unlock or --dev) and JSON-RPC listens on {}: anyone who reaches it can \
+             spend them; listen on 127.0.0.1, or pass --allow-insecure-unlock",
+            args.http_addr
+        );
+    }
+    if !args.authrpc_addr.is_loopback() && !args.authrpc_allow_remote {
+        bail!(
+            "the engine API would listen on {}, not loopback; pass --authrpc.allow-remote if the consensus \
+             client runs on another host",
+            args.authrpc_addr
+        );
+    }
+    Ok(())
+}
+
 /// Runs the node until interrupted.
 pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> anyhow::Result<()> {
     let mining = parse_mining(args.mine.as_deref(), args.dev)?;
@@ -99,6 +127,7 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         }
         (None, false) => bail!("pass --genesis <file>, or --dev for a development chain"),
     };
+    check_exposure(args, !signers.is_empty() || !args.unlock.is_empty())?;
     if !args.unlock.is_empty() {
         let source = args.password_file.clone().map_or(PasswordSource::Prompt, PasswordSource::File);
         let password = source.read(false)?;

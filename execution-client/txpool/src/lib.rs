@@ -167,9 +167,12 @@ pub fn intrinsic_gas(tx: &SignedTx) -> u64 {
     gas
 }
 
+/// What a transaction may spend at most: `gas_limit * max_fee_per_gas + value`, saturating at
+/// 2^256 - 1 (which no balance covers): a sum that wrapped would let a transaction of an empty
+/// account cost nothing.
 fn cost(tx: &SignedTx) -> U256 {
     let r = tx.request();
-    U256::from(r.gas_limit) * U256::from(r.max_fee_per_gas) + r.value
+    U256::from(r.gas_limit).saturating_mul(U256::from(r.max_fee_per_gas)).saturating_add(r.value)
 }
 
 fn signature_hash(tx: &SignedTx) -> B256 {
@@ -254,9 +257,12 @@ impl TxPool {
             return Err(PoolError::SenderLimit(c.max_per_sender));
         }
         // Balance: this transaction plus every other pooled one of the sender's.
-        let others: U256 =
-            queue.map_or(U256::ZERO, |q| q.iter().filter(|(n, _)| **n != r.nonce).map(|(_, e)| e.cost).sum());
-        let total = others + cost(&tx);
+        let others: U256 = queue.map_or(U256::ZERO, |q| {
+            q.iter()
+                .filter(|(n, _)| **n != r.nonce)
+                .fold(U256::ZERO, |sum, (_, e)| sum.saturating_add(e.cost))
+        });
+        let total = others.saturating_add(cost(&tx));
         if total > balance {
             return Err(PoolError::InsufficientFunds { balance, cost: total, overshot: total - balance });
         }

@@ -88,6 +88,30 @@ fn balance_counts_pending_spends() {
 }
 
 #[test]
+fn a_cost_that_would_overflow_is_refused_not_wrapped() {
+    let now = Instant::now();
+    let mut p = pool();
+    let st = funded(4_300_000);
+    // gas * fee + value is 2^256 exactly: wrapped, it would cost 0.
+    let gas_fee = U256::from(21_000u64 * 100);
+    let wrap = TxRequest {
+        chain_id: 7,
+        max_fee_per_gas: 100,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::repeat_byte(9)),
+        value: U256::MAX - gas_fee + U256::from(1u8),
+        ..Default::default()
+    };
+    let e = msg(p.add(wrap.clone().sign(&keys()[0]), &st, now));
+    assert!(e.starts_with("insufficient funds for gas * price + value"), "{e}");
+    // Nor can it hide behind an earlier pooled transaction of the sender's.
+    p.add(tx(1, 0, 100, 1), &st, now).unwrap();
+    let e = msg(p.add(TxRequest { nonce: 1, ..wrap }.sign(&keys()[1]), &st, now));
+    assert!(e.starts_with("insufficient funds"), "{e}");
+    assert_eq!(p.len(), 1);
+}
+
+#[test]
 fn replacement_needs_a_ten_percent_bump_of_both_fees() {
     let now = Instant::now();
     let mut p = pool();

@@ -230,7 +230,9 @@ pub(crate) fn manifests(args: &ManifestArgs) -> anyhow::Result<()> {
         format!("--authrpc.jwtsecret /etc/qoin/jwt/jwt.hex --metrics.addr 0.0.0.0 --metrics.port {EL_METRICS_PORT}"),
     ];
     if !args.no_dev_accounts {
-        el_args.push("--dev".into());
+        // Test accounts on a pod address: spendable by whoever reaches the Service, which is
+        // what a test network's dev accounts are for.
+        el_args.push("--dev --allow-insecure-unlock".into());
     }
     let mounts = json!([
         {"name": "data", "mountPath": "/data"},

@@ -109,3 +109,23 @@ fn node_unlocks_keystore_accounts_for_eth_send_transaction() {
     assert!(sent.is_string());
     assert_eq!(node.ok("eth_getTransactionCount", serde_json::json!([address, "latest"])), "0x1");
 }
+
+#[test]
+fn unlocked_accounts_and_the_engine_api_stay_off_public_addresses_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // Dev accounts on every interface: refused before anything listens.
+    let o = el(
+        dir.path(),
+        &["node", "--dev", "--http.addr", "0.0.0.0", "--http.port", "0", "--authrpc.port", "0"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--allow-insecure-unlock"), "{}", stderr(&o));
+    // The engine API on every interface: refused unless allowed.
+    let o = el(
+        dir.path(),
+        &["node", "--dev", "--http.port", "0", "--authrpc.addr", "0.0.0.0", "--authrpc.port", "0"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--authrpc.allow-remote"), "{}", stderr(&o));
+}

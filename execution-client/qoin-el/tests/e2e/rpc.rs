@@ -197,6 +197,10 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     assert_eq!(batch[1]["result"], json!(format!("{:#x}", 1_000_000_000_000u64)));
     assert_eq!(batch[2]["error"]["code"], -32601);
 
+    // A plain transfer to an account without code: exactly 21,000, as geth and anvil answer.
+    let transfer = json!({"from": dev0, "to": "0x000000000000000000000000000000000000dEaD", "value": "0x1"});
+    assert_eq!(node.ok("eth_estimateGas", json!([transfer])), json!("0x5208"));
+
     // Deploy the solc-compiled contract with an unlocked dev key, gas estimated by the node.
     let artifact: Value = serde_json::from_str(include_str!("../contracts/Counter.json")).unwrap();
     let mut init = unhex(&artifact["bytecode"]);
