@@ -10,7 +10,10 @@
 //!   [`GossipVerdict`]);
 //! - sync: a request-response protocol (status, headers by range and by hash, payloads by
 //!   hash) with a size limit on every frame and a cap on every request ([`wire`], [`codec`]);
-//! - peer scores, bans and request rate limits ([`peers`]).
+//! - peer scores, bans and request rate limits ([`peers`]);
+//! - rust-libp2p's metrics (transport bytes, connections, gossipsub, identify, Kademlia) in
+//!   the node's registry;
+//! - for test networks, a delay on every inbound message (`NetworkConfig::inbound_delay`).
 //!
 //! It owns no chain data: the node answers peers' requests and validates what they send.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -332,7 +332,11 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
     MessageId::from(keccak256(&input)[..20].to_vec())
 }
 
-fn build(config: &NetworkConfig, key: libp2p::identity::Keypair) -> Result<Swarm<Behaviour>, NetworkError> {
+fn build(
+    config: &NetworkConfig,
+    key: libp2p::identity::Keypair,
+    registry: &mut qoin_metrics::prometheus_client::registry::Registry,
+) -> Result<(Swarm<Behaviour>, libp2p::metrics::Metrics), NetworkError> {
     let err = |e: &dyn std::fmt::Display| NetworkError::Build(e.to_string());
     let gossip_config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_GOSSIP_BLOCK_BYTES + 4096)
@@ -355,6 +359,7 @@ fn build(config: &NetworkConfig, key: libp2p::identity::Keypair) -> Result<Swarm
         )
         .map_err(|e| err(&e))?
         .with_quic()
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             // The node bootstraps on its own tick while it has few peers; kad's own periodic
@@ -385,19 +390,24 @@ fn build(config: &NetworkConfig, key: libp2p::identity::Keypair) -> Result<Swarm
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
-    Ok(swarm)
+    Ok((swarm, libp2p::metrics::Metrics::new(registry)))
 }
 
 /// Starts the network: loads (or creates) the node key, listens, dials the bootnodes, and
 /// spawns the task that runs the swarm. `status` is this node's current status, answered to
-/// every peer that asks.
+/// every peer that asks. With a registry, rust-libp2p's metrics join it (`libp2p_bandwidth_bytes`
+/// by transport and direction, connections, gossipsub, identify and kademlia events).
 pub fn start(
     config: &NetworkConfig,
     status: watch::Receiver<Status>,
+    registry: Option<&qoin_metrics::Registry>,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     let key = crate::key::load_or_create(&config.key_path)?;
     let peer_id = key.public().to_peer_id();
-    let mut swarm = build(config, key)?;
+    let (mut swarm, metrics) = match registry {
+        Some(r) => r.register_with(|reg| build(config, key, reg))?,
+        None => build(config, key, &mut Default::default())?,
+    };
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -445,6 +455,7 @@ pub fn start(
         denied,
         delay: config.inbound_delay,
         held: VecDeque::new(),
+        metrics,
     };
     tokio::spawn(task.run());
     Ok((handle, event_rx))
@@ -471,6 +482,8 @@ struct Task {
     /// Inbound messages held for `delay`, in arrival order (one delay for all: the front is
     /// always the next due).
     held: VecDeque<(tokio::time::Instant, Held)>,
+    /// rust-libp2p's metrics (in the node's registry, or a private one).
+    metrics: libp2p::metrics::Metrics,
 }
 
 /// An inbound message held by the test delay.
@@ -708,6 +721,14 @@ impl Task {
     }
 
     async fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder as _;
+        self.metrics.record(&event);
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            _ => {}
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address.with_p2p(*self.swarm.local_peer_id()).unwrap_or_else(|a| a);

@@ -161,7 +161,7 @@ mod swarm {
         let dir = tempfile::tempdir().unwrap();
         let (status_tx, status_rx) = watch::channel(Status { chain_id, ..status() });
         let config = NetworkConfig { inbound_delay: delay, ..config(dir.path(), chain_id, bootnodes) };
-        let (handle, events) = start(&config, status_rx).unwrap();
+        let (handle, events) = start(&config, status_rx, None).unwrap();
         let addr = loop {
             let addrs = handle.listen_addrs().await.unwrap();
             let want = if quic_first { "quic" } else { "tcp" };

@@ -34,7 +34,7 @@ impl P2p {
     /// Starts the network for `node` and logs its identity.
     pub async fn start(config: &NetworkConfig, node: &Node) -> anyhow::Result<Self> {
         let (status, status_rx) = watch::channel(node.status());
-        let (handle, events) = qoin_cl_network::start(config, status_rx)?;
+        let (handle, events) = qoin_cl_network::start(config, status_rx, Some(&node.metrics.registry))?;
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
         let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
         Ok(Self { handle, events, status, relay, peers: Default::default() })

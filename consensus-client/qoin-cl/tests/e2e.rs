@@ -496,6 +496,7 @@ fn hostile_peers_sending_invalid_blocks_oversized_or_garbage_messages_are_banned
                     inbound_delay: std::time::Duration::ZERO,
                 },
                 status_rx,
+                None,
             )
             .unwrap();
             let node = tokio::time::timeout(Duration::from_secs(30), async {
@@ -561,6 +562,13 @@ fn hostile_peers_sending_invalid_blocks_oversized_or_garbage_messages_are_banned
     wait_for("mining to go on", 120, || block_number(pair.http()).filter(|n| *n >= now + 3));
     let text = http_get(metrics, "/metrics");
     assert_eq!(metric(&text, "qoin_cl_peers"), 0.0, "{text}");
+    // rust-libp2p's counters are in the same registry: what the hostile peers sent was counted.
+    let inbound: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total{") && l.contains("Inbound"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(inbound > 10_000.0, "inbound bytes {inbound}: {text}");
 }
 
 fn http_get(port: u16, path: &str) -> String {

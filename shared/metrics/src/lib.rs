@@ -60,6 +60,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
+    /// Hands the underlying prometheus-client registry to `f`, for a library that registers
+    /// its own metrics there (rust-libp2p's transport and swarm metrics).
+    pub fn register_with<T>(&self, f: impl FnOnce(&mut prometheus_client::registry::Registry) -> T) -> T {
+        f(&mut lock(&self.inner))
+    }
+
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()

@@ -47,6 +47,10 @@ const BENCHES: &[(&str, &str)] = &[
     ),
     ("sync", "a node 10,000 empty blocks behind catching up from its peer (blocks/s)"),
     (
+        "gossip-bandwidth",
+        "4 pairs: bytes sent and received per transaction per node (transports, empty blocks subtracted)",
+    ),
+    (
         "devnet-blocktime",
         "mean and spread of block times of a running devnet over 200 blocks at the 1 s target",
     ),
@@ -62,7 +66,7 @@ struct Cli {
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Blocks for `fork-choice` (default 1,000,000), `block-propagation` (100), `stale-rate`
-    /// (500) and `sync` (10,000).
+    /// (500) and `sync` (10,000); transactions for `gossip-bandwidth` (300).
     #[arg(long)]
     blocks: Option<u64>,
 }
@@ -186,6 +190,7 @@ fn main() {
         "block-propagation" => network::block_propagation(cli.blocks.unwrap_or(100)),
         "stale-rate" => network::stale_rate(cli.blocks.unwrap_or(500)),
         "sync" => network::sync(cli.blocks.unwrap_or(10_000)),
+        "gossip-bandwidth" => network::gossip_bandwidth(cli.blocks.unwrap_or(300)),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {

@@ -277,8 +277,9 @@ pub(crate) fn stale_rate(blocks: u64) {
 /// one peer while that peer goes on mining: blocks/s of the sync, from its `syncing` to its
 /// last `synced` log line (headers, payloads, execution, sampling and fork choice per block).
 pub(crate) fn sync(blocks: u64) {
-    // 50 ms blocks: the chain grows fast, and stays ahead while the node syncs.
-    let net = Testnet::up(2, 1, 0, 50);
+    // 100 ms blocks (the shortest target a genesis may have): the chain grows fast, and goes
+    // on growing while the node syncs.
+    let net = Testnet::up(2, 1, 0, 100);
     let start_height = net.height(1).unwrap_or(0);
     if !net.command(&["kill", "node1"]) {
         fail(&"qoin-testnet kill failed");
@@ -314,4 +315,90 @@ pub(crate) fn sync(blocks: u64) {
         "behind_at_restart": target.saturating_sub(start_height),
         "restart_to_caught_up_s": (wall * 100.0).round() / 100.0,
     }));
+}
+
+/// Bytes node `i`'s transports sent and received so far (rust-libp2p's counters).
+fn transport_bytes(net: &Testnet, i: usize) -> f64 {
+    let Some(url) = net.nodes.get(i).and_then(|n| n["metrics"].as_str()) else { return 0.0 };
+    let text = ureq::get(&format!("{url}/metrics"))
+        .header("Connection", "close")
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Bytes each node's transports carry per transaction: 4 pairs (one miner, 1 s blocks), `txs`
+/// transfers from the ten dev accounts sent to a node that does not mine; the bytes of the
+/// same nodes over as long a run of empty blocks are subtracted. What is counted: gossip of
+/// the transaction (to each mesh peer, once, plus gossipsub's IHAVE/IWANT), the block that
+/// carries it, and transport framing (noise, yamux).
+pub(crate) fn gossip_bandwidth(txs: u64) {
+    const NODES: usize = 4;
+    let net = Testnet::up(NODES, 1, 0, 1000);
+    net.wait_height(5, Duration::from_secs(180));
+    let all = |net: &Testnet| (0..NODES).map(|i| transport_bytes(net, i)).collect::<Vec<f64>>();
+    // Empty blocks first: the baseline per second.
+    let idle_secs = 20.0;
+    let b0 = all(&net);
+    std::thread::sleep(Duration::from_secs_f64(idle_secs));
+    let b1 = all(&net);
+    // The transfers, to node 3.
+    let accounts: Vec<String> = net
+        .rpc(3, "eth_accounts", &json!([]))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    if accounts.is_empty() {
+        fail(&"no dev accounts on node3");
+    }
+    let started = Instant::now();
+    let mut hashes = Vec::new();
+    for k in 0..txs as usize {
+        let from = &accounts[k % accounts.len()];
+        let tx = json!([{"from": from, "to": "0x000000000000000000000000000000000000d00d", "value": "0x1"}]);
+        match net.rpc(3, "eth_sendTransaction", &tx) {
+            Some(Value::String(h)) => hashes.push(h),
+            other => fail(&format!("eth_sendTransaction: {other:?}")),
+        }
+    }
+    for h in &hashes {
+        while net.rpc(0, "eth_getTransactionReceipt", &json!([h])).is_none_or(|r| r.is_null()) {
+            if started.elapsed() > Duration::from_secs(300) {
+                fail(&"the transfers were not all mined within 300 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // Every node has imported the last block.
+    let top = net.height(0).unwrap_or(0);
+    while (1..NODES).any(|i| net.height(i).unwrap_or(0) < top) {
+        if started.elapsed() > Duration::from_secs(360) {
+            fail(&"the nodes did not all reach the head");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let b2 = all(&net);
+    net.down();
+    let per_tx: Vec<f64> = (0..NODES)
+        .map(|i| {
+            let idle_rate = (b1[i] - b0[i]) / idle_secs;
+            ((b2[i] - b1[i]) - idle_rate * secs).max(0.0) / txs as f64
+        })
+        .collect();
+    for (i, v) in per_tx.iter().enumerate() {
+        emit(&json!({
+            "bench": "gossip-bandwidth", "unit": "bytes/tx", "value": v.round(), "node": format!("node{i}"),
+            "role": if i == 0 { "miner" } else if i == 3 { "received the transactions" } else { "follower" },
+            "txs": txs, "nodes": NODES, "what": "sent + received, transports, less empty-block baseline",
+            "idle_bytes_per_s": ((b1[i] - b0[i]) / idle_secs).round(),
+        }));
+    }
 }
