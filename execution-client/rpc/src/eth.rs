@@ -693,6 +693,38 @@ pub(super) fn transaction_by_hash(node: &Node, args: &Args) -> RpcResult {
     Ok(node.pool().get(&id).map_or(Value::Null, |t| tx_json(t, None)))
 }
 
+/// The transaction's exact EIP-2718 bytes (a mined one's as its block carries them, a pooled
+/// one's as encoded), `null` if unknown.
+pub(super) fn raw_transaction_by_hash(node: &Node, args: &Args) -> RpcResult {
+    let id = hash_arg(args, "transaction hash")?;
+    let tx = read(node)?;
+    if let Some(loc) = tx.get::<TxLookup>(&id)? {
+        let (body, _, _) = block_parts(&tx, loc.block)?;
+        let raw = body
+            .transactions
+            .get(loc.index as usize)
+            .ok_or_else(|| RpcError::internal("indexed transaction missing"))?;
+        return Ok(json!(raw));
+    }
+    Ok(node.pool().get(&id).map_or(Value::Null, |t| json!(Bytes::from(t.encode()))))
+}
+
+/// keccak256 of the given bytes.
+pub(super) fn web3_sha3(_: &Node, args: &Args) -> RpcResult {
+    let data: Bytes = args.req(0, "data")?;
+    Ok(json!(keccak256(&data)))
+}
+
+/// geth's `txpool_status`: transactions executable in nonce order (`pending`) and waiting
+/// behind a nonce gap (`queued`).
+pub(super) fn txpool_status(node: &Node, _: &Args) -> RpcResult {
+    let tx = read(node)?;
+    let pool = node.pool();
+    let queued = pool.queued(&qoin_el_node::LatestState(&tx)).len();
+    let pending = pool.len().saturating_sub(queued);
+    Ok(json!({"pending": q(pending as u64), "queued": q(queued as u64)}))
+}
+
 pub(super) fn transaction_receipt(node: &Node, args: &Args) -> RpcResult {
     let id = hash_arg(args, "transaction hash")?;
     let tx = read(node)?;

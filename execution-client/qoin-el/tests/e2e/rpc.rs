@@ -212,6 +212,17 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     let receipt = node.receipt(&deploy_hash);
     assert_eq!(receipt["status"], "0x1", "{receipt}");
     assert!(quantity(&receipt["gasUsed"]) <= estimate);
+    // The exact bytes the block carries: the type-0x51 encoding, which decodes to this id.
+    let raw = unhex(&node.ok("eth_getRawTransactionByHash", json!([deploy_hash])));
+    assert_eq!(raw[0], 0x51);
+    let decoded = qoin_primitives::SignedTx::decode(&raw).unwrap();
+    assert_eq!(json!(decoded.id()), deploy_hash);
+    assert_eq!(node.ok("eth_getRawTransactionByHash", json!([B256::repeat_byte(7)])), Value::Null);
+    assert_eq!(
+        node.ok("web3_sha3", json!(["0x68656c6c6f20776f726c64"])),
+        json!("0x47173285a8d7341e5e972fc677286384f802f8ef42a5ec5f03bbfa254cb01fad")
+    );
+    assert_eq!(node.ok("txpool_status", json!([])), json!({"pending": "0x0", "queued": "0x0"}));
     let contract: Address = serde_json::from_value(receipt["contractAddress"].clone()).unwrap();
     assert_eq!(contract, dev0.create(0));
     let deploy_block = receipt["blockNumber"].clone();
