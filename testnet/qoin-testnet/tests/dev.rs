@@ -345,11 +345,28 @@ fn one_network() -> std::sync::MutexGuard<'static, ()> {
     ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Stops the network when the test ends, passed or not.
+/// Stops the network when the test ends, passed or not; a failed test first prints the end of
+/// every node's logs (CI keeps nothing else of them).
 struct Down(String);
 
 impl Drop for Down {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for i in 0.. {
+                let node = format!("{}/node{i}", self.0);
+                if !Path::new(&node).exists() {
+                    break;
+                }
+                for log in ["cl.log", "el.log"] {
+                    let text = std::fs::read_to_string(format!("{node}/{log}")).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    eprintln!("---- node{i} {log} (last 40 lines) ----");
+                    for l in &lines[lines.len().saturating_sub(40)..] {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
         let _ =
             Command::new(env!("CARGO_BIN_EXE_qoin-testnet")).args(["down", "--datadir", &self.0]).status();
     }
@@ -384,7 +401,7 @@ fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_p
     assert_eq!(nodes.iter().filter(|n| n["mining"] == true).count(), 2);
 
     // Every node follows the two miners to one head.
-    wait_for("four nodes on one head at height >= 5", 120, || {
+    wait_for("four nodes on one head at height >= 5", 180, || {
         let s = network_status(&dir);
         let low = s["nodes"].as_array().unwrap().iter().map(|n| n["height"].as_u64().unwrap_or(0)).min();
         (s["heads_agree"] == true && low >= Some(5)).then_some(())
