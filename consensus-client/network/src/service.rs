@@ -553,10 +553,7 @@ impl Task {
         let now = tokio::time::Instant::now();
         while self.held.front().is_some_and(|(due, _)| *due <= now) {
             match self.held.pop_front() {
-                Some((_, Held::Event(e))) => self.emit_now(e),
-                Some((_, Held::Reply(reply, answer))) => {
-                    let _ = reply.send(answer);
-                }
+                Some((_, item)) => self.hand_on(item),
                 None => break,
             }
         }
@@ -568,12 +565,29 @@ impl Task {
         reply: oneshot::Sender<Result<Response, RequestError>>,
         answer: Result<Response, RequestError>,
     ) {
+        self.deliver(Held::Reply(reply, answer));
+    }
+
+    /// Hands an inbound message on now, or holds it for the test delay. Beyond [`MAX_HELD`], an
+    /// event is dropped as when the node is busy, and an answer is dropped (its caller sees the
+    /// request fail as if the network had stopped).
+    fn deliver(&mut self, item: Held) {
         if self.delay.is_zero() {
-            let _ = reply.send(answer);
+            self.hand_on(item);
         } else if self.held.len() < MAX_HELD {
-            self.held.push_back((tokio::time::Instant::now() + self.delay, Held::Reply(reply, answer)));
+            self.held.push_back((tokio::time::Instant::now() + self.delay, item));
+        } else if let Held::Event(e) = item {
+            self.drop_event(e);
         }
-        // else: dropped, and the caller sees the network as stopped for this request.
+    }
+
+    fn hand_on(&mut self, item: Held) {
+        match item {
+            Held::Event(e) => self.emit_now(e),
+            Held::Reply(reply, answer) => {
+                let _ = reply.send(answer);
+            }
+        }
     }
 
     fn penalize(&mut self, peer: PeerId, penalty: Penalty) {
@@ -645,13 +659,7 @@ impl Task {
     /// 4,096 events behind, a gossiped message is dropped without blame, a peer's request goes
     /// unanswered (it times out) and a status is skipped (the next one will do).
     fn emit(&mut self, event: NetworkEvent) {
-        if self.delay.is_zero() {
-            self.emit_now(event);
-        } else if self.held.len() < MAX_HELD {
-            self.held.push_back((tokio::time::Instant::now() + self.delay, Held::Event(event)));
-        } else {
-            self.drop_event(event);
-        }
+        self.deliver(Held::Event(event));
     }
 
     /// A gossiped message the node will not see is ignored (no blame): gossipsub must not wait

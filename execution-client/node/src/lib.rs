@@ -126,12 +126,12 @@ impl Node {
         *self.sync.lock().unwrap_or_else(|e| e.into_inner()) = progress.map(|p| (p, Instant::now()));
     }
 
-    /// The sync in progress, if the consensus client reported one within
+    /// The sync in progress and the head's height, if the consensus client reported one within
     /// [`SYNC_REPORT_TTL`] and the head is still below its target.
-    pub fn sync_status(&self) -> Option<SyncProgress> {
+    pub fn sync_status(&self) -> Option<(SyncProgress, u64)> {
         let (p, at) = (*self.sync.lock().unwrap_or_else(|e| e.into_inner()))?;
         let head = self.chain.head().ok()?.number;
-        (at.elapsed() < SYNC_REPORT_TTL && p.highest_block > head).then_some(p)
+        (at.elapsed() < SYNC_REPORT_TTL && p.highest_block > head).then_some((p, head))
     }
 
     /// Counts transactions admitted to the pool: a payload built at an older count may be

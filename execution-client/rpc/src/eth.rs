@@ -134,9 +134,9 @@ pub(super) fn chain_id(node: &Node, _: &Args) -> RpcResult {
 pub(super) fn syncing(node: &Node, _: &Args) -> RpcResult {
     match node.sync_status() {
         None => Ok(json!(false)),
-        Some(p) => Ok(json!({
+        Some((p, head)) => Ok(json!({
             "startingBlock": q(p.starting_block),
-            "currentBlock": q(node.chain().head()?.number),
+            "currentBlock": q(head),
             "highestBlock": q(p.highest_block),
         })),
     }
