@@ -31,7 +31,10 @@ fn payload() -> Payload {
         prev_randao: B256::repeat_byte(5),
         block_hash: B256::repeat_byte(6),
         transactions: vec![Bytes::from_static(&[0x51, 1, 2, 3])],
-        credits: vec![Credit { address: Address::repeat_byte(9), amount: U256::from(427_789u64) }],
+        credits: vec![Credit {
+            address: Address::repeat_byte(9),
+            amount: U256::from(427_789_185_489_390_828u64),
+        }],
     }
 }
 

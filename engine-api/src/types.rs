@@ -146,12 +146,12 @@ pub(crate) fn parse_u256(field: &str, bytes: &[u8]) -> Result<U256, EngineError>
     fixed::<32>(field, bytes).map(U256::from_be_bytes)
 }
 
-/// A credit of Shor after the block's transactions (block and sibling rewards).
+/// A credit of shor after the block's transactions (block and sibling rewards).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credit {
     /// Account credited.
     pub address: Address,
-    /// Amount in Shor.
+    /// Amount in shor.
     pub amount: U256,
 }
 
@@ -393,7 +393,7 @@ pub struct AccountProof {
     pub exists: bool,
     /// Nonce.
     pub nonce: u64,
-    /// Balance in Shor.
+    /// Balance in shor.
     pub balance: U256,
     /// Root of its storage trie.
     pub storage_root: B256,

@@ -115,7 +115,7 @@ fn sibling_references_follow_the_generation_rule() {
     let r = p.rewards.block_reward(2, 1000);
     assert_eq!(credits[1].amount, r / U256::from(8u8));
     assert_eq!(credits[0].amount + credits[1].amount, r, "issuance stays on schedule");
-    assert_eq!(r, U256::from(427_789u64));
+    assert_eq!(r, U256::from(427_789_185_489_390_828u64));
 }
 
 proptest! {

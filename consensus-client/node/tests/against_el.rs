@@ -37,7 +37,7 @@ fn transfer(k: &Keypair, nonce: u64, to: Address, value: u64) -> qoin_primitives
         chain_id: 9,
         nonce,
         max_priority_fee_per_gas: 3,
-        max_fee_per_gas: 1000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 21_000,
         to: TxKind::Call(to),
         value: U256::from(value),
@@ -55,7 +55,10 @@ fn build(e: &El, txs: &[qoin_primitives::SignedTx], miner: Address) -> (Payload,
     let attrs = Attributes {
         timestamp_ms: (T0 + 1) * 1000,
         fee_recipient: miner,
-        credits: vec![qoin_engine_api::Credit { address: miner, amount: U256::from(427_789u64) }],
+        credits: vec![qoin_engine_api::Credit {
+            address: miner,
+            amount: U256::from(427_789_185_489_390_828u64),
+        }],
         prev_randao: qoin_consensus::params::prev_randao(&head.hash()),
     };
     let (_, id) = e.engine.forkchoice_updated(head.hash(), None, Some(attrs)).unwrap();
@@ -87,7 +90,7 @@ fn sampling_passes_an_honest_execution_client_and_catches_one_that_lies_about_an
     assert_eq!(recomputed, 5, "2 senders (one also a recipient) + 3 others (2 recipients, the miner)");
 
     // A lying execution client: it says VALID to a payload whose state gives one account
-    // (sender 1) 1,000,000 Shor more than the transactions allow, and answers with proofs
+    // (sender 1) 1,000,000 shor more than the transactions allow, and answers with proofs
     // from that consistent but wrong state.
     let liar = el(&keys);
     for t in &txs {
@@ -96,7 +99,10 @@ fn sampling_passes_an_honest_execution_client_and_catches_one_that_lies_about_an
     let chain = liar.node.chain();
     let head = chain.head().unwrap();
     let env = chain.child_env(&head, T0 + 1, miner, head.hash());
-    let mut credits = vec![qoin_el_storage::block::Credit { address: miner, amount: U256::from(427_789u64) }];
+    let mut credits = vec![qoin_el_storage::block::Credit {
+        address: miner,
+        amount: U256::from(427_789_185_489_390_828u64),
+    }];
     credits.push(qoin_el_storage::block::Credit {
         address: keys[1].address(),
         amount: U256::from(1_000_000u64),

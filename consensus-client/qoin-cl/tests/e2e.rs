@@ -323,7 +323,7 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
         for k in &keys {
             g.alloc.insert(
                 k.address(),
-                GenesisAccount { balance: alloy_primitives::U256::from(10u64.pow(9)), ..Default::default() },
+                GenesisAccount { balance: alloy_primitives::U256::from(10u64.pow(18)), ..Default::default() },
             );
         }
     });
@@ -335,7 +335,7 @@ fn a_block_touching_more_than_1024_addresses_is_sampled_and_the_chain_moves_on()
             chain_id: qoin_primitives::dev::DEV_CHAIN_ID,
             nonce,
             max_priority_fee_per_gas: 1,
-            max_fee_per_gas: 2_000,
+            max_fee_per_gas: 10_000_000_000,
             gas_limit: 21_000,
             to: TxKind::Call(alloy_primitives::Address::left_padding_from(
                 &(0x10_0000 + i as u32).to_be_bytes(),

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Lowest base fee a block may have, in Shor per gas.
+/// Lowest base fee a block may have, in shor per gas.
 pub use qoin_primitives::fee::MIN_BASE_FEE;
 const GENESIS_KEY: &str = "genesis";
 

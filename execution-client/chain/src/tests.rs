@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 const CHAIN_ID: u64 = 7777;
-const FUNDS: u64 = 1_000_000_000_000;
+const FUNDS: u64 = 1_000_000_000_000_000_000; // 1 QOIN
 
 fn keys() -> &'static [Keypair] {
     static K: OnceLock<Vec<Keypair>> = OnceLock::new();
@@ -39,7 +39,7 @@ fn genesis() -> Genesis {
         chain_id: CHAIN_ID,
         timestamp: 1_767_225_600,
         gas_limit: 30_000_000,
-        base_fee_per_gas: U256::from(1_000u64),
+        base_fee_per_gas: U256::from(qoin_primitives::GWEI),
         target_block_time_ms: 1000,
         pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
         rewards: RewardParams::default(),
@@ -56,7 +56,7 @@ fn transfer(from: usize, nonce: u64, to: Address, value: u64) -> SignedTx {
         chain_id: CHAIN_ID,
         nonce,
         max_priority_fee_per_gas: 100,
-        max_fee_per_gas: 10_000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 21_000,
         to: TxKind::Call(to),
         value: U256::from(value),
@@ -167,7 +167,7 @@ fn transfers_pay_value_gas_and_tips_and_replay_identically() {
     let built = build(
         &chain,
         txs,
-        vec![Credit { address: Address::repeat_byte(0xaa), amount: U256::from(427_789u64) }],
+        vec![Credit { address: Address::repeat_byte(0xaa), amount: U256::from(427_789_185_489_390_828u64) }],
     );
     assert_eq!(built.transactions.len(), 3, "the nonce-gap transaction is skipped");
     assert!(built.receipts.iter().all(|r| r.success));
@@ -178,12 +178,12 @@ fn transfers_pay_value_gas_and_tips_and_replay_identically() {
     let r = chain.store().read().unwrap();
     let bal = |a: &Address| r.get::<Accounts>(a).unwrap().map(|a| a.balance).unwrap_or_default();
     let base_fee = built.header.base_fee_per_gas;
-    let price = u64::from(base_fee as u32) + 100; // base fee + tip, below the 10,000 cap
+    let price = u64::from(base_fee as u32) + 100; // base fee + tip, below the 10 gwei cap
     assert_eq!(bal(&to), U256::from(6_000u64));
     assert_eq!(bal(&keys()[0].address()), U256::from(FUNDS - 3_000 - 2 * 21_000 * price));
     assert_eq!(bal(&keys()[1].address()), U256::from(FUNDS - 3_000 - 21_000 * price));
     assert_eq!(bal(&Address::repeat_byte(0xbe)), U256::from(3 * 21_000 * 100u64), "tips to the beneficiary");
-    assert_eq!(bal(&Address::repeat_byte(0xaa)), U256::from(427_789u64), "credits applied");
+    assert_eq!(bal(&Address::repeat_byte(0xaa)), U256::from(427_789_185_489_390_828u64), "credits applied");
     assert_eq!(r.get::<Accounts>(&keys()[0].address()).unwrap().unwrap().nonce, 2);
     drop(r);
 
@@ -223,7 +223,7 @@ fn contracts_deploy_store_and_log() {
         chain_id: CHAIN_ID,
         nonce: 0,
         max_priority_fee_per_gas: 1,
-        max_fee_per_gas: 10_000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 200_000,
         to: TxKind::Create,
         input: contract_init(),
@@ -240,7 +240,7 @@ fn contracts_deploy_store_and_log() {
         chain_id: CHAIN_ID,
         nonce: 1,
         max_priority_fee_per_gas: 1,
-        max_fee_per_gas: 10_000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 100_000,
         to: TxKind::Call(contract),
         input: Bytes::from(word.to_vec()),
@@ -319,7 +319,7 @@ fn reorg_unwinds_and_reapplies_to_the_same_state_as_a_fresh_import() {
     let other = open(b_dir.path());
     let create = TxRequest {
         chain_id: CHAIN_ID,
-        max_fee_per_gas: 10_000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 200_000,
         to: TxKind::Create,
         input: contract_init(),

@@ -22,7 +22,7 @@ fn transfer(k: &Keypair, nonce: u64, value: u64) -> SignedTx {
         chain_id: 9,
         nonce,
         max_priority_fee_per_gas: 2,
-        max_fee_per_gas: 100,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 21_000,
         to: TxKind::Call(Address::repeat_byte(0x77)),
         value: U256::from(value),
@@ -63,7 +63,7 @@ fn build_import_and_credit_exactly_what_the_attributes_say() {
     let (_d, e) = node(std::slice::from_ref(&k));
     let miner = Address::repeat_byte(0xbe);
     e.node.submit(transfer(&k, 0, 1000)).unwrap();
-    let a = attrs((T0 + 1) * 1000 + 250, miner, 427_789);
+    let a = attrs((T0 + 1) * 1000 + 250, miner, 427_789_185_489_390_828);
     let genesis = head(&e).hash();
     let (_, id1) = e.forkchoice_updated(genesis, None, Some(a.clone())).unwrap();
     let (_, id2) = e.forkchoice_updated(genesis, None, Some(a)).unwrap();
@@ -76,7 +76,11 @@ fn build_import_and_credit_exactly_what_the_attributes_say() {
 
     assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid());
     assert_eq!(head(&e).hash(), payload.block_hash);
-    assert_eq!(balance(&e, &miner), U256::from(427_789u64 + 42_000), "credit plus priority fees");
+    assert_eq!(
+        balance(&e, &miner),
+        U256::from(427_789_185_489_390_828u64 + 42_000),
+        "credit plus priority fees"
+    );
     assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid(), "known block: VALID again");
     assert!(e.node.pool().is_empty(), "the included transaction left the pool");
     let (st, none) = e.forkchoice_updated(payload.block_hash, Some(genesis), None).unwrap();

@@ -291,7 +291,7 @@ fn describe(tx: &SignedTx) -> String {
     match r.to {
         TxKind::Create => format!("from {} nonce {} deploys ({} bytes)", tx.sender(), r.nonce, r.input.len()),
         TxKind::Call(to) if r.input.is_empty() => {
-            format!("from {} nonce {} pays {} Shor to {to}", tx.sender(), r.nonce, r.value)
+            format!("from {} nonce {} pays {} shor to {to}", tx.sender(), r.nonce, r.value)
         }
         TxKind::Call(to) => format!("from {} nonce {} calls {to}", tx.sender(), r.nonce),
     }
@@ -318,7 +318,7 @@ mod tests {
             let tx = TxRequest {
                 chain_id: 9,
                 max_priority_fee_per_gas: tip,
-                max_fee_per_gas: 100,
+                max_fee_per_gas: 10_000_000_000,
                 gas_limit: 21_000,
                 to: TxKind::Call(Address::repeat_byte(0x77)),
                 value: U256::from(1u8),

@@ -152,6 +152,7 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         let tx = node.chain().store().read()?;
         for (i, a) in node.accounts().iter().enumerate() {
             let balance = qoin_el_storage::reader::account(&tx, a)?.map_or(U256::ZERO, |r| r.balance);
+            let balance = qoin_primitives::format_qoin(balance);
             tracing::info!(target: targets::NODE, index = i, address = %a, %balance, "unlocked for eth_sendTransaction");
         }
     }
@@ -229,7 +230,7 @@ fn spawn_gauges(node: Arc<Node>, registry: &qoin_metrics::Registry) {
     let height = registry.gauge("qoin_el_head_height", "Number of the execution client's head block.");
     let pool = registry.gauge("qoin_el_txpool_size", "Transactions in the pool (pending and queued).");
     let gas = registry.gauge("qoin_el_head_gas_used", "Gas used by the head block.");
-    let base_fee = registry.gauge("qoin_el_head_base_fee", "Base fee per gas of the head block, in Shor.");
+    let base_fee = registry.gauge("qoin_el_head_base_fee", "Base fee per gas of the head block, in shor.");
     tokio::spawn(async move {
         loop {
             if let Ok(h) = node.chain().head() {

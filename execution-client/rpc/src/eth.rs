@@ -219,7 +219,7 @@ fn tip_of(tx: &SignedTx, base_fee: u64) -> u128 {
 }
 
 /// The tip suggested to senders: the median effective tip of the last blocks'
-/// transactions, at least 1 Shor per gas.
+/// transactions, at least 1 shor per gas.
 fn suggested_tip(tx: &Tx<'_, RO>) -> Result<u128, RpcError> {
     let h = head(tx)?;
     let mut tips = Vec::new();
@@ -549,9 +549,19 @@ fn estimate(node: &Node, tx: &Tx<'_, RO>, r: &CallRequest, tag: BlockTag) -> Res
     if fee > 0 {
         let balance =
             map_state(state.basic_ref(r.from.unwrap_or_default()))?.map_or(U256::ZERO, |a| a.balance);
-        let available = balance.saturating_sub(r.value);
-        let cap = available / U256::from(fee);
+        if balance < r.value {
+            return Err(RpcError::server("insufficient funds for transfer"));
+        }
+        let cap = (balance - r.value) / U256::from(fee);
         hi = hi.min(u64::try_from(cap).unwrap_or(u64::MAX));
+        if hi < TRANSFER_GAS {
+            // Not even the intrinsic gas is affordable at this price: say so, as geth does,
+            // rather than "intrinsic gas too low: have 0".
+            return Err(RpcError::server(format!(
+                "insufficient funds for gas * price + value: balance {balance}, fee per gas {fee}, value {}",
+                r.value
+            )));
+        }
     }
     let cap = hi;
     // A plain transfer to an account without code: 21,000 if that is enough, as geth answers

@@ -3,13 +3,13 @@
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, Log, B256, U256};
 use alloy_rlp::{Encodable, RlpDecodable, RlpEncodable};
 
-/// A credit of Shor to an account at the end of a block (block reward, sibling rewards),
+/// A credit of shor to an account at the end of a block (block reward, sibling rewards),
 /// passed by the consensus client in the payload attributes, as Ethereum passes withdrawals.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct Credit {
     /// Account credited.
     pub address: Address,
-    /// Amount in Shor.
+    /// Amount in shor.
     pub amount: U256,
 }
 

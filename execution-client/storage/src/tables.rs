@@ -44,7 +44,7 @@ pub const SCHEMA: Schema = Schema {
 pub struct AccountRecord {
     /// Nonce.
     pub nonce: u64,
-    /// Balance in Shor.
+    /// Balance in shor.
     pub balance: U256,
     /// keccak256 of the code (`KECCAK_EMPTY` for none).
     pub code_hash: B256,

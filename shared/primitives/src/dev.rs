@@ -2,7 +2,7 @@
 //! embedded genesis, as `geth --dev` and anvil provide. The keys are public knowledge: never
 //! send real value to them.
 
-use crate::genesis::{Genesis, GenesisAccount, PowParams, RewardParams};
+use crate::genesis::{Genesis, GenesisAccount, PowParams, RewardParams, GWEI, SHOR_PER_QOIN};
 use alloy_primitives::{keccak256, U256};
 use qoin_crypto::Keypair;
 use std::collections::BTreeMap;
@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 pub const DEV_CHAIN_ID: u64 = 1337;
 /// Number of funded development accounts.
 pub const DEV_ACCOUNTS: u32 = 10;
-/// Balance of each development account, in Shor.
-pub const DEV_BALANCE: u64 = 1_000_000_000_000;
+/// Balance of each development account: 10,000 QOIN (as anvil's 10,000 ether), in shor.
+pub const DEV_BALANCE: u128 = 10_000 * SHOR_PER_QOIN;
 /// Genesis time of the development chain (2026-01-01T00:00:00Z).
 pub const DEV_GENESIS_TIME: u64 = 1_767_225_600;
 
@@ -31,7 +31,8 @@ pub fn dev_keys() -> Vec<Keypair> {
 }
 
 /// The development genesis for `keys` (normally [`dev_keys`]): each funded with
-/// [`DEV_BALANCE`], 30,000,000 gas per block, a 1-second target block time.
+/// [`DEV_BALANCE`], 30,000,000 gas per block, a base fee of 1 gwei, a 1-second target block
+/// time.
 pub fn dev_genesis(keys: &[Keypair]) -> Genesis {
     let alloc: BTreeMap<_, _> = keys
         .iter()
@@ -41,7 +42,7 @@ pub fn dev_genesis(keys: &[Keypair]) -> Genesis {
         chain_id: DEV_CHAIN_ID,
         timestamp: DEV_GENESIS_TIME,
         gas_limit: 30_000_000,
-        base_fee_per_gas: U256::from(1_000u64),
+        base_fee_per_gas: U256::from(GWEI),
         target_block_time_ms: 1000,
         pow: PowParams { initial_equations: 32, initial_mantissa: 0, half_life_secs: 120 },
         rewards: RewardParams::default(),

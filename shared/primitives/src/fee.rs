@@ -1,8 +1,9 @@
 //! The base-fee rule both clients apply: the execution client when it builds and executes a
 //! block, the consensus client when it checks a payload's fee fields without state.
 
-/// Lowest base fee a block may have, in the base unit per gas: fees never vanish.
-pub const MIN_BASE_FEE: u64 = 7;
+/// Lowest base fee a block may have: 1 gwei (10^9 shor) per gas, so fees never vanish. A plain
+/// transfer costs at least 0.000021 QOIN.
+pub const MIN_BASE_FEE: u64 = crate::GWEI;
 
 /// The EIP-1559 base fee of a child block from its parent's gas limit, gas used and base fee
 /// (target = half the gas limit, at most ±12.5% a block, at least 1 up when above target),
@@ -37,11 +38,13 @@ mod tests {
 
     #[test]
     fn the_base_fee_follows_gas_used_against_half_the_limit() {
-        assert_eq!(next_base_fee(30_000_000, 15_000_000, 1000), 1000, "at target: unchanged");
-        assert_eq!(next_base_fee(30_000_000, 30_000_000, 1000), 1125, "full: +12.5%");
-        assert_eq!(next_base_fee(30_000_000, 0, 1000), 875, "empty: -12.5%");
-        assert_eq!(next_base_fee(30_000_000, 15_000_001, 1000), 1001, "just above: at least +1");
-        assert_eq!(next_base_fee(30_000_000, 0, 7), MIN_BASE_FEE, "never below the floor");
+        let g = 8 * MIN_BASE_FEE;
+        assert_eq!(next_base_fee(30_000_000, 15_000_000, g), g, "at target: unchanged");
+        assert_eq!(next_base_fee(30_000_000, 30_000_000, g), g + g / 8, "full: +12.5%");
+        assert_eq!(next_base_fee(30_000_000, 0, g), g - g / 8, "empty: -12.5%");
+        assert_eq!(next_base_fee_with_min(30_000_000, 15_000_001, 1000, 7), 1001, "just above: at least +1");
+        assert_eq!(next_base_fee(30_000_000, 0, MIN_BASE_FEE), MIN_BASE_FEE, "never below the floor");
+        assert_eq!(next_base_fee(30_000_000, 0, 7), MIN_BASE_FEE, "a lower parent is lifted to the floor");
         assert_eq!(next_base_fee(30_000_000, 30_000_000, u64::MAX), u64::MAX, "saturates");
     }
 }

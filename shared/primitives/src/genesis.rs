@@ -9,21 +9,39 @@
 //!   "baseFeePerGas": "0x3b9aca00",
 //!   "targetBlockTimeMs": 1000,
 //!   "pow": { "initialEquations": 24, "initialMantissa": 0, "halfLifeSecs": 600 },
-//!   "rewards": { "totalSupply": "120000000000000", "genesisSharePercent": 10,
+//!   "rewards": { "totalSupply": "120000000000000000000000000", "genesisSharePercent": 10,
 //!                "halvingIntervalSecs": 126230400 },
 //!   "alloc": { "0x…": { "balance": "0x…", "nonce": 0, "code": "0x", "storage": {} } }
 //! }
 //! ```
 //!
-//! Amounts are in Shor, the smallest unit, as hex (`"0x…"`) or decimal strings.
+//! Amounts are in shor, the base unit (10^-18 QOIN, as wei is of ether), as hex (`"0x…"`) or
+//! decimal strings.
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// 120,000,000,000,000 Shor: Qoin's whole supply.
-pub const TOTAL_SUPPLY_SHOR: u64 = 120_000_000_000_000;
+/// One QOIN, the coin, in shor, its base unit: 10^18, as one ether is 10^18 wei, so that every
+/// Ethereum tool and wallet shows amounts right (`parseEther("1")` is one QOIN).
+pub const SHOR_PER_QOIN: u128 = 1_000_000_000_000_000_000;
+/// 10^9 shor, the unit tools quote gas prices in ("gwei").
+pub const GWEI: u64 = 1_000_000_000;
+/// An amount in shor as QOIN for people: `10000 QOIN`, `0.000021 QOIN` (exact, trailing zeros
+/// dropped).
+pub fn format_qoin(shor: U256) -> String {
+    let unit = U256::from(SHOR_PER_QOIN);
+    let (whole, frac) = (shor / unit, shor % unit);
+    if frac.is_zero() {
+        return format!("{whole} QOIN");
+    }
+    let digits = format!("{frac:0>18}");
+    format!("{whole}.{} QOIN", digits.trim_end_matches('0'))
+}
+
+/// 120,000,000 QOIN (1.2 × 10^26 shor): Qoin's whole supply.
+pub const TOTAL_SUPPLY_SHOR: u128 = 120_000_000 * SHOR_PER_QOIN;
 /// Four years of 365.25 days, the halving interval.
 pub const FOUR_YEARS_SECS: u64 = 4 * 36_525 * 864;
 
@@ -63,7 +81,7 @@ pub struct PowParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RewardParams {
-    /// Total supply in Shor (genesis allocation plus everything ever mined).
+    /// Total supply in shor (genesis allocation plus everything ever mined).
     pub total_supply: U256,
     /// Percentage of the supply allocated at genesis (the rest is mined).
     pub genesis_share_percent: u8,
@@ -82,7 +100,7 @@ impl Default for RewardParams {
 }
 
 impl RewardParams {
-    /// Shor allocated at genesis at most.
+    /// The most that may be allocated at genesis, in shor.
     pub fn genesis_supply(&self) -> U256 {
         self.total_supply.saturating_mul(U256::from(self.genesis_share_percent)) / U256::from(100u8)
     }
@@ -115,7 +133,7 @@ impl RewardParams {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisAccount {
-    /// Balance in Shor.
+    /// Balance in shor.
     pub balance: U256,
     /// Nonce.
     #[serde(default)]
@@ -138,7 +156,7 @@ pub struct Genesis {
     pub timestamp: u64,
     /// Block gas limit.
     pub gas_limit: u64,
-    /// Base fee per gas of the first block, in Shor.
+    /// Base fee per gas of the first block, in shor.
     pub base_fee_per_gas: U256,
     /// Target time between blocks, in milliseconds.
     pub target_block_time_ms: u64,
@@ -171,7 +189,7 @@ impl Genesis {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| unreachable!("genesis serialises: {e}"))
     }
 
-    /// Total Shor allocated.
+    /// Total allocated, in shor.
     pub fn allocated(&self) -> U256 {
         self.alloc.values().fold(U256::ZERO, |acc, a| acc.saturating_add(a.balance))
     }
@@ -203,7 +221,7 @@ impl Genesis {
         }
         if self.allocated() > r.genesis_supply() {
             return bad(format!(
-                "alloc totals {} Shor, more than the genesis share {} Shor",
+                "alloc totals {} shor, more than the genesis share {} shor",
                 self.allocated(),
                 r.genesis_supply()
             ));

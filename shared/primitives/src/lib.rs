@@ -25,7 +25,8 @@ mod transaction;
 pub use alloy_primitives::{self, Address, Bytes, TxKind, B256, U256};
 pub use block::{transactions_root, Block, MAX_BLOCK_SIZE, MAX_BLOCK_TXS};
 pub use genesis::{
-    Genesis, GenesisAccount, GenesisError, PowParams, RewardParams, FOUR_YEARS_SECS, TOTAL_SUPPLY_SHOR,
+    format_qoin, Genesis, GenesisAccount, GenesisError, PowParams, RewardParams, FOUR_YEARS_SECS, GWEI,
+    SHOR_PER_QOIN, TOTAL_SUPPLY_SHOR,
 };
 pub use header::{Header, HeaderError, MAX_HEADER_SIZE, MAX_SIBLINGS, SOLUTION_LEN};
 pub use transaction::{AccessListItem, SignedTx, TxError, TxRequest, MAX_TX_SIZE, QOIN_TX_TYPE};

@@ -381,12 +381,24 @@ fn genesis_errors_are_clear() {
 }
 
 #[test]
+fn amounts_print_in_qoin() {
+    assert_eq!(crate::format_qoin(U256::from(crate::dev::DEV_BALANCE)), "10000 QOIN");
+    assert_eq!(crate::format_qoin(U256::from(21_000 * crate::GWEI)), "0.000021 QOIN");
+    assert_eq!(crate::format_qoin(U256::from(1u8)), "0.000000000000000001 QOIN");
+    assert_eq!(crate::format_qoin(U256::ZERO), "0 QOIN");
+}
+
+#[test]
 fn rewards_sum_to_the_mined_supply() {
     let r = RewardParams::default();
     let b = r.blocks_per_halving(1000);
     assert_eq!(b, 126_230_400);
     let r0 = r.block_reward(1, 1000);
-    assert_eq!(r0, U256::from(427_789u64), "docs/spec.md §7 quotes this figure");
+    assert_eq!(
+        r0,
+        U256::from(427_789_185_489_390_828u64),
+        "docs/spec.md §7 quotes this figure (~0.428 QOIN)"
+    );
     assert_eq!(r0, r.block_reward(b, 1000));
     assert_eq!(r.block_reward(b + 1, 1000), r0 >> 1);
     assert_eq!(r.block_reward(0, 1000), U256::ZERO);
@@ -394,7 +406,7 @@ fn rewards_sum_to_the_mined_supply() {
     let mined = r.total_supply - r.genesis_supply();
     let total: U256 = (0..64u64).map(|era| r.block_reward(1 + era * b, 1000) * U256::from(b)).sum();
     assert!(total <= mined);
-    assert!(mined - total < U256::from(64 * b), "lost {} Shor to rounding", mined - total);
+    assert!(mined - total < U256::from(64 * b), "lost {} shor to rounding", mined - total);
 }
 
 proptest! {

@@ -83,7 +83,7 @@ pub struct TxRequest {
     pub gas_limit: u64,
     /// Recipient, or `Create` to deploy a contract.
     pub to: TxKind,
-    /// Value transferred, in Shor.
+    /// Value transferred, in shor.
     pub value: U256,
     /// Call data or init code.
     pub input: Bytes,

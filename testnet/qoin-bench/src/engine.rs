@@ -32,13 +32,13 @@ fn el(dir: &std::path::Path, funded: &[Address]) -> Arc<Node> {
         chain_id: 4343,
         timestamp: 1_767_225_600,
         gas_limit: 100_000_000,
-        base_fee_per_gas: U256::from(7u8),
+        base_fee_per_gas: U256::from(qoin_primitives::GWEI),
         target_block_time_ms: 1000,
         pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
         rewards: RewardParams::default(),
         alloc: funded
             .iter()
-            .map(|a| (*a, GenesisAccount { balance: U256::from(10u64.pow(15)), ..Default::default() }))
+            .map(|a| (*a, GenesisAccount { balance: U256::from(10u64.pow(20)), ..Default::default() }))
             .collect(),
     };
     let chain = Chain::open(dir, genesis, StoreOptions { max_size: 1 << 34, ..Default::default() })
@@ -70,7 +70,7 @@ pub(crate) fn engine_roundtrip() {
                         chain_id: 4343,
                         nonce: (r * per_block + i / SENDERS) as u64,
                         max_priority_fee_per_gas: 1,
-                        max_fee_per_gas: 1_000_000,
+                        max_fee_per_gas: 10_000_000_000,
                         gas_limit: 21_000,
                         to: TxKind::Call(Address::repeat_byte(0x77)),
                         value: U256::from(1u8),
@@ -111,7 +111,7 @@ pub(crate) fn engine_roundtrip() {
                 let attrs = Attributes {
                     timestamp_ms: (head.timestamp + 1) * 1000,
                     fee_recipient: Address::repeat_byte(0xbe),
-                    credits: vec![Credit { address: Address::repeat_byte(0xbe), amount: U256::from(427_789u64) }],
+                    credits: vec![Credit { address: Address::repeat_byte(0xbe), amount: U256::from(427_789_185_489_390_828u64) }],
                     prev_randao: B256::repeat_byte(round as u8),
                 };
                 let (_, id) = a.forkchoice_updated(head.hash(), None, Some(&attrs)).await.unwrap_or_else(|e| fail(&e));

@@ -67,7 +67,7 @@ const TOKEN: Address = Address::repeat_byte(0x70);
 fn bench_genesis(funded: &[Address], token: Option<(&[u8], &[Address])>) -> Genesis {
     let mut alloc: BTreeMap<Address, GenesisAccount> = funded
         .iter()
-        .map(|a| (*a, GenesisAccount { balance: U256::from(1_000_000_000u64), ..Default::default() }))
+        .map(|a| (*a, GenesisAccount { balance: U256::from(10u64.pow(18)), ..Default::default() }))
         .collect();
     if let Some((code, holders)) = token {
         let storage = holders
@@ -87,7 +87,7 @@ fn bench_genesis(funded: &[Address], token: Option<(&[u8], &[Address])>) -> Gene
         chain_id: CHAIN_ID,
         timestamp: 1_767_225_600,
         gas_limit: 500_000_000,
-        base_fee_per_gas: U256::from(7u64),
+        base_fee_per_gas: U256::from(qoin_primitives::GWEI),
         target_block_time_ms: 1000,
         pow: PowParams { initial_equations: 20, initial_mantissa: 0, half_life_secs: 600 },
         rewards: RewardParams::default(),
@@ -163,7 +163,7 @@ fn import_bench(name: &str, erc20: bool) {
                     chain_id: CHAIN_ID,
                     nonce: 0,
                     max_priority_fee_per_gas: 1,
-                    max_fee_per_gas: 1_000,
+                    max_fee_per_gas: 10_000_000_000,
                     gas_limit: gas,
                     to: TxKind::Call(to),
                     value,

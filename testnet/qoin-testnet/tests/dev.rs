@@ -184,7 +184,7 @@ fn the_devnet_mines_transfers_and_a_contract_stops_cleanly_continues_and_reports
         chain_id: 1337,
         nonce,
         max_priority_fee_per_gas: 2,
-        max_fee_per_gas: 1_000_000,
+        max_fee_per_gas: 10_000_000_000,
         gas_limit: 21_000,
         to: qoin_primitives::TxKind::Call(to.parse().unwrap()),
         value: qoin_primitives::U256::from(24u8),

@@ -1,7 +1,7 @@
 // Deploys and uses the solc-compiled Counter with ethers (JsonRpcSigner) and viem (JSON-RPC
 // account) against a running `qoin-el node --dev`. Exits non-zero on the first mismatch.
 // Usage: node check.mjs <Counter.json> <http://host:port>
-import { JsonRpcProvider, ContractFactory } from "ethers";
+import { JsonRpcProvider, ContractFactory, parseEther, formatEther } from "ethers";
 import { createWalletClient, createPublicClient, http, defineChain, BaseError, ContractFunctionRevertedError } from "viem";
 import fs from "fs";
 import assert from "assert/strict";
@@ -23,9 +23,14 @@ await assert.rejects(c.add.staticCall(5000), (e) => e.revert?.name === "TooBig" 
 const events = await c.queryFilter(c.filters.Increased());
 assert.equal(events.length, 1);
 assert.equal(events[0].args.total, 12n);
+// 18-decimal units: the dev account holds 10,000 QOIN and parseEther("1") moves one.
+assert.equal(formatEther(await provider.getBalance(await signer.getAddress(), 0)), "10000.0");
+const payee = "0x00000000000000000000000000000000000e7e17";
+await (await signer.sendTransaction({ to: payee, value: parseEther("1") })).wait();
+assert.equal(await provider.getBalance(payee), parseEther("1"));
 const fee = await provider.getFeeData();
 assert.ok(fee.maxFeePerGas > 0n && fee.maxPriorityFeePerGas > 0n);
-console.log("ethers: deploy, call, revert reason, custom error, events: ok");
+console.log("ethers: 18-decimal units, deploy, call, revert reason, custom error, events: ok");
 
 // viem 2: JSON-RPC account (eth_accounts + eth_sendTransaction).
 const chain = defineChain({

@@ -99,10 +99,12 @@ fn node_unlocks_keystore_accounts_for_eth_send_transaction() {
     let accounts = node.ok("eth_accounts", serde_json::json!([]));
     assert_eq!(accounts.as_array().unwrap().len(), 11, "{accounts}");
     assert_eq!(accounts[10], serde_json::json!(address));
-    // Fund it from a dev account, then it sends with its own key.
+    // Fund it with one QOIN (`parseEther("1")`) from a dev account, then it sends with its own key.
     let dev0 = accounts[0].clone();
-    let fund = node
-        .ok("eth_sendTransaction", serde_json::json!([{"from": dev0, "to": address, "value": "0x3b9aca00"}]));
+    let fund = node.ok(
+        "eth_sendTransaction",
+        serde_json::json!([{"from": dev0, "to": address, "value": "0xde0b6b3a7640000"}]),
+    );
     assert!(fund.is_string());
     let sent =
         node.ok("eth_sendTransaction", serde_json::json!([{"from": address, "to": dev0, "value": "0x1"}]));

@@ -194,12 +194,17 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     ]));
     assert_eq!(batch[0]["id"], 7);
     assert_eq!(batch[0]["result"], "0x0");
-    assert_eq!(batch[1]["result"], json!(format!("{:#x}", 1_000_000_000_000u64)));
+    // 10,000 QOIN in 18-decimal base units, as anvil's 10,000 ether: 0x21e19e0c9bab2400000.
+    assert_eq!(batch[1]["result"], json!("0x21e19e0c9bab2400000"));
     assert_eq!(batch[2]["error"]["code"], -32601);
 
     // A plain transfer to an account without code: exactly 21,000, as geth and anvil answer.
     let transfer = json!({"from": dev0, "to": "0x000000000000000000000000000000000000dEaD", "value": "0x1"});
     assert_eq!(node.ok("eth_estimateGas", json!([transfer])), json!("0x5208"));
+    // An empty account cannot pay even the intrinsic gas at the suggested price: said plainly.
+    let broke = json!({"from": "0x00000000000000000000000000000000000b0b00", "to": dev0, "maxFeePerGas": "0x3b9aca00"});
+    let e = node.call("eth_estimateGas", json!([broke])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"), "{e}");
 
     // Deploy the solc-compiled contract with an unlocked dev key, gas estimated by the node.
     let artifact: Value = serde_json::from_str(include_str!("../contracts/Counter.json")).unwrap();
@@ -250,7 +255,7 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     assert_eq!(unhex(&read(hexs(&selector("count()")), deploy_block.clone())), word(5));
     assert_eq!(
         node.ok("eth_getBalance", json!([dev0, "0x0"])),
-        json!(format!("{:#x}", 1_000_000_000_000u64))
+        json!(format!("{:#x}", qoin_primitives::dev::DEV_BALANCE))
     );
 
     // Reverts: code 3, the reason in the message, the raw bytes in data.
@@ -304,7 +309,7 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
             chain_id: 1337,
             nonce,
             max_priority_fee_per_gas: 2,
-            max_fee_per_gas: 5_000,
+            max_fee_per_gas: 10_000_000_000,
             gas_limit: 21_000,
             to: TxKind::Call(Address::repeat_byte(0x77)),
             value: U256::from(value),
