@@ -164,6 +164,12 @@ pub(super) fn effective_gas_price(tx: &SignedTx, base_fee: u64) -> u128 {
     r.max_fee_per_gas.min(u128::from(base_fee).saturating_add(r.max_priority_fee_per_gas))
 }
 
+/// The `type` JSON-RPC shows for a Qoin transaction: its fee model's, EIP-1559 (`0x2`), since
+/// tools know only Ethereum's types (Foundry refuses `0x51`). The envelope type (`0x51`) and
+/// the signature suite are in `envelopeType` and `signatureSuite`; raw encodings
+/// (`eth_getRawTransactionByHash`) and every root keep the real type-`0x51` bytes.
+const RPC_TX_TYPE: u8 = 2;
+
 /// A transaction object (`eth_getTransactionByHash`); `at` is `None` while pending.
 pub(super) fn tx_json(tx: &SignedTx, at: Option<Location>) -> Value {
     let r = tx.request();
@@ -174,7 +180,8 @@ pub(super) fn tx_json(tx: &SignedTx, at: Option<Location>) -> Value {
     let access: Vec<Value> =
         r.access_list.iter().map(|i| json!({"address": i.address, "storageKeys": i.storage_keys})).collect();
     json!({
-        "type": q(qoin_primitives::QOIN_TX_TYPE),
+        "type": q(RPC_TX_TYPE),
+        "envelopeType": q(qoin_primitives::QOIN_TX_TYPE),
         "hash": tx.id(),
         "chainId": q(r.chain_id),
         "nonce": q(r.nonce),
@@ -241,7 +248,8 @@ pub(super) fn receipts_json(header: &ElHeader, txs: &[SignedTx], receipts: &[Rec
                 TxKind::Create => (Value::Null, json!(tx.sender().create(req.nonce))),
             };
             json!({
-                "type": q(qoin_primitives::QOIN_TX_TYPE),
+                "type": q(RPC_TX_TYPE),
+                "envelopeType": q(qoin_primitives::QOIN_TX_TYPE),
                 "transactionHash": tx.id(),
                 "transactionIndex": q(index as u64),
                 "blockHash": block_hash,

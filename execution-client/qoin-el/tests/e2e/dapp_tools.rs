@@ -1,28 +1,123 @@
-//! ethers 6 and viem 2, unchanged, against `qoin-el node --dev`: deploy the solc-compiled
-//! contract through the node's unlocked account, call it, decode a revert reason and a
-//! custom error, query its events (`tests/dapp-tools/check.mjs`).
+//! The dapp tools, unchanged, against `qoin-el node --dev`:
+//! - ethers 6 and viem 2: deploy the solc-compiled contract through the node's unlocked
+//!   account, call it, decode a revert reason and a custom error, query its events
+//!   (`tests/dapp-tools/check.mjs`);
+//! - Foundry 1.7.1 (`cast`, `forge` from npm, compiling offline through the npm solc package,
+//!   `tests/dapp-tools/foundry`): `cast send --unlocked`, `cast tx`, `cast receipt`,
+//!   `cast run`, `forge create --unlocked --broadcast`, `forge script --broadcast --unlocked`.
 //!
 //! Needs Node.js and `npm ci` in `tests/dapp-tools`; CI does both and sets
 //! `QOIN_DAPP_TOOLS=1`, which makes a missing setup a failure instead of a skip.
 
 use crate::rpc::Node;
-use std::path::Path;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn ethers_and_viem_deploy_call_and_decode_reverts() {
+/// `tests/dapp-tools` when Node.js and its `node_modules` (with `needs`) are there; `None` to
+/// skip, or a failure when `QOIN_DAPP_TOOLS=1`.
+fn tools(needs: &[&str]) -> Option<PathBuf> {
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dapp-tools");
     let required = std::env::var("QOIN_DAPP_TOOLS").is_ok_and(|v| v == "1");
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !node_ok || !tools.join("node_modules/ethers").exists() || !tools.join("node_modules/viem").exists() {
+    let missing: Vec<&&str> = needs.iter().filter(|n| !tools.join("node_modules").join(n).exists()).collect();
+    if !node_ok || !missing.is_empty() {
         assert!(
             !required,
-            "QOIN_DAPP_TOOLS=1 but Node.js or {}/node_modules is missing (run npm ci)",
+            "QOIN_DAPP_TOOLS=1 but Node.js or {missing:?} in {}/node_modules is missing (run npm ci)",
             tools.display()
         );
         eprintln!("skipped: needs Node.js and `npm ci` in {}", tools.display());
-        return;
+        return None;
     }
+    Some(tools)
+}
+
+/// Runs a Foundry program in the Foundry project; its stdout, or a failure with both streams.
+fn foundry(tools: &Path, scratch: &Path, program: &str, args: &[&str]) -> String {
+    let bin = tools.join(format!("node_modules/@foundry-rs/{program}-linux-amd64/bin/{program}"));
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(tools.join("foundry"))
+        // Build output, cache and broadcast logs go to the test's folder, not the repository.
+        .env("FOUNDRY_OUT", scratch.join("out"))
+        .env("FOUNDRY_CACHE_PATH", scratch.join("cache"))
+        .env("FOUNDRY_BROADCAST", scratch.join("broadcast"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {}:\n{stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn parse(what: &str, text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{what}: {e}: {text}"))
+}
+
+#[test]
+fn foundry_sends_deploys_scripts_and_replays_unchanged() {
+    let Some(tools) = tools(&["@foundry-rs/cast-linux-amd64", "@foundry-rs/forge-linux-amd64", "solc"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let url = format!("http://{}", node.addr);
+    let scratch = tempfile::tempdir().unwrap();
+    // `<program> <command> --rpc-url <node> <args>`, as a user types it.
+    let run = |program: &str, command: &str, args: &[&str]| {
+        foundry(&tools, scratch.path(), program, &[&[command, "--rpc-url", &url], args].concat())
+    };
+    let cast = |command: &str, args: &[&str]| run("cast", command, args);
+    let dev0 = node.ok("eth_accounts", json!([]))[0].as_str().unwrap().to_string();
+    let unlocked = ["--unlocked", "--from", &dev0];
+    let payee = "0x000000000000000000000000000000000000dEaD";
+
+    // cast send --unlocked: mined, and the receipt decodes (Foundry refused type 0x51).
+    let sent =
+        parse("cast send", &cast("send", &[&["--json", payee, "--value", "1ether"], &unlocked[..]].concat()));
+    assert_eq!(sent["status"], "0x1", "{sent}");
+    assert_eq!(sent["type"], "0x2", "the fee model's type; the envelope's is envelopeType");
+    let hash = sent["transactionHash"].as_str().unwrap().to_string();
+    assert_eq!(cast("balance", &["--ether", payee]).trim(), "1.000000000000000000");
+    let tx = parse("cast tx", &cast("tx", &["--json", &hash]));
+    assert_eq!(tx["hash"], json!(hash));
+    assert_eq!(tx["from"].as_str().unwrap().to_lowercase(), dev0.to_lowercase());
+    let receipt = parse("cast receipt", &cast("receipt", &["--json", &hash]));
+    assert_eq!(receipt["gasUsed"], "0x5208");
+    // cast run replays the block's transactions locally from the node's state and traces it.
+    let replay = cast("run", &[&hash]);
+    assert!(replay.contains("Transaction successfully executed"), "{replay}");
+
+    // forge create --unlocked --broadcast: "Deployed to", and the contract answers.
+    let create =
+        [&unlocked[..], &["--json", "--broadcast", "src/Counter.sol:Counter", "--constructor-args", "5"]];
+    let created = parse("forge create", &run("forge", "create", &create.concat()));
+    let counter = created["deployedTo"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    assert_eq!(cast("call", &[&counter, "count()(uint256)"]).trim(), "5");
+
+    // forge script --broadcast --unlocked: both transactions sent, both receipts saved.
+    run("forge", "script", &["script/Deploy.s.sol:Deploy", "--broadcast", "--unlocked", "--sender", &dev0]);
+    let log = scratch.path().join("broadcast/Deploy.s.sol/1337/run-latest.json");
+    let log = parse("broadcast log", &std::fs::read_to_string(&log).unwrap());
+    let receipts = log["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 2, "{log}");
+    assert!(receipts.iter().all(|r| r["status"] == "0x1"), "{log}");
+    let scripted = receipts[0]["contractAddress"].as_str().unwrap();
+    assert_eq!(cast("call", &[scripted, "count()(uint256)"]).trim(), "12");
+}
+
+#[test]
+fn ethers_and_viem_deploy_call_and_decode_reverts() {
+    let Some(tools) = tools(&["ethers", "viem"]) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let out = Command::new("node")

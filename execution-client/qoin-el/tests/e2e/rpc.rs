@@ -217,6 +217,11 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     let receipt = node.receipt(&deploy_hash);
     assert_eq!(receipt["status"], "0x1", "{receipt}");
     assert!(quantity(&receipt["gasUsed"]) <= estimate);
+    // Tools see the fee model's type (EIP-1559); the envelope's is beside it.
+    let object = node.ok("eth_getTransactionByHash", json!([deploy_hash]));
+    for o in [&receipt, &object] {
+        assert_eq!((&o["type"], &o["envelopeType"]), (&json!("0x2"), &json!("0x51")), "{o}");
+    }
     // The exact bytes the block carries: the type-0x51 encoding, which decodes to this id.
     let raw = unhex(&node.ok("eth_getRawTransactionByHash", json!([deploy_hash])));
     assert_eq!(raw[0], 0x51);
