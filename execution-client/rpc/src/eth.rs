@@ -35,7 +35,7 @@ pub(super) const MAX_FEE_HISTORY: u64 = 1_024;
 /// Blocks the suggested tip looks back over.
 const TIP_LOOKBACK: u64 = 20;
 
-fn read(node: &Node) -> Result<Tx<'_, RO>, RpcError> {
+pub(super) fn read(node: &Node) -> Result<Tx<'_, RO>, RpcError> {
     Ok(node.chain().store().read()?)
 }
 
@@ -43,7 +43,7 @@ fn decode_header(rlp: &[u8]) -> Result<ElHeader, RpcError> {
     alloy_rlp::Decodable::decode(&mut &rlp[..]).map_err(RpcError::internal)
 }
 
-fn header_at(tx: &Tx<'_, RO>, n: u64) -> Result<Option<ElHeader>, RpcError> {
+pub(super) fn header_at(tx: &Tx<'_, RO>, n: u64) -> Result<Option<ElHeader>, RpcError> {
     tx.get::<Headers>(&n)?.map(|rlp| decode_header(&rlp)).transpose()
 }
 
@@ -786,13 +786,13 @@ pub(super) fn block_tx_count_by_hash(node: &Node, args: &Args) -> RpcResult {
 }
 
 /// A log filter: addresses (any of) and per-position topic sets (`None` = anything).
-struct LogFilter {
+pub(super) struct LogFilter {
     addresses: Vec<Address>,
     topics: Vec<Option<Vec<B256>>>,
 }
 
 impl LogFilter {
-    fn parse(o: &Map<String, Value>) -> Result<Self, RpcError> {
+    pub(super) fn parse(o: &Map<String, Value>) -> Result<Self, RpcError> {
         let addresses = match o.get("address").filter(|v| !v.is_null()) {
             None => Vec::new(),
             Some(Value::Array(a)) => a.iter().map(|v| parse(v, "address")).collect::<Result<_, _>>()?,
@@ -838,6 +838,95 @@ impl LogFilter {
     }
 }
 
+/// A filter object's `fromBlock` / `toBlock` (or `blockHash`) as block numbers, bounded by
+/// the head; `None` for an open end (a missing bound or `latest`).
+pub(super) struct LogRange {
+    pub(super) from: Option<u64>,
+    pub(super) to: Option<u64>,
+}
+
+impl LogRange {
+    pub(super) fn parse(tx: &Tx<'_, RO>, o: &Map<String, Value>) -> Result<Self, RpcError> {
+        let given = |name: &str| o.get(name).filter(|v| !v.is_null());
+        if let Some(h) = given("blockHash") {
+            if given("fromBlock").is_some() || given("toBlock").is_some() {
+                return Err(RpcError::invalid_params("cannot specify both blockHash and fromBlock/toBlock"));
+            }
+            let h: B256 = parse(h, "blockHash")?;
+            let header = resolve(tx, BlockTag::Hash(h))?.ok_or_else(|| RpcError::server("unknown block"))?;
+            return Ok(Self { from: Some(header.number), to: Some(header.number) });
+        }
+        let bound = |name: &str| -> Result<Option<u64>, RpcError> {
+            match given(name) {
+                None => Ok(None),
+                Some(v) => match BlockTag::parse(v)? {
+                    BlockTag::Latest | BlockTag::Pending => Ok(None),
+                    BlockTag::Number(n) => Ok(Some(n)),
+                    BlockTag::Hash(h) => Ok(Some(
+                        resolve(tx, BlockTag::Hash(h))?
+                            .ok_or_else(|| RpcError::server("unknown block"))?
+                            .number,
+                    )),
+                },
+            }
+        };
+        let range = Self { from: bound("fromBlock")?, to: bound("toBlock")? };
+        if let (Some(from), Some(to)) = (range.from, range.to) {
+            if from > to {
+                return Err(RpcError::invalid_params("invalid block range params"));
+            }
+        }
+        Ok(range)
+    }
+
+    /// The closed range up to `head`, refused beyond [`MAX_LOG_RANGE`] blocks.
+    pub(super) fn bounded(&self, head: u64) -> Result<(u64, u64), RpcError> {
+        let (from, to) = (self.from.unwrap_or(head).min(head), self.to.unwrap_or(head).min(head));
+        if from > to {
+            return Err(RpcError::invalid_params("invalid block range params"));
+        }
+        if to - from >= MAX_LOG_RANGE {
+            return Err(RpcError::server(format!("query exceeds max block range {MAX_LOG_RANGE}")));
+        }
+        Ok((from, to))
+    }
+}
+
+/// The logs of canonical blocks `from..=to` that match, in order. Stops after the block at
+/// which more than `limit` logs have been collected: `Err(block)` then names the last block
+/// read in full (its logs included), so a caller can go on from the next.
+pub(super) fn logs_in(
+    tx: &Tx<'_, RO>,
+    filter: &LogFilter,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<u64>), RpcError> {
+    let mut out = Vec::new();
+    for n in from..=to {
+        let Some(header) = header_at(tx, n)? else { continue };
+        if !filter.may_match(&header.logs_bloom) {
+            continue;
+        }
+        let (_, txs, receipts) = block_parts(tx, n)?;
+        let block_hash = header.hash();
+        let mut log_index = 0usize;
+        for (index, (t, r)) in txs.iter().zip(&receipts).enumerate() {
+            let at = Location { block_hash, number: n, index, base_fee: header.base_fee_per_gas };
+            for l in &r.logs {
+                if filter.matches(l) {
+                    out.push(log_json(l, at, t.id(), log_index));
+                }
+                log_index += 1;
+            }
+        }
+        if out.len() >= limit && n < to {
+            return Ok((out, Some(n)));
+        }
+    }
+    Ok((out, None))
+}
+
 pub(super) fn get_logs(node: &Node, args: &Args) -> RpcResult {
     let o = args
         .get(0)
@@ -845,58 +934,10 @@ pub(super) fn get_logs(node: &Node, args: &Args) -> RpcResult {
         .ok_or_else(|| RpcError::invalid_params("missing filter object"))?;
     let filter = LogFilter::parse(o)?;
     let tx = read(node)?;
-    let (from, to) = if let Some(h) = o.get("blockHash").filter(|v| !v.is_null()) {
-        if o.get("fromBlock").is_some_and(|v| !v.is_null()) || o.get("toBlock").is_some_and(|v| !v.is_null())
-        {
-            return Err(RpcError::invalid_params("cannot specify both blockHash and fromBlock/toBlock"));
-        }
-        let h: B256 = parse(h, "blockHash")?;
-        let header = resolve(&tx, BlockTag::Hash(h))?.ok_or_else(|| RpcError::server("unknown block"))?;
-        (header.number, header.number)
-    } else {
-        let head = head(&tx)?.number;
-        let bound = |name: &str| -> Result<u64, RpcError> {
-            match o.get(name).filter(|v| !v.is_null()) {
-                None => Ok(head),
-                Some(v) => match BlockTag::parse(v)? {
-                    BlockTag::Latest | BlockTag::Pending => Ok(head),
-                    BlockTag::Number(n) => Ok(n.min(head)),
-                    BlockTag::Hash(h) => Ok(resolve(&tx, BlockTag::Hash(h))?
-                        .ok_or_else(|| RpcError::server("unknown block"))?
-                        .number),
-                },
-            }
-        };
-        let (from, to) = (bound("fromBlock")?, bound("toBlock")?);
-        if from > to {
-            return Err(RpcError::invalid_params("invalid block range params"));
-        }
-        if to - from >= MAX_LOG_RANGE {
-            return Err(RpcError::server(format!("query exceeds max block range {MAX_LOG_RANGE}")));
-        }
-        (from, to)
-    };
-    let mut out = Vec::new();
-    for n in from..=to {
-        let Some(header) = header_at(&tx, n)? else { continue };
-        if !filter.may_match(&header.logs_bloom) {
-            continue;
-        }
-        let (_, txs, receipts) = block_parts(&tx, n)?;
-        let block_hash = header.hash();
-        let mut log_index = 0usize;
-        for (index, (t, r)) in txs.iter().zip(&receipts).enumerate() {
-            let at = Location { block_hash, number: n, index, base_fee: header.base_fee_per_gas };
-            for l in &r.logs {
-                if filter.matches(l) {
-                    if out.len() == MAX_LOGS {
-                        return Err(RpcError::server(format!("query returned more than {MAX_LOGS} results")));
-                    }
-                    out.push(log_json(l, at, t.id(), log_index));
-                }
-                log_index += 1;
-            }
-        }
+    let (from, to) = LogRange::parse(&tx, o)?.bounded(head(&tx)?.number)?;
+    let (out, _) = logs_in(&tx, &filter, from, to, MAX_LOGS + 1)?;
+    if out.len() > MAX_LOGS {
+        return Err(RpcError::server(format!("query returned more than {MAX_LOGS} results")));
     }
     Ok(json!(out))
 }

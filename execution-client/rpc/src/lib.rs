@@ -16,6 +16,7 @@
 mod convert;
 mod error;
 mod eth;
+mod filters;
 
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use convert::{Args, BlockTag};
 pub use error::{RpcError, RpcResult};
+pub use filters::{Filters, FILTER_TTL, MAX_FILTERS};
 
 /// A method: the node and the positional parameters in, a result out.
 pub type Method = fn(&Node, &Args) -> RpcResult;
@@ -65,15 +67,35 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_getProof", eth::get_proof),
 ];
 
-/// The jsonrpsee module with every method in [`METHODS`]; each runs on a blocking thread
-/// (they read MDBX and run the EVM).
+/// A filter method: the node, the node's filters and the parameters in, a result out.
+pub type FilterMethod = fn(&Filters, &Node, &Args) -> RpcResult;
+
+/// The filter methods served.
+pub const FILTER_METHODS: &[(&str, FilterMethod)] = &[
+    ("eth_newFilter", Filters::new_filter),
+    ("eth_newBlockFilter", Filters::new_block_filter),
+    ("eth_newPendingTransactionFilter", Filters::new_pending_filter),
+    ("eth_getFilterChanges", Filters::changes),
+    ("eth_getFilterLogs", Filters::logs),
+    ("eth_uninstallFilter", Filters::uninstall),
+];
+
+/// The jsonrpsee module with every method in [`METHODS`] and [`FILTER_METHODS`]; each runs on
+/// a blocking thread (they read MDBX and run the EVM).
 pub fn module(node: Arc<Node>) -> RpcModule<Node> {
     let mut module = RpcModule::from_arc(node);
-    for &(name, f) in METHODS {
+    let filters = Arc::new(Filters::default());
+    let served = METHODS.iter().map(|&(name, f)| (name, Served::Plain(f)));
+    let served = served.chain(FILTER_METHODS.iter().map(|&(name, f)| (name, Served::Filter(f))));
+    for (name, f) in served {
+        let filters = filters.clone();
         let registered = module.register_blocking_method(name, move |params, node, _| {
             let started = std::time::Instant::now();
             let args = Args::from_params(&params)?;
-            let result = f(&node, &args);
+            let result = match f {
+                Served::Plain(f) => f(&node, &args),
+                Served::Filter(f) => f(&filters, &node, &args),
+            };
             match &result {
                 Ok(_) => tracing::debug!(target: targets::RPC, method = name, elapsed = ?started.elapsed(), "served"),
                 Err(e) => tracing::debug!(
@@ -92,6 +114,12 @@ pub fn module(node: Arc<Node>) -> RpcModule<Node> {
         debug_assert!(registered.is_ok(), "{name} registered twice");
     }
     module
+}
+
+#[derive(Clone, Copy)]
+enum Served {
+    Plain(Method),
+    Filter(FilterMethod),
 }
 
 /// Starts the HTTP JSON-RPC server on `addr` (batches up to 1,000 requests, bodies up to

@@ -3,7 +3,7 @@
 
 use super::convert::{quantity_u256, quantity_u64, BlockTag};
 use super::eth::revert_reason;
-use super::METHODS;
+use super::{FILTER_METHODS, METHODS};
 use alloy_primitives::{B256, U256};
 use serde_json::json;
 
@@ -59,8 +59,9 @@ fn revert_reasons_decode_error_and_panic_and_ignore_garbage() {
 
 #[test]
 fn method_names_are_distinct() {
-    let mut names: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> =
+        METHODS.iter().map(|(n, _)| *n).chain(FILTER_METHODS.iter().map(|(n, _)| *n)).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), METHODS.len());
+    assert_eq!(names.len(), METHODS.len() + FILTER_METHODS.len());
 }

@@ -23,6 +23,20 @@ await assert.rejects(c.add.staticCall(5000), (e) => e.revert?.name === "TooBig" 
 const events = await c.queryFilter(c.filters.Increased());
 assert.equal(events.length, 1);
 assert.equal(events[0].args.total, 12n);
+// contract.on over HTTP: ethers installs an eth_newFilter and polls eth_getFilterChanges.
+provider.pollingInterval = 100;
+const within = (ms, what, p) =>
+  Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error(what + ": nothing within " + ms + " ms")), ms).unref())]);
+const heard = new Promise((resolve) => c.once("Increased", (by, amount, total) => resolve(total)));
+await new Promise((r) => setTimeout(r, 500)); // let the filter be installed
+await (await c.add(3)).wait();
+assert.equal(await within(20000, "contract.on(Increased)", heard), 15n);
+const block = await within(20000, "provider.once(block)", new Promise((resolve) => {
+  provider.once("block", resolve);
+  signer.sendTransaction({ to: "0x00000000000000000000000000000000000b10c0", value: 1n });
+}));
+assert.ok(block > 0);
+await c.removeAllListeners();
 // 18-decimal units: the dev account holds 10,000 QOIN and parseEther("1") moves one.
 assert.equal(formatEther(await provider.getBalance(await signer.getAddress(), 0)), "10000.0");
 const payee = "0x00000000000000000000000000000000000e7e17";
@@ -30,7 +44,7 @@ await (await signer.sendTransaction({ to: payee, value: parseEther("1") })).wait
 assert.equal(await provider.getBalance(payee), parseEther("1"));
 const fee = await provider.getFeeData();
 assert.ok(fee.maxFeePerGas > 0n && fee.maxPriorityFeePerGas > 0n);
-console.log("ethers: 18-decimal units, deploy, call, revert reason, custom error, events: ok");
+console.log("ethers: 18-decimal units, deploy, call, revert reason, custom error, events, contract.on: ok");
 
 // viem 2: JSON-RPC account (eth_accounts + eth_sendTransaction).
 const chain = defineChain({

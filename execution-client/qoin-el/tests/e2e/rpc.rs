@@ -183,7 +183,7 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     let accounts: Vec<Address> = serde_json::from_value(node.ok("eth_accounts", json!([]))).unwrap();
     assert_eq!(accounts.len(), 10);
     assert_eq!(accounts[0], dev0);
-    let missing = node.call("eth_newPendingTransactionFilter", json!([])).unwrap_err();
+    let missing = node.call("eth_mining_the_moon", json!([])).unwrap_err();
     assert_eq!(missing["code"], -32601);
 
     // Batches answer every request, in order, with its id.
@@ -384,6 +384,70 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     let again = node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(1)}]));
     assert_eq!(node.receipt(&again)["status"], "0x1");
     assert_eq!(read_on(&node, contract, "count()"), word(13));
+}
+
+#[test]
+fn filters_report_new_blocks_logs_and_pending_transactions_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let dev0 = Keypair::from_seed(&dev_seed(0)).address();
+    let artifact: Value = serde_json::from_str(include_str!("../contracts/Counter.json")).unwrap();
+    let mut init = unhex(&artifact["bytecode"]);
+    init.extend_from_slice(&word(5));
+    let deployed =
+        node.receipt(&node.ok("eth_sendTransaction", json!([{"from": dev0, "data": hexs(&init)}])));
+    let contract = deployed["contractAddress"].clone();
+    let topic0 = keccak256("Increased(address,uint256,uint256)");
+
+    // ethers' contract.on(...) and provider.on("block") over HTTP.
+    let logs = node.ok("eth_newFilter", json!([{"address": contract, "topics": [topic0]}]));
+    let history = node.ok("eth_newFilter", json!([{"address": contract, "fromBlock": "0x0"}]));
+    let blocks = node.ok("eth_newBlockFilter", json!([]));
+    let pending = node.ok("eth_newPendingTransactionFilter", json!([]));
+    assert!(logs.as_str().is_some_and(|id| id.len() == 34), "geth's 16-byte ids: {logs}");
+    let changes = |id: &Value| node.ok("eth_getFilterChanges", json!([id]));
+    assert_eq!(changes(&blocks), json!([]), "nothing new yet");
+
+    let add = node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(7)}]));
+    let receipt = node.receipt(&add);
+    assert_eq!(changes(&blocks), json!([receipt["blockHash"]]));
+    let new_logs = changes(&logs);
+    assert_eq!(new_logs.as_array().unwrap().len(), 1, "{new_logs}");
+    assert_eq!(new_logs[0]["transactionHash"], add);
+    assert_eq!(new_logs[0]["topics"][0], json!(topic0));
+    assert!(changes(&pending).as_array().unwrap().contains(&add));
+    // Each change is reported once.
+    for id in [&blocks, &logs, &pending] {
+        assert_eq!(changes(id), json!([]), "{id}");
+    }
+    // eth_getFilterLogs: everything in the filter's range now, as eth_getLogs answers.
+    let all = node.ok("eth_getFilterLogs", json!([history]));
+    assert_eq!(all, node.ok("eth_getLogs", json!([{"address": contract, "fromBlock": "0x0"}])));
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let e = node.call("eth_getFilterLogs", json!([blocks])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("not a log filter"), "{e}");
+
+    // Uninstalled: gone, and said so.
+    assert_eq!(node.ok("eth_uninstallFilter", json!([logs])), json!(true));
+    assert_eq!(node.ok("eth_uninstallFilter", json!([logs])), json!(false));
+    let e = node.call("eth_getFilterChanges", json!([logs])).unwrap_err();
+    assert_eq!(e["message"], "filter not found");
+    let e = node.call("eth_getFilterChanges", json!(["0xnothex"])).unwrap_err();
+    assert_eq!(e["code"], -32602);
+
+    // A cap per node: installing beyond it is refused with a reason, and nothing breaks.
+    let batch: Vec<Value> = (0..1_000)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_newBlockFilter", "params": []}))
+        .collect();
+    let mut refused = 0;
+    for _ in 0..5 {
+        let answers = node.post(&json!(batch));
+        refused += answers.as_array().unwrap().iter().filter(|a| a.get("error").is_some()).count();
+    }
+    assert_eq!(refused, 5_000 + 3 - qoin_rpc::MAX_FILTERS, "3 installed before, 4,096 at most");
+    let e = node.call("eth_newBlockFilter", json!([])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("too many filters"), "{e}");
+    assert_eq!(changes(&blocks), json!([]), "earlier filters still answer");
 }
 
 fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {

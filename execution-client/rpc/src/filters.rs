@@ -1,0 +1,253 @@
+//! Polled filters (`eth_newFilter`, `eth_newBlockFilter`, `eth_newPendingTransactionFilter`,
+//! `eth_getFilterChanges`, `eth_getFilterLogs`, `eth_uninstallFilter`), what ethers'
+//! `contract.on(...)` and `provider.on("block")` use over HTTP.
+//!
+//! A filter remembers the last canonical block it reported (number and hash). A poll reports
+//! what is canonical after it: block hashes, or the matching logs of those blocks. After a
+//! reorg the cursor steps back to the common ancestor and the new branch is reported; the
+//! logs of the abandoned blocks are not re-sent with `removed: true` (the spec says so).
+//! Pending-transaction filters read the pool's announcement stream: a filter polled less often
+//! than the stream's 1,024-entry buffer turns over misses the oldest hashes.
+//!
+//! Filters not polled for [`FILTER_TTL`] are dropped; at most [`MAX_FILTERS`] exist at once.
+
+use crate::convert::Args;
+use crate::error::{RpcError, RpcResult};
+use crate::eth::{header_at, logs_in, read, LogFilter, LogRange, MAX_LOGS, MAX_LOG_RANGE};
+use alloy_primitives::{keccak256, B256};
+use qoin_el_node::Node;
+use qoin_el_storage::reader::head;
+use qoin_engine_api::PooledTx;
+use qoin_store::{Tx, RO};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+
+/// A filter not polled for this long is dropped (geth's timeout).
+pub const FILTER_TTL: Duration = Duration::from_secs(5 * 60);
+/// The most filters that exist at once on a node.
+pub const MAX_FILTERS: usize = 4_096;
+/// The most block hashes one poll of a block filter returns; the rest come at the next.
+const MAX_BLOCK_HASHES: u64 = 10_000;
+
+/// The newest canonical blocks a filter has reported (number, hash), newest last.
+struct Cursor(VecDeque<(u64, B256)>);
+
+/// Blocks a cursor remembers: a reorg deeper than this re-reports from the oldest.
+const CURSOR_DEPTH: usize = 64;
+
+impl Cursor {
+    fn at_head(tx: &Tx<'_, RO>) -> Result<Self, RpcError> {
+        let h = head(tx)?;
+        Ok(Self(VecDeque::from([(h.number, h.hash())])))
+    }
+
+    /// The newest remembered block that is still canonical (after a reorg, the common
+    /// ancestor), forgetting those above it; below the oldest when none is.
+    fn rewind(&mut self, tx: &Tx<'_, RO>) -> Result<u64, RpcError> {
+        while let Some(&(n, hash)) = self.0.back() {
+            if header_at(tx, n)?.is_some_and(|h| h.hash() == hash) {
+                return Ok(n);
+            }
+            self.0.pop_back();
+            if self.0.is_empty() {
+                return Ok(n.saturating_sub(1));
+            }
+        }
+        Ok(0)
+    }
+
+    /// Remembers the canonical blocks up to `to` (the last [`CURSOR_DEPTH`] of them).
+    fn advance(&mut self, tx: &Tx<'_, RO>, from: u64, to: u64) -> Result<(), RpcError> {
+        for n in from.max(to.saturating_sub(CURSOR_DEPTH as u64 - 1))..=to {
+            if let Some(h) = header_at(tx, n)? {
+                self.0.push_back((n, h.hash()));
+            }
+        }
+        while self.0.len() > CURSOR_DEPTH {
+            self.0.pop_front();
+        }
+        Ok(())
+    }
+}
+
+enum Kind {
+    Blocks(Cursor),
+    Logs { filter: LogFilter, range: LogRange, spec: Map<String, Value>, cursor: Cursor },
+    Pending(broadcast::Receiver<PooledTx>),
+}
+
+struct Entry {
+    kind: Kind,
+    polled: Instant,
+}
+
+/// The installed filters of a node.
+pub struct Filters {
+    entries: Mutex<HashMap<B256, Entry>>,
+    salt: B256,
+    created: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let salt = keccak256([&now.as_nanos().to_be_bytes()[..], &std::process::id().to_be_bytes()].concat());
+        Self { entries: Mutex::new(HashMap::new()), salt, created: 0.into() }
+    }
+}
+
+/// A filter id as geth writes them: 16 bytes of hex.
+fn id_json(id: &B256) -> Value {
+    json!(format!("0x{}", hex::encode(&id[..16])))
+}
+
+fn parse_id(args: &Args) -> Result<B256, RpcError> {
+    let text: String = args.req(0, "filter id")?;
+    let digits = text.strip_prefix("0x").unwrap_or(&text);
+    let bytes = hex::decode(digits).map_err(|_| RpcError::invalid_params("filter id is not hex"))?;
+    if bytes.len() != 16 {
+        return Err(RpcError::server("filter not found"));
+    }
+    let mut id = B256::ZERO;
+    id[..16].copy_from_slice(&bytes);
+    Ok(id)
+}
+
+impl Filters {
+    fn sweep(entries: &mut HashMap<B256, Entry>) {
+        entries.retain(|_, e| e.polled.elapsed() < FILTER_TTL);
+    }
+
+    fn install(&self, kind: Kind) -> RpcResult {
+        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
+        Self::sweep(&mut entries);
+        if entries.len() >= MAX_FILTERS {
+            return Err(RpcError::server(format!(
+                "too many filters (at most {MAX_FILTERS}; uninstall some, or they expire after 5 minutes unpolled)"
+            )));
+        }
+        let n = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut id = keccak256([self.salt.as_slice(), &n.to_be_bytes()].concat());
+        id[16..].fill(0);
+        entries.insert(id, Entry { kind, polled: Instant::now() });
+        Ok(id_json(&id))
+    }
+
+    /// `eth_newFilter`.
+    pub fn new_filter(&self, node: &Node, args: &Args) -> RpcResult {
+        let spec = args
+            .get(0)
+            .and_then(Value::as_object)
+            .ok_or_else(|| RpcError::invalid_params("missing filter object"))?
+            .clone();
+        let filter = LogFilter::parse(&spec)?;
+        let tx = read(node)?;
+        let range = LogRange::parse(&tx, &spec)?;
+        let cursor = Cursor::at_head(&tx)?;
+        drop(tx);
+        self.install(Kind::Logs { filter, range, spec, cursor })
+    }
+
+    /// `eth_newBlockFilter`.
+    pub fn new_block_filter(&self, node: &Node, _: &Args) -> RpcResult {
+        let cursor = Cursor::at_head(&read(node)?)?;
+        self.install(Kind::Blocks(cursor))
+    }
+
+    /// `eth_newPendingTransactionFilter`.
+    pub fn new_pending_filter(&self, node: &Node, _: &Args) -> RpcResult {
+        self.install(Kind::Pending(node.subscribe_transactions()))
+    }
+
+    /// `eth_uninstallFilter`: whether it existed.
+    pub fn uninstall(&self, _: &Node, args: &Args) -> RpcResult {
+        let id = parse_id(args)?;
+        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
+        Self::sweep(&mut entries);
+        Ok(json!(entries.remove(&id).is_some()))
+    }
+
+    /// `eth_getFilterChanges`: what is new since the last poll.
+    pub fn changes(&self, node: &Node, args: &Args) -> RpcResult {
+        let id = parse_id(args)?;
+        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
+        Self::sweep(&mut entries);
+        let entry = entries.get_mut(&id).ok_or_else(|| RpcError::server("filter not found"))?;
+        entry.polled = Instant::now();
+        match &mut entry.kind {
+            Kind::Pending(rx) => {
+                let mut out = Vec::new();
+                loop {
+                    match rx.try_recv() {
+                        Ok(t) => out.push(json!(t.hash)),
+                        Err(TryRecvError::Lagged(_)) => continue,
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
+                Ok(json!(out))
+            }
+            Kind::Blocks(cursor) => {
+                let tx = read(node)?;
+                let from = cursor.rewind(&tx)? + 1;
+                let to = head(&tx)?.number.min(from.saturating_add(MAX_BLOCK_HASHES - 1));
+                let mut out = Vec::new();
+                for n in from..=to {
+                    let Some(h) = header_at(&tx, n)? else { break };
+                    out.push(json!(h.hash()));
+                }
+                if from <= to {
+                    cursor.advance(&tx, from, to)?;
+                }
+                Ok(json!(out))
+            }
+            Kind::Logs { filter, range, cursor, .. } => {
+                let tx = read(node)?;
+                let next = cursor.rewind(&tx)? + 1;
+                let head = head(&tx)?.number;
+                if next > head {
+                    return Ok(json!([]));
+                }
+                // New blocks within the filter's own range, at most MAX_LOG_RANGE per poll.
+                let start = next.max(range.from.unwrap_or(0));
+                let end = range.to.unwrap_or(head).min(head).min(start.saturating_add(MAX_LOG_RANGE - 1));
+                let (logs, done) = if start > end {
+                    (Vec::new(), head)
+                } else {
+                    let (logs, stopped) = logs_in(&tx, filter, start, end, MAX_LOGS)?;
+                    (logs, stopped.unwrap_or(end))
+                };
+                cursor.advance(&tx, next, done)?;
+                Ok(json!(logs))
+            }
+        }
+    }
+
+    /// `eth_getFilterLogs`: every log the filter's range holds now, as `eth_getLogs`.
+    pub fn logs(&self, node: &Node, args: &Args) -> RpcResult {
+        let id = parse_id(args)?;
+        let spec = {
+            let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
+            Self::sweep(&mut entries);
+            let entry = entries.get_mut(&id).ok_or_else(|| RpcError::server("filter not found"))?;
+            entry.polled = Instant::now();
+            match &entry.kind {
+                Kind::Logs { spec, .. } => spec.clone(),
+                _ => return Err(RpcError::server("filter not found: not a log filter")),
+            }
+        };
+        crate::eth::get_logs(node, &Args::new(vec![Value::Object(spec)]))
+    }
+
+    /// How many filters are installed now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether none is installed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
