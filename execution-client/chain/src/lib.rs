@@ -34,6 +34,9 @@ const GENESIS_KEY: &str = "genesis";
 pub struct Chain {
     store: Store,
     genesis: Genesis,
+    /// Bumped after every write that moves the head (import, a built block, an unwind), for
+    /// JSON-RPC subscriptions to wake on.
+    head_moves: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -51,7 +54,7 @@ impl Chain {
     /// holding another genesis is an error.
     pub fn open(dir: &Path, genesis: Genesis, options: StoreOptions) -> Result<Self, ExecError> {
         let store = Store::open(dir, &SCHEMA, options)?;
-        let chain = Self { store, genesis };
+        let chain = Self { store, genesis, head_moves: tokio::sync::watch::Sender::new(0) };
         let stored = chain.store.read()?.get::<Meta>(&GENESIS_KEY.to_string())?;
         match stored {
             Some(id) if id == genesis_id(&chain.genesis) => {}
@@ -64,6 +67,15 @@ impl Chain {
             None => chain.write_genesis()?,
         }
         Ok(chain)
+    }
+
+    /// Wakes when the head moves (a new block, a built block, an unwind); read the head then.
+    pub fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.head_moves.subscribe()
+    }
+
+    fn head_moved(&self) {
+        self.head_moves.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The genesis this chain runs.
@@ -214,6 +226,7 @@ impl Chain {
             &executed.post,
         )?;
         tx.commit()?;
+        self.head_moved();
         Ok(header.hash())
     }
 
@@ -228,6 +241,7 @@ impl Chain {
         let h = &executed.header;
         write_block(&tx, h, &executed.transactions, &executed.receipts, &executed.credits, &executed.post)?;
         tx.commit()?;
+        self.head_moved();
         Ok(h.hash())
     }
 
@@ -245,6 +259,7 @@ impl Chain {
         }
         tx.put::<Meta>(&HEAD_KEY.to_string(), &number.to_be_bytes().to_vec())?;
         tx.commit()?;
+        self.head_moved();
         Ok(())
     }
 }

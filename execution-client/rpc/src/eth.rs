@@ -197,7 +197,7 @@ pub(super) fn get_storage_at(node: &Node, args: &Args) -> RpcResult {
     Ok(data(&map_state(state.storage_ref(address, slot))?.to_be_bytes::<32>()))
 }
 
-fn block_parts(tx: &Tx<'_, RO>, n: u64) -> Result<(Body, Vec<SignedTx>, Vec<Receipt>), RpcError> {
+pub(super) fn block_parts(tx: &Tx<'_, RO>, n: u64) -> Result<(Body, Vec<SignedTx>, Vec<Receipt>), RpcError> {
     let body: Body = match tx.get::<Bodies>(&n)? {
         Some(raw) => alloy_rlp::Decodable::decode(&mut &raw[..]).map_err(RpcError::internal)?,
         None => Body::default(),

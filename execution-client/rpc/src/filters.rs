@@ -33,20 +33,20 @@ pub const MAX_FILTERS: usize = 4_096;
 const MAX_BLOCK_HASHES: u64 = 10_000;
 
 /// The newest canonical blocks a filter has reported (number, hash), newest last.
-struct Cursor(VecDeque<(u64, B256)>);
+pub(crate) struct Cursor(VecDeque<(u64, B256)>);
 
 /// Blocks a cursor remembers: a reorg deeper than this re-reports from the oldest.
 const CURSOR_DEPTH: usize = 64;
 
 impl Cursor {
-    fn at_head(tx: &Tx<'_, RO>) -> Result<Self, RpcError> {
+    pub(crate) fn at_head(tx: &Tx<'_, RO>) -> Result<Self, RpcError> {
         let h = head(tx)?;
         Ok(Self(VecDeque::from([(h.number, h.hash())])))
     }
 
     /// The newest remembered block that is still canonical (after a reorg, the common
     /// ancestor), forgetting those above it; below the oldest when none is.
-    fn rewind(&mut self, tx: &Tx<'_, RO>) -> Result<u64, RpcError> {
+    pub(crate) fn rewind(&mut self, tx: &Tx<'_, RO>) -> Result<u64, RpcError> {
         while let Some(&(n, hash)) = self.0.back() {
             if header_at(tx, n)?.is_some_and(|h| h.hash() == hash) {
                 return Ok(n);
@@ -60,7 +60,7 @@ impl Cursor {
     }
 
     /// Remembers the canonical blocks up to `to` (the last [`CURSOR_DEPTH`] of them).
-    fn advance(&mut self, tx: &Tx<'_, RO>, from: u64, to: u64) -> Result<(), RpcError> {
+    pub(crate) fn advance(&mut self, tx: &Tx<'_, RO>, from: u64, to: u64) -> Result<(), RpcError> {
         for n in from.max(to.saturating_sub(CURSOR_DEPTH as u64 - 1))..=to {
             if let Some(h) = header_at(tx, n)? {
                 self.0.push_back((n, h.hash()));

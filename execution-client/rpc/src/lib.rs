@@ -1,7 +1,8 @@
 //! # qoin-rpc
 //!
 //! Owns the JSON-RPC server dapp tools talk to (ethers, viem, Hardhat, Foundry): jsonrpsee over
-//! HTTP, batches, geth's error shapes.
+//! HTTP and WebSocket on one port, batches, geth's error shapes, polled filters (`filters`)
+//! and `eth_subscribe` subscriptions (`subscriptions`).
 //!
 //! - Reverts answer code 3, message `execution reverted: <reason>`, `data` = the raw revert
 //!   bytes, so tools decode `Error(string)` and custom errors.
@@ -17,6 +18,7 @@ mod convert;
 mod error;
 mod eth;
 mod filters;
+mod subscriptions;
 
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -122,18 +124,29 @@ enum Served {
     Filter(FilterMethod),
 }
 
-/// Starts the HTTP JSON-RPC server on `addr` (batches up to 1,000 requests, bodies up to
-/// 16 MiB). Returns the bound address (useful with port 0) and the handle that stops it.
+/// Subscriptions one WebSocket connection may hold.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 128;
+/// Notifications queued per connection before a subscriber counts as too slow and its
+/// subscription is dropped.
+pub const SUBSCRIBER_BUFFER: u32 = 1_024;
+
+/// Starts the JSON-RPC server on `addr`: HTTP and WebSocket on the same port (batches up to
+/// 1,000 requests, bodies up to 16 MiB; `eth_subscribe` over WebSocket). Returns the bound
+/// address (useful with port 0) and the handle that stops it.
 pub async fn serve(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let config = ServerConfig::builder()
         .max_request_body_size(16 << 20)
         .max_response_body_size(64 << 20)
         .set_batch_request_config(BatchRequestConfig::Limit(1_000))
-        .http_only()
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        .set_message_buffer_capacity(SUBSCRIBER_BUFFER)
+        .set_id_provider(subscriptions::HexIds::default())
         .build();
     let server = Server::builder().set_config(config).build(addr).await?;
     let bound = server.local_addr()?;
-    Ok((bound, server.start(module(node))))
+    let mut module = module(node);
+    subscriptions::register(&mut module).map_err(std::io::Error::other)?;
+    Ok((bound, server.start(module)))
 }
 
 #[cfg(test)]

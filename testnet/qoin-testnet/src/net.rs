@@ -8,7 +8,7 @@
 //! commands read:
 //!
 //! ```json
-//! {"nodes":[{"name":"node0","rpc":"http://127.0.0.1:PORT","ws":null,
+//! {"nodes":[{"name":"node0","rpc":"http://127.0.0.1:PORT","ws":"ws://127.0.0.1:PORT",
 //!   "engine":"http://127.0.0.1:PORT","p2p":"/ip4/127.0.0.1/tcp/PORT/p2p/ID",
 //!   "metrics":"http://127.0.0.1:PORT","el_metrics":"http://127.0.0.1:PORT",
 //!   "mining":true,"pids":{"el":123,"cl":124},"commands":{"el":[...],"cl":[...]}}], ...}
@@ -380,7 +380,7 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         nodes.push(NodeEntry {
             name,
             rpc: format!("http://127.0.0.1:{http}"),
-            ws: None,
+            ws: Some(format!("ws://127.0.0.1:{http}")),
             engine: format!("http://127.0.0.1:{engine}"),
             p2p: p2p_addr,
             metrics: format!("http://127.0.0.1:{cl_metrics}"),

@@ -1,8 +1,8 @@
 // Deploys and uses the solc-compiled Counter with ethers (JsonRpcSigner) and viem (JSON-RPC
 // account) against a running `qoin-el node --dev`. Exits non-zero on the first mismatch.
 // Usage: node check.mjs <Counter.json> <http://host:port>
-import { JsonRpcProvider, ContractFactory, parseEther, formatEther } from "ethers";
-import { createWalletClient, createPublicClient, http, defineChain, BaseError, ContractFunctionRevertedError } from "viem";
+import { JsonRpcProvider, WebSocketProvider, ContractFactory, parseEther, formatEther } from "ethers";
+import { createWalletClient, createPublicClient, http, webSocket, defineChain, BaseError, ContractFunctionRevertedError } from "viem";
 import fs from "fs";
 import assert from "assert/strict";
 
@@ -80,3 +80,27 @@ assert.deepEqual(custom.args, [5000n]);
 const logs = await pub.getContractEvents({ address, abi: art.abi, eventName: "Increased", fromBlock: 0n });
 assert.equal(logs.length, 1);
 console.log("viem: deploy, call, revert reason, custom error, events: ok");
+
+// WebSocket on the HTTP port: viem's watchBlockNumber / watchContractEvent and ethers'
+// WebSocketProvider block events, all through eth_subscribe.
+const wsUrl = url.replace(/^http/, "ws");
+const wsPub = createPublicClient({ chain, transport: webSocket(wsUrl) });
+const wsEthers = new WebSocketProvider(wsUrl);
+const nextBlock = within(20000, "viem watchBlockNumber", new Promise((resolve) => {
+  const stop = wsPub.watchBlockNumber({ onBlockNumber: (n) => { stop(); resolve(n); } });
+}));
+const nextEvent = within(20000, "viem watchContractEvent", new Promise((resolve) => {
+  const stop = wsPub.watchContractEvent({ address, abi: art.abi, eventName: "Increased", onLogs: (l) => { stop(); resolve(l); } });
+}));
+const ethersBlock = within(20000, "ethers WebSocketProvider block", new Promise((resolve) => wsEthers.once("block", resolve)));
+await new Promise((r) => setTimeout(r, 500)); // let the subscriptions be made
+const h3 = await wallet.writeContract({ address, abi: art.abi, functionName: "add", args: [1n] });
+const mined = await pub.waitForTransactionReceipt({ hash: h3 });
+const [n, heard3, eb] = await Promise.all([nextBlock, nextEvent, ethersBlock]);
+assert.ok(n >= mined.blockNumber - 1n && n > 0n, `block ${n}`);
+assert.equal(heard3[0].args.total, 13n);
+assert.equal(heard3[0].transactionHash, h3);
+assert.ok(eb > 0);
+await wsEthers.destroy();
+console.log("websocket: viem watchBlockNumber, watchContractEvent, ethers block events: ok");
+process.exit(0);

@@ -129,8 +129,14 @@ fn ethers_and_viem_deploy_call_and_decode_reverts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("ethers: 18-decimal units, deploy, call, revert reason, custom error, events, contract.on: ok"),
+        stdout.contains(
+            "ethers: 18-decimal units, deploy, call, revert reason, custom error, events, contract.on: ok"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("viem: deploy, call, revert reason, custom error, events: ok"), "{stdout}");
+    assert!(
+        stdout.contains("websocket: viem watchBlockNumber, watchContractEvent, ethers block events: ok"),
+        "{stdout}"
+    );
 }
