@@ -218,10 +218,29 @@ fn tip_of(tx: &SignedTx, base_fee: u64) -> u128 {
     effective_gas_price(tx, base_fee).saturating_sub(u128::from(base_fee))
 }
 
+/// The last suggested tip and the head it was computed at: it changes only with the head, and
+/// computing it decodes 20 blocks of transactions. Keyed by the head's hash, so it is right for
+/// any chain in the process (the same head hash means the same last blocks).
+static TIP_CACHE: std::sync::Mutex<Option<(B256, u128)>> = std::sync::Mutex::new(None);
+
 /// The tip suggested to senders: the median effective tip of the last blocks'
-/// transactions, at least 1 shor per gas.
+/// transactions, at least 1 shor per gas; computed once per head.
 fn suggested_tip(tx: &Tx<'_, RO>) -> Result<u128, RpcError> {
     let h = head(tx)?;
+    let key = h.hash();
+    if let Some((k, tip)) = TIP_CACHE.lock().ok().and_then(|c| *c) {
+        if k == key {
+            return Ok(tip);
+        }
+    }
+    let tip = median_tip(tx, &h)?;
+    if let Ok(mut c) = TIP_CACHE.lock() {
+        *c = Some((key, tip));
+    }
+    Ok(tip)
+}
+
+fn median_tip(tx: &Tx<'_, RO>, h: &ElHeader) -> Result<u128, RpcError> {
     let mut tips = Vec::new();
     for n in h.number.saturating_sub(TIP_LOOKBACK - 1)..=h.number {
         let Some(header) = header_at(tx, n)? else { continue };

@@ -450,6 +450,40 @@ fn filters_report_new_blocks_logs_and_pending_transactions_once() {
     assert_eq!(changes(&blocks), json!([]), "earlier filters still answer");
 }
 
+#[test]
+fn the_suggested_tip_follows_the_blocks_tips_and_each_new_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    assert_eq!(node.ok("eth_maxPriorityFeePerGas", json!([])), "0x1", "no transactions yet: 1 shor");
+    let gwei = u128::from(qoin_primitives::GWEI);
+    let key = Keypair::from_seed(&dev_seed(1));
+    // Medians (the upper one of an even count): [5] → 5, [5, 9] → 9, [5, 9, 3] → 5.
+    for (nonce, tip, want) in [(0u64, 5 * gwei, 5 * gwei), (1, 9 * gwei, 9 * gwei), (2, 3 * gwei, 5 * gwei)] {
+        let tx = TxRequest {
+            chain_id: 1337,
+            nonce,
+            max_priority_fee_per_gas: tip,
+            max_fee_per_gas: 50 * gwei,
+            gas_limit: 21_000,
+            to: TxKind::Call(Address::repeat_byte(0x77)),
+            value: U256::from(1u8),
+            ..Default::default()
+        }
+        .sign(&key);
+        let hash = node.ok("eth_sendRawTransaction", json!([hexs(&tx.encode())]));
+        node.receipt(&hash);
+        // Asked at every head: the median of the last blocks' effective tips, never a stale one.
+        assert_eq!(
+            quantity(&node.ok("eth_maxPriorityFeePerGas", json!([]))) as u128,
+            want,
+            "after tx {nonce}"
+        );
+    }
+    let base = quantity(&node.ok("eth_getBlockByNumber", json!(["latest", false]))["baseFeePerGas"]);
+    let price = quantity(&node.ok("eth_gasPrice", json!([]))) as u128;
+    assert!(price > 5 * gwei && price <= u128::from(base) + 5 * gwei, "next base fee + tip: {price}");
+}
+
 fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {
     unhex(&node.ok("eth_call", json!([{"to": contract, "data": hexs(&selector(sig))}, "latest"])))
 }
