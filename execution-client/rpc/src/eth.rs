@@ -859,6 +859,7 @@ impl LogFilter {
 
 /// A filter object's `fromBlock` / `toBlock` (or `blockHash`) as block numbers, bounded by
 /// the head; `None` for an open end (a missing bound or `latest`).
+#[derive(Default)]
 pub(super) struct LogRange {
     pub(super) from: Option<u64>,
     pub(super) to: Option<u64>,

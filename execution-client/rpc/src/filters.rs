@@ -14,14 +14,16 @@
 use crate::convert::Args;
 use crate::error::{RpcError, RpcResult};
 use crate::eth::{header_at, logs_in, read, LogFilter, LogRange, MAX_LOGS, MAX_LOG_RANGE};
-use alloy_primitives::{keccak256, B256};
+use crate::subscriptions::HexIds;
+use alloy_primitives::B256;
 use qoin_el_node::Node;
+use qoin_el_storage::block::ElHeader;
 use qoin_el_storage::reader::head;
 use qoin_engine_api::PooledTx;
 use qoin_store::{Tx, RO};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
@@ -71,6 +73,49 @@ impl Cursor {
         }
         Ok(())
     }
+
+    /// The canonical headers after the cursor (from the common ancestor after a reorg), at most
+    /// `max`; the cursor moves past them.
+    pub(crate) fn new_blocks(&mut self, tx: &Tx<'_, RO>, max: u64) -> Result<Vec<ElHeader>, RpcError> {
+        let from = self.rewind(tx)? + 1;
+        let to = head(tx)?.number.min(from.saturating_add(max - 1));
+        let mut out = Vec::new();
+        for n in from..=to {
+            let Some(h) = header_at(tx, n)? else { break };
+            out.push(h);
+        }
+        if let Some(last) = out.last() {
+            self.advance(tx, from, last.number)?;
+        }
+        Ok(out)
+    }
+
+    /// The matching logs of the canonical blocks after the cursor that lie in `range`, at most
+    /// `max` blocks of them; the cursor moves past the blocks read (a block with ≥ 10,000
+    /// matching logs ends the batch there).
+    pub(crate) fn new_logs(
+        &mut self,
+        tx: &Tx<'_, RO>,
+        filter: &LogFilter,
+        range: &LogRange,
+        max: u64,
+    ) -> Result<Vec<Value>, RpcError> {
+        let next = self.rewind(tx)? + 1;
+        let head = head(tx)?.number;
+        if next > head {
+            return Ok(Vec::new());
+        }
+        let start = next.max(range.from.unwrap_or(0));
+        let end = range.to.unwrap_or(head).min(head).min(start.saturating_add(max - 1));
+        let (logs, done) = if start > end {
+            (Vec::new(), head)
+        } else {
+            let (logs, stopped) = logs_in(tx, filter, start, end, MAX_LOGS)?;
+            (logs, stopped.unwrap_or(end))
+        };
+        self.advance(tx, next, done)?;
+        Ok(logs)
+    }
 }
 
 enum Kind {
@@ -84,56 +129,50 @@ struct Entry {
     polled: Instant,
 }
 
-/// The installed filters of a node.
+/// The installed filters of a node, by id (`0x` and 32 lower-case hex digits).
+#[derive(Default)]
 pub struct Filters {
-    entries: Mutex<HashMap<B256, Entry>>,
-    salt: B256,
-    created: std::sync::atomic::AtomicU64,
+    entries: Mutex<HashMap<String, Entry>>,
+    ids: HexIds,
 }
 
-impl Default for Filters {
-    fn default() -> Self {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let salt = keccak256([&now.as_nanos().to_be_bytes()[..], &std::process::id().to_be_bytes()].concat());
-        Self { entries: Mutex::new(HashMap::new()), salt, created: 0.into() }
-    }
-}
-
-/// A filter id as geth writes them: 16 bytes of hex.
-fn id_json(id: &B256) -> Value {
-    json!(format!("0x{}", hex::encode(&id[..16])))
-}
-
-fn parse_id(args: &Args) -> Result<B256, RpcError> {
+/// The filter id a call names, in the form ids are issued in.
+fn parse_id(args: &Args) -> Result<String, RpcError> {
     let text: String = args.req(0, "filter id")?;
     let digits = text.strip_prefix("0x").unwrap_or(&text);
-    let bytes = hex::decode(digits).map_err(|_| RpcError::invalid_params("filter id is not hex"))?;
-    if bytes.len() != 16 {
-        return Err(RpcError::server("filter not found"));
+    if hex::decode(digits).is_err() {
+        return Err(RpcError::invalid_params("filter id is not hex"));
     }
-    let mut id = B256::ZERO;
-    id[..16].copy_from_slice(&bytes);
-    Ok(id)
+    Ok(format!("0x{}", digits.to_ascii_lowercase()))
 }
 
+type Table<'a> = MutexGuard<'a, HashMap<String, Entry>>;
+
 impl Filters {
-    fn sweep(entries: &mut HashMap<B256, Entry>) {
+    /// The table, without the filters that expired.
+    fn table(&self) -> Result<Table<'_>, RpcError> {
+        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
         entries.retain(|_, e| e.polled.elapsed() < FILTER_TTL);
+        Ok(entries)
+    }
+
+    /// The filter `id` names, marked as polled now.
+    fn polled<'a>(entries: &'a mut Table<'_>, id: &str) -> Result<&'a mut Entry, RpcError> {
+        let entry = entries.get_mut(id).ok_or_else(|| RpcError::server("filter not found"))?;
+        entry.polled = Instant::now();
+        Ok(entry)
     }
 
     fn install(&self, kind: Kind) -> RpcResult {
-        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
-        Self::sweep(&mut entries);
+        let mut entries = self.table()?;
         if entries.len() >= MAX_FILTERS {
             return Err(RpcError::server(format!(
                 "too many filters (at most {MAX_FILTERS}; uninstall some, or they expire after 5 minutes unpolled)"
             )));
         }
-        let n = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut id = keccak256([self.salt.as_slice(), &n.to_be_bytes()].concat());
-        id[16..].fill(0);
-        entries.insert(id, Entry { kind, polled: Instant::now() });
-        Ok(id_json(&id))
+        let id = self.ids.next_hex();
+        entries.insert(id.clone(), Entry { kind, polled: Instant::now() });
+        Ok(json!(id))
     }
 
     /// `eth_newFilter`.
@@ -165,19 +204,14 @@ impl Filters {
     /// `eth_uninstallFilter`: whether it existed.
     pub fn uninstall(&self, _: &Node, args: &Args) -> RpcResult {
         let id = parse_id(args)?;
-        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
-        Self::sweep(&mut entries);
-        Ok(json!(entries.remove(&id).is_some()))
+        Ok(json!(self.table()?.remove(&id).is_some()))
     }
 
     /// `eth_getFilterChanges`: what is new since the last poll.
     pub fn changes(&self, node: &Node, args: &Args) -> RpcResult {
         let id = parse_id(args)?;
-        let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
-        Self::sweep(&mut entries);
-        let entry = entries.get_mut(&id).ok_or_else(|| RpcError::server("filter not found"))?;
-        entry.polled = Instant::now();
-        match &mut entry.kind {
+        let mut entries = self.table()?;
+        match &mut Self::polled(&mut entries, &id)?.kind {
             Kind::Pending(rx) => {
                 let mut out = Vec::new();
                 loop {
@@ -190,37 +224,11 @@ impl Filters {
                 Ok(json!(out))
             }
             Kind::Blocks(cursor) => {
-                let tx = read(node)?;
-                let from = cursor.rewind(&tx)? + 1;
-                let to = head(&tx)?.number.min(from.saturating_add(MAX_BLOCK_HASHES - 1));
-                let mut out = Vec::new();
-                for n in from..=to {
-                    let Some(h) = header_at(&tx, n)? else { break };
-                    out.push(json!(h.hash()));
-                }
-                if from <= to {
-                    cursor.advance(&tx, from, to)?;
-                }
-                Ok(json!(out))
+                let new = cursor.new_blocks(&read(node)?, MAX_BLOCK_HASHES)?;
+                Ok(json!(new.iter().map(ElHeader::hash).collect::<Vec<_>>()))
             }
             Kind::Logs { filter, range, cursor, .. } => {
-                let tx = read(node)?;
-                let next = cursor.rewind(&tx)? + 1;
-                let head = head(&tx)?.number;
-                if next > head {
-                    return Ok(json!([]));
-                }
-                // New blocks within the filter's own range, at most MAX_LOG_RANGE per poll.
-                let start = next.max(range.from.unwrap_or(0));
-                let end = range.to.unwrap_or(head).min(head).min(start.saturating_add(MAX_LOG_RANGE - 1));
-                let (logs, done) = if start > end {
-                    (Vec::new(), head)
-                } else {
-                    let (logs, stopped) = logs_in(&tx, filter, start, end, MAX_LOGS)?;
-                    (logs, stopped.unwrap_or(end))
-                };
-                cursor.advance(&tx, next, done)?;
-                Ok(json!(logs))
+                Ok(json!(cursor.new_logs(&read(node)?, filter, range, MAX_LOG_RANGE)?))
             }
         }
     }
@@ -229,25 +237,12 @@ impl Filters {
     pub fn logs(&self, node: &Node, args: &Args) -> RpcResult {
         let id = parse_id(args)?;
         let spec = {
-            let mut entries = self.entries.lock().map_err(|_| RpcError::internal("filter table poisoned"))?;
-            Self::sweep(&mut entries);
-            let entry = entries.get_mut(&id).ok_or_else(|| RpcError::server("filter not found"))?;
-            entry.polled = Instant::now();
-            match &entry.kind {
+            let mut entries = self.table()?;
+            match &Self::polled(&mut entries, &id)?.kind {
                 Kind::Logs { spec, .. } => spec.clone(),
                 _ => return Err(RpcError::server("filter not found: not a log filter")),
             }
         };
         crate::eth::get_logs(node, &Args::new(vec![Value::Object(spec)]))
-    }
-
-    /// How many filters are installed now.
-    pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
-    }
-
-    /// Whether none is installed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

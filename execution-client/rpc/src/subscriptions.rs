@@ -12,7 +12,7 @@
 
 use crate::convert::Args;
 use crate::error::RpcError;
-use crate::eth::{block_parts, header_at, logs_in, read, syncing, LogFilter, MAX_LOGS};
+use crate::eth::{block_parts, read, syncing, LogFilter, LogRange};
 use crate::filters::Cursor;
 use alloy_primitives::keccak256;
 use jsonrpsee::core::server::{PendingSubscriptionSink, SubscriptionMessage, TrySendError};
@@ -21,7 +21,6 @@ use jsonrpsee::server::IdProvider;
 use jsonrpsee::types::{ErrorObjectOwned, Params, SubscriptionId};
 use jsonrpsee::RpcModule;
 use qoin_el_node::Node;
-use qoin_el_storage::reader::head;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +30,8 @@ use tokio::sync::broadcast::error::RecvError;
 /// reconnects after a long sync is not sent the whole chain).
 const MAX_BLOCKS_PER_WAKE: u64 = 1_024;
 
-/// Subscription ids as geth writes them: `0x` and 16 bytes of hex.
+/// Subscription and filter ids as geth writes them: `0x` and 16 bytes of hex, unguessable
+/// across restarts (keccak of a start-time salt and a counter).
 #[derive(Debug)]
 pub(crate) struct HexIds {
     salt: [u8; 32],
@@ -45,11 +45,18 @@ impl Default for HexIds {
     }
 }
 
-impl IdProvider for HexIds {
-    fn next_id(&self) -> SubscriptionId<'static> {
+impl HexIds {
+    /// A new id.
+    pub(crate) fn next_hex(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let h = keccak256([&self.salt[..], &n.to_be_bytes()].concat());
-        SubscriptionId::Str(format!("0x{}", hex::encode(&h[..16])).into())
+        format!("0x{}", hex::encode(&h[..16]))
+    }
+}
+
+impl IdProvider for HexIds {
+    fn next_id(&self) -> SubscriptionId<'static> {
+        SubscriptionId::Str(self.next_hex().into())
     }
 }
 
@@ -101,33 +108,19 @@ fn send(sink: &mut jsonrpsee::SubscriptionSink, value: &Value) -> Result<bool, S
 /// What became canonical since `cursor`: headers (as `newHeads` objects) or matching logs.
 fn new_items(node: &Node, cursor: &mut Cursor, logs: Option<&LogFilter>) -> Result<Vec<Value>, RpcError> {
     let tx = read(node)?;
-    let from = cursor.rewind(&tx)? + 1;
-    let to = head(&tx)?.number.min(from.saturating_add(MAX_BLOCKS_PER_WAKE - 1));
-    if from > to {
-        return Ok(Vec::new());
+    if let Some(filter) = logs {
+        return cursor.new_logs(&tx, filter, &LogRange::default(), MAX_BLOCKS_PER_WAKE);
     }
-    let items = match logs {
-        Some(filter) => {
-            let (logs, stopped) = logs_in(&tx, filter, from, to, MAX_LOGS)?;
-            cursor.advance(&tx, from, stopped.unwrap_or(to))?;
-            return Ok(logs);
+    let mut heads = Vec::new();
+    for h in cursor.new_blocks(&tx, MAX_BLOCKS_PER_WAKE)? {
+        let (body, _, _) = block_parts(&tx, h.number)?;
+        let mut v = crate::convert::block_json(&h, &body, &[], false);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("transactions");
         }
-        None => {
-            let mut heads = Vec::new();
-            for n in from..=to {
-                let Some(h) = header_at(&tx, n)? else { break };
-                let (body, _, _) = block_parts(&tx, n)?;
-                let mut v = crate::convert::block_json(&h, &body, &[], false);
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("transactions");
-                }
-                heads.push(v);
-            }
-            heads
-        }
-    };
-    cursor.advance(&tx, from, to)?;
-    Ok(items)
+        heads.push(v);
+    }
+    Ok(heads)
 }
 
 async fn run(
