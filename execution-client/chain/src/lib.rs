@@ -245,6 +245,38 @@ impl Chain {
         Ok(h.hash())
     }
 
+    /// Writes a block without transactions whose only effect is `diffs` (and `codes`): how a
+    /// development node applies `anvil_setBalance` and its kin, so that every block's state
+    /// root still matches its state and an unwind (`evm_revert`) undoes the edit like any
+    /// other block. Such a block cannot be imported by another node (its effect is not in its
+    /// body); only a node producing its own blocks may write one.
+    pub fn commit_state_edit(
+        &self,
+        env: &BlockEnvInput,
+        diffs: BTreeMap<Address, AccountDiff>,
+        codes: Vec<(B256, Bytes)>,
+    ) -> Result<ElHeader, ExecError> {
+        let tx = self.store.write()?;
+        let parent = head(&tx)?;
+        if env.number != parent.number + 1 || env.timestamp < parent.timestamp {
+            return Err(ExecError::InvalidBlock(format!(
+                "an edit block must follow the head #{} (got #{} at {})",
+                parent.number, env.number, env.timestamp
+            )));
+        }
+        // The empty block's header gives the roots, bloom and base fee; the edits give the state.
+        let empty = execute(&tx, &parent, env, Vec::new(), Vec::new(), Mode::Build)?;
+        if !empty.post.accounts.is_empty() || !empty.post.storage.is_empty() {
+            return Err(ExecError::InvalidBlock("an empty block changed state".into()));
+        }
+        let post = post_state(&tx, parent.state_root, diffs, codes)?;
+        let header = ElHeader { state_root: post.state_root, ..empty.header };
+        write_block(&tx, &header, &[], &[], &[], &post)?;
+        tx.commit()?;
+        self.head_moved();
+        Ok(header)
+    }
+
     /// Unwinds the canonical chain to `number` (an ancestor of the head), restoring the state
     /// from the change sets, one write transaction in all.
     pub fn unwind_to(&self, number: u64) -> Result<(), ExecError> {

@@ -10,6 +10,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod dev;
+
+pub use dev::{DevError, Edit, MAX_MINE_COUNT, MAX_SNAPSHOTS};
+
 use alloy_primitives::{keccak256, Address, B256, U256};
 use qoin_crypto::Keypair;
 use qoin_el_chain::Chain;
@@ -73,6 +77,8 @@ pub struct Node {
     tx_events: broadcast::Sender<PooledTx>,
     /// The consensus client's last sync report and when it came.
     sync: Mutex<Option<(SyncProgress, Instant)>>,
+    /// The development controls' clock and snapshots (`dev`).
+    dev: Mutex<dev::DevState>,
 }
 
 /// A sync report not renewed within this is forgotten (a consensus client that stopped
@@ -118,6 +124,7 @@ impl Node {
             pool_generation: AtomicU64::new(0),
             tx_events: broadcast::channel(1024).0,
             sync: Mutex::new(None),
+            dev: Mutex::default(),
         }
     }
 
@@ -222,8 +229,21 @@ impl Node {
     /// any that fail). Without `allow_empty`, does nothing when nothing is pending.
     pub fn produce(&self, allow_empty: bool) -> Result<Option<Produced>, ExecError> {
         let _one_at_a_time = self.producing();
+        self.produce_locked(allow_empty, None)
+    }
+
+    /// [`Node::produce`] with the production lock held, stamped `timestamp` if given (else by
+    /// the clock, which the development controls may have moved).
+    fn produce_locked(
+        &self,
+        allow_empty: bool,
+        timestamp: Option<u64>,
+    ) -> Result<Option<Produced>, ExecError> {
         let head = self.chain.head()?;
-        let timestamp = unix_secs().max(head.timestamp + 1);
+        let (timestamp, requested) = match timestamp {
+            Some(t) => (t, true),
+            None => self.next_block_time(head.timestamp),
+        };
         let randao = keccak256(head.hash());
         let env = self.chain.child_env(&head, timestamp, self.beneficiary, randao);
         let candidates = {
@@ -235,6 +255,9 @@ impl Node {
         }
         let executed = self.chain.build(&env, candidates, Vec::new())?;
         self.chain.commit_built(&executed)?;
+        if requested {
+            self.stamped(timestamp);
+        }
         {
             let read = self.chain.store().read()?;
             self.pool().prune(&LatestState(&read), Instant::now());
@@ -302,6 +325,17 @@ mod tests {
     use super::*;
     use qoin_primitives::TxRequest;
     use qoin_store::StoreOptions;
+
+    /// A node on a fresh dev-style chain funding three keys, producing as `mining` says.
+    pub(crate) fn dev_node(mining: LocalMining) -> (Node, Vec<Keypair>, tempfile::TempDir) {
+        let keys: Vec<Keypair> = (1..=3u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+        let genesis = qoin_el_chain::test_utils::funded_genesis(&keys, 30_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let chain =
+            Chain::open(dir.path(), genesis, StoreOptions { max_size: 1 << 30, ..Default::default() })
+                .unwrap();
+        (Node::new(chain, Vec::new(), mining, Address::repeat_byte(0xbe)), keys, dir)
+    }
 
     #[test]
     fn produced_blocks_take_the_best_tips_that_fit_and_leave_the_rest_pooled() {

@@ -108,9 +108,13 @@ impl DatabaseRef for StateAt<'_, '_> {
     }
 }
 
-pub(super) fn client_version(_: &Node, _: &Args) -> RpcResult {
+/// `web3_clientVersion`: `qoin-el/v<version>/<os>-<arch>`; a development node (one producing
+/// its own blocks) prefixes `anvil-compatible/`, because Hardhat's network helpers refuse to
+/// run against a node whose version does not start with `anvil` or `hardhat`.
+pub(super) fn client_version(node: &Node, _: &Args) -> RpcResult {
     Ok(json!(format!(
-        "qoin-el/v{}/{}-{}",
+        "{}qoin-el/v{}/{}-{}",
+        if node.is_dev() { "anvil-compatible/" } else { "" },
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH

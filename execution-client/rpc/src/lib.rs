@@ -2,7 +2,8 @@
 //!
 //! Owns the JSON-RPC server dapp tools talk to (ethers, viem, Hardhat, Foundry): jsonrpsee over
 //! HTTP and WebSocket on one port, batches, geth's error shapes, polled filters (`filters`)
-//! and `eth_subscribe` subscriptions (`subscriptions`).
+//! and `eth_subscribe` subscriptions (`subscriptions`), and the development-node methods
+//! under anvil's and Hardhat's names (`dev`).
 //!
 //! - Reverts answer code 3, message `execution reverted: <reason>`, `data` = the raw revert
 //!   bytes, so tools decode `Error(string)` and custom errors.
@@ -15,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod convert;
+mod dev;
 mod error;
 mod eth;
 mod filters;
@@ -67,6 +69,35 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_getBlockTransactionCountByHash", eth::block_tx_count_by_hash),
     ("eth_getLogs", eth::get_logs),
     ("eth_getProof", eth::get_proof),
+    // Development-node methods (anvil's and Hardhat's names); -32601 under a consensus client.
+    ("hardhat_metadata", dev::metadata),
+    ("anvil_metadata", dev::metadata),
+    ("anvil_nodeInfo", dev::node_info),
+    ("hardhat_getAutomine", dev::get_automine),
+    ("anvil_getAutomine", dev::get_automine),
+    ("evm_mine", dev::evm_mine),
+    ("hardhat_mine", dev::hardhat_mine),
+    ("anvil_mine", dev::anvil_mine),
+    ("evm_increaseTime", dev::increase_time),
+    ("anvil_increaseTime", dev::increase_time),
+    ("evm_setNextBlockTimestamp", dev::set_next_timestamp),
+    ("anvil_setNextBlockTimestamp", dev::set_next_timestamp),
+    ("evm_snapshot", dev::snapshot),
+    ("anvil_snapshot", dev::snapshot),
+    ("evm_revert", dev::revert),
+    ("anvil_revert", dev::revert),
+    ("anvil_setBalance", dev::anvil_set_balance),
+    ("hardhat_setBalance", dev::hardhat_set_balance),
+    ("anvil_setNonce", dev::anvil_set_nonce),
+    ("hardhat_setNonce", dev::hardhat_set_nonce),
+    ("anvil_setCode", dev::anvil_set_code),
+    ("hardhat_setCode", dev::hardhat_set_code),
+    ("anvil_setStorageAt", dev::anvil_set_storage_at),
+    ("hardhat_setStorageAt", dev::hardhat_set_storage_at),
+    ("anvil_impersonateAccount", dev::impersonate),
+    ("hardhat_impersonateAccount", dev::impersonate),
+    ("anvil_stopImpersonatingAccount", dev::stop_impersonating),
+    ("hardhat_stopImpersonatingAccount", dev::stop_impersonating),
 ];
 
 /// A filter method: the node, the node's filters and the parameters in, a result out.

@@ -4,7 +4,15 @@
 //!   (`tests/dapp-tools/check.mjs`);
 //! - Foundry 1.7.1 (`cast`, `forge` from npm, compiling offline through the npm solc package,
 //!   `tests/dapp-tools/foundry`): `cast send --unlocked`, `cast tx`, `cast receipt`,
-//!   `cast run`, `forge create --unlocked --broadcast`, `forge script --broadcast --unlocked`.
+//!   `cast run`, `forge create --unlocked --broadcast`, `forge script --broadcast --unlocked`;
+//! - Hardhat 3 (`tests/dapp-tools/hardhat`, on the npm `node` package's Node.js 22, `accounts:
+//!   "remote"`, the npm solc): deploy, calls, revert reasons, custom errors, events, and the
+//!   network helpers (`loadFixture`, `time`, `mine`, `setBalance` / `setNonce` / `setCode` /
+//!   `setStorageAt`, `takeSnapshot`) over the dev-node methods.
+//!
+//! The lockfile lists EDR's (Hardhat's EVM) native packages for other platforms without
+//! tarballs: the registry this is installed from may not serve them, and `npm ci` only needs
+//! them listed to skip them.
 //!
 //! Needs Node.js and `npm ci` in `tests/dapp-tools`; CI does both and sets
 //! `QOIN_DAPP_TOOLS=1`, which makes a missing setup a failure instead of a skip.
@@ -139,4 +147,39 @@ fn ethers_and_viem_deploy_call_and_decode_reverts() {
         stdout.contains("websocket: viem watchBlockNumber, watchContractEvent, ethers block events: ok"),
         "{stdout}"
     );
+}
+
+#[test]
+fn hardhat_deploys_calls_and_its_network_helpers_work_unchanged() {
+    let Some(tools) = tools(&["hardhat", "@nomicfoundation/hardhat-network-helpers", "node/bin"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let scratch = tempfile::tempdir().unwrap();
+    let bin = tools.join("node_modules/.bin");
+    // Hardhat 3 needs Node.js >= 22.13: the npm `node` package's binary goes first on PATH.
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(bin.join("hardhat"))
+        .args(["run", "scripts/check.ts", "--network", "qoin"])
+        .current_dir(tools.join("hardhat"))
+        .env("PATH", path)
+        .env("QOIN_RPC", format!("http://{}", node.addr))
+        .env("QOIN_HARDHAT_OUT", scratch.path())
+        .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in [
+        "ok fixture",
+        "ok reverts + custom errors + events",
+        "ok time + mining",
+        "ok state edits",
+        "ok snapshots",
+        "hardhat: all checks passed",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?}:\n{stdout}");
+    }
 }

@@ -487,3 +487,85 @@ fn the_suggested_tip_follows_the_blocks_tips_and_each_new_head() {
 fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {
     unhex(&node.ok("eth_call", json!([{"to": contract, "data": hexs(&selector(sig))}, "latest"])))
 }
+
+#[test]
+fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mining() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let version = node.ok("web3_clientVersion", json!([]));
+    assert!(version.as_str().unwrap().starts_with("anvil-compatible/qoin-el/v"), "{version}");
+    let meta = node.ok("hardhat_metadata", json!([]));
+    assert_eq!(meta["chainId"], 1337);
+    assert_eq!(meta["latestBlockNumber"], 0);
+    assert_eq!(meta, node.ok("anvil_metadata", json!([])));
+    let info = node.ok("anvil_nodeInfo", json!([]));
+    assert_eq!(info["currentBlockNumber"], 0);
+    assert_eq!(info["environment"]["chainId"], 1337);
+    assert_eq!(node.ok("hardhat_getAutomine", json!([])), true);
+
+    let snap = node.ok("evm_snapshot", json!([]));
+    assert_eq!(snap, "0x1");
+    assert_eq!(node.ok("anvil_mine", json!(["0x3", "0xa"])), Value::Null);
+    let head = node.ok("eth_getBlockByNumber", json!(["latest", false]));
+    assert_eq!(quantity(&head["number"]), 3);
+    let t3 = quantity(&head["timestamp"]);
+    assert_eq!(quantity(&node.ok("eth_getBlockByNumber", json!(["0x2", false]))["timestamp"]), t3 - 10);
+    assert_eq!(node.ok("evm_mine", json!([t3 + 500])), "0x0");
+    assert_eq!(quantity(&node.ok("eth_getBlockByNumber", json!(["latest", false]))["timestamp"]), t3 + 500);
+    let e = node.call("evm_mine", json!([t3])).unwrap_err();
+    assert!(
+        e["message"].as_str().unwrap().contains("lower than or equal to previous block's timestamp"),
+        "{e}"
+    );
+    assert!(node.ok("evm_increaseTime", json!([3600])).as_str().unwrap().parse::<i64>().unwrap() >= 3600);
+
+    let who = Address::repeat_byte(0xc0);
+    assert_eq!(node.ok("anvil_setBalance", json!([who, "0xde0b6b3a7640000"])), Value::Null);
+    assert_eq!(node.ok("eth_getBalance", json!([who, "latest"])), "0xde0b6b3a7640000");
+    assert_eq!(node.ok("hardhat_setNonce", json!([who, "0x5"])), true);
+    assert_eq!(node.ok("eth_getTransactionCount", json!([who, "latest"])), "0x5");
+    let e = node.call("anvil_setNonce", json!([who, "0x4"])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("must not be smaller"), "{e}");
+    node.ok("anvil_setCode", json!([who, "0x602a60005260206000f3"]));
+    assert_eq!(node.ok("eth_getCode", json!([who, "latest"])), "0x602a60005260206000f3");
+    assert_eq!(node.ok("eth_call", json!([{"to": who}, "latest"])), format!("0x{}", hex::encode(word(42))));
+    let value = format!("0x{}", hex::encode(word(7)));
+    node.ok("hardhat_setStorageAt", json!([who, "0x1", value]));
+    assert_eq!(node.ok("eth_getStorageAt", json!([who, "0x1", "latest"])), value);
+    let e = node.call("anvil_setStorageAt", json!([who, "0x1", "0x07"])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("exactly 32 bytes"), "{e}");
+    // Every edit is a block whose state root matches the state: eth_getProof checks it.
+    let head = node.ok("eth_getBlockByNumber", json!(["latest", false]));
+    let root: B256 = serde_json::from_value(head["stateRoot"].clone()).unwrap();
+    let proof = node.ok("eth_getProof", json!([who, ["0x1"], "latest"]));
+    check_proof(&proof, root, &[(B256::with_last_byte(1), U256::from(7u8))]).unwrap();
+    let dev0 = node.ok("eth_accounts", json!([]))[0].clone();
+    assert_eq!(node.ok("anvil_impersonateAccount", json!([dev0])), Value::Null, "a held key");
+    let e = node.call("hardhat_impersonateAccount", json!([who])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("does not hold that account's keys"), "{e}");
+
+    assert_eq!(node.ok("evm_revert", json!([snap])), true);
+    assert_eq!(node.ok("eth_blockNumber", json!([])), "0x0");
+    assert_eq!(node.ok("eth_getBalance", json!([who, "latest"])), "0x0");
+    assert_eq!(node.ok("eth_getCode", json!([who, "latest"])), "0x");
+    assert_eq!(node.ok("evm_revert", json!([snap])), false, "used up");
+    drop(node);
+
+    // Blocks from a consensus client: every dev method is refused with -32601 and a reason.
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--mine", "off"]);
+    assert!(node.ok("web3_clientVersion", json!([])).as_str().unwrap().starts_with("qoin-el/v"));
+    for (method, params) in [
+        ("hardhat_metadata", json!([])),
+        ("anvil_nodeInfo", json!([])),
+        ("evm_mine", json!([])),
+        ("evm_snapshot", json!([])),
+        ("anvil_setBalance", json!([who, "0x1"])),
+        ("evm_increaseTime", json!([1])),
+    ] {
+        let e = node.call(method, params).unwrap_err();
+        assert_eq!(e["code"], -32601, "{method}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("consensus client"), "{method}: {e}");
+    }
+    assert_eq!(node.ok("eth_blockNumber", json!([])), "0x0");
+}

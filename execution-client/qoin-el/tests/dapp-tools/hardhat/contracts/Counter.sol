@@ -1,0 +1,1 @@
+../../../contracts/Counter.sol
