@@ -56,6 +56,22 @@ pub enum LocalMining {
     Interval(u64),
 }
 
+/// Limits on `eth_call` and `eth_estimateGas` (geth's `--rpc.gascap` and `--rpc.evmtimeout`,
+/// with geth's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// The most gas one call may use (0: only the block's gas limit).
+    pub gas_cap: u64,
+    /// How long one call, or one whole estimate, may run (zero: no limit).
+    pub evm_timeout: std::time::Duration,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self { gas_cap: 50_000_000, evm_timeout: std::time::Duration::from_secs(5) }
+    }
+}
+
 /// A block this node produced locally.
 #[derive(Debug, Clone)]
 pub struct Produced {
@@ -77,6 +93,8 @@ pub struct Node {
     tx_events: broadcast::Sender<PooledTx>,
     /// The consensus client's last sync report and when it came.
     sync: Mutex<Option<(SyncProgress, Instant)>>,
+    /// Limits on calls and estimates.
+    call_limits: CallLimits,
     /// The development controls' clock and snapshots (`dev`).
     dev: Mutex<dev::DevState>,
 }
@@ -125,7 +143,19 @@ impl Node {
             tx_events: broadcast::channel(1024).0,
             sync: Mutex::new(None),
             dev: Mutex::default(),
+            call_limits: CallLimits::default(),
         }
+    }
+
+    /// The node with these limits on calls and estimates.
+    pub fn with_call_limits(mut self, limits: CallLimits) -> Self {
+        self.call_limits = limits;
+        self
+    }
+
+    /// The limits on calls and estimates.
+    pub fn call_limits(&self) -> CallLimits {
+        self.call_limits
     }
 
     /// Records the consensus client's sync progress (`None`: not syncing).

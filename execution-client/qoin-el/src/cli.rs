@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::Keystore;
 use qoin_el_chain::Chain;
 use qoin_el_engine::EngineHandler;
-use qoin_el_node::{LocalMining, Node};
+use qoin_el_node::{CallLimits, LocalMining, Node};
 use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::dev::{dev_genesis, dev_keys};
 use qoin_primitives::Genesis;
@@ -48,6 +48,12 @@ pub(crate) struct NodeArgs {
     /// loopback: anyone who reaches it can spend them. Refused without this flag (geth's name).
     #[arg(long = "allow-insecure-unlock")]
     pub(crate) allow_insecure_unlock: bool,
+    /// Most gas one eth_call / eth_estimateGas may use (0: the block's gas limit only).
+    #[arg(long = "rpc.gascap", default_value_t = 50_000_000)]
+    pub(crate) rpc_gascap: u64,
+    /// How long one eth_call, or one whole eth_estimateGas, may run (`5s`, `500ms`; 0: no limit).
+    #[arg(long = "rpc.evmtimeout", default_value = "5s", value_parser = parse_timeout)]
+    pub(crate) rpc_evmtimeout: Duration,
     /// Password file for --unlock (first line).
     #[arg(long)]
     pub(crate) password_file: Option<PathBuf>,
@@ -74,6 +80,13 @@ pub(crate) struct NodeArgs {
     /// Metrics listen address.
     #[arg(long = "metrics.addr", default_value = "127.0.0.1")]
     pub(crate) metrics_addr: IpAddr,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 5s, 500ms, or 0 for no limit)"))
 }
 
 fn parse_mining(arg: Option<&str>, dev: bool) -> anyhow::Result<LocalMining> {
@@ -147,7 +160,8 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         head.number,
         head.hash(),
         datadir.display());
-    let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient));
+    let limits = CallLimits { gas_cap: args.rpc_gascap, evm_timeout: args.rpc_evmtimeout };
+    let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient).with_call_limits(limits));
     if !node.accounts().is_empty() {
         let tx = node.chain().store().read()?;
         for (i, a) in node.accounts().iter().enumerate() {

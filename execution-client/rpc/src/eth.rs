@@ -1,5 +1,6 @@
 //! The `eth_`, `net_` and `web3_` methods.
 
+use crate::call::{estimate, parse_request, CallRequest};
 use crate::convert::{
     data, effective_gas_price, log_json, parse, q, quantity_u256, quantity_u64, receipts_json, tx_json, Args,
     BlockTag, Location,
@@ -12,18 +13,13 @@ use qoin_el_storage::block::{next_base_fee, Body, ElHeader, Receipt};
 use qoin_el_storage::reader::{head, TrieAccount, TrieReader};
 use qoin_el_storage::tables::{Bodies, Headers, Receipts, TxLookup};
 use qoin_evm::state::{StateError, StateReader, TrieState};
-use qoin_primitives::{AccessListItem, SignedTx, TxKind, TxRequest};
+use qoin_primitives::{SignedTx, TxKind, TxRequest};
 use qoin_store::{Tx, RO};
 use qoin_trie::EMPTY_ROOT;
 use revm::bytecode::Bytecode;
-use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
-use revm::context::{BlockEnv, CfgEnv, TxEnv};
-use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
-use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
-use revm::primitives::hardfork::SpecId;
+use revm::database_interface::DatabaseRef;
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::AccountInfo;
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 use serde_json::{json, Map, Value};
 
 /// Most blocks one `eth_getLogs` may scan.
@@ -59,18 +55,18 @@ fn resolve(tx: &Tx<'_, RO>, tag: BlockTag) -> Result<Option<ElHeader>, RpcError>
     }
 }
 
-fn resolve_required(tx: &Tx<'_, RO>, tag: BlockTag) -> Result<ElHeader, RpcError> {
+pub(super) fn resolve_required(tx: &Tx<'_, RO>, tag: BlockTag) -> Result<ElHeader, RpcError> {
     resolve(tx, tag)?.ok_or_else(|| RpcError::server("header not found"))
 }
 
 /// State as of a block: the plain tables at the head, the trie before it.
-enum StateAt<'a, 'db> {
+pub(super) enum StateAt<'a, 'db> {
     Head(StateReader<'a, 'db, RO>),
     Past(TrieState<'a, 'db, RO>),
 }
 
 impl<'a, 'db> StateAt<'a, 'db> {
-    fn new(tx: &'a Tx<'db, RO>, header: &ElHeader) -> Result<Self, RpcError> {
+    pub(super) fn new(tx: &'a Tx<'db, RO>, header: &ElHeader) -> Result<Self, RpcError> {
         let head = head(tx)?;
         Ok(if header.number == head.number {
             Self::Head(StateReader::new(tx))
@@ -159,7 +155,7 @@ fn address_arg(args: &Args, i: usize) -> Result<Address, RpcError> {
     parse(v, "address")
 }
 
-fn map_state<T>(r: Result<T, StateError>) -> Result<T, RpcError> {
+pub(super) fn map_state<T>(r: Result<T, StateError>) -> Result<T, RpcError> {
     r.map_err(RpcError::internal)
 }
 
@@ -333,314 +329,6 @@ pub(super) fn fee_history(node: &Node, args: &Args) -> RpcResult {
         out["reward"] = json!(rewards);
     }
     Ok(out)
-}
-
-/// A call or transaction request object.
-#[derive(Debug, Clone, Default)]
-struct CallRequest {
-    from: Option<Address>,
-    to: Option<Address>,
-    gas: Option<u64>,
-    gas_price: Option<u128>,
-    max_fee: Option<u128>,
-    max_priority: Option<u128>,
-    value: U256,
-    input: Bytes,
-    nonce: Option<u64>,
-    chain_id: Option<u64>,
-    access_list: Vec<AccessListItem>,
-}
-
-fn u128_field(o: &Map<String, Value>, name: &str) -> Result<Option<u128>, RpcError> {
-    match o.get(name).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(v) => {
-            let x = quantity_u256(v, name)?;
-            u128::try_from(x).map(Some).map_err(|_| RpcError::invalid_params(format!("{name} too large")))
-        }
-    }
-}
-
-fn parse_request(v: Option<&Value>) -> Result<CallRequest, RpcError> {
-    let o =
-        v.and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing transaction object"))?;
-    let field = |name: &str| o.get(name).filter(|v| !v.is_null());
-    let input = match (field("input"), field("data")) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(RpcError::invalid_params(
-                "both \"data\" and \"input\" are set and not equal. Please use \"input\" to pass transaction call data",
-            ))
-        }
-        (Some(v), _) | (None, Some(v)) => parse(v, "input")?,
-        (None, None) => Bytes::new(),
-    };
-    let access_list = match field("accessList") {
-        None => Vec::new(),
-        Some(v) => {
-            #[derive(serde::Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Item {
-                address: Address,
-                #[serde(default)]
-                storage_keys: Vec<B256>,
-            }
-            let items: Vec<Item> = parse(v, "accessList")?;
-            items
-                .into_iter()
-                .map(|i| AccessListItem { address: i.address, storage_keys: i.storage_keys })
-                .collect()
-        }
-    };
-    Ok(CallRequest {
-        from: field("from").map(|v| parse(v, "from")).transpose()?,
-        to: field("to").map(|v| parse(v, "to")).transpose()?,
-        gas: field("gas").map(|v| quantity_u64(v, "gas")).transpose()?,
-        gas_price: u128_field(o, "gasPrice")?,
-        max_fee: u128_field(o, "maxFeePerGas")?,
-        max_priority: u128_field(o, "maxPriorityFeePerGas")?,
-        value: field("value").map(|v| quantity_u256(v, "value")).transpose()?.unwrap_or_default(),
-        input,
-        nonce: field("nonce").map(|v| quantity_u64(v, "nonce")).transpose()?,
-        chain_id: field("chainId").map(|v| quantity_u64(v, "chainId")).transpose()?,
-        access_list,
-    })
-}
-
-/// The fee cap and tip a request names (`gasPrice` sets both), if any.
-fn request_fees(r: &CallRequest) -> (u128, u128) {
-    match (r.gas_price, r.max_fee, r.max_priority) {
-        (Some(p), None, None) => (p, p),
-        (_, fee, tip) => {
-            let fee = fee.or(r.gas_price).unwrap_or(0);
-            (fee, tip.unwrap_or(0).min(fee))
-        }
-    }
-}
-
-/// The block environment calls run in: the block itself, or for `pending` the next one.
-fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
-    let (number, timestamp, basefee) = if pending {
-        let now = qoin_el_node::unix_secs().max(header.timestamp + 1);
-        (header.number + 1, now, next_base_fee(header, MIN_BASE_FEE))
-    } else {
-        (header.number, header.timestamp, header.base_fee_per_gas)
-    };
-    BlockEnv {
-        number: U256::from(number),
-        beneficiary: header.beneficiary,
-        timestamp: U256::from(timestamp),
-        gas_limit: header.gas_limit,
-        basefee,
-        difficulty: U256::ZERO,
-        prevrandao: Some(header.prev_randao),
-        ..BlockEnv::default()
-    }
-}
-
-fn run_call(
-    node: &Node,
-    state: &StateAt<'_, '_>,
-    block: &BlockEnv,
-    r: &CallRequest,
-    gas: u64,
-) -> Result<ExecutionResult, RpcError> {
-    let (fee, tip) = request_fees(r);
-    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-    cfg.chain_id = node.chain().genesis().chain_id;
-    cfg.disable_nonce_check = true;
-    cfg.disable_eip3607 = true;
-    if fee == 0 {
-        cfg.disable_base_fee = true;
-    }
-    let tx = TxEnv {
-        tx_type: 2,
-        caller: r.from.unwrap_or_default(),
-        gas_limit: gas,
-        gas_price: fee,
-        gas_priority_fee: Some(tip),
-        kind: r.to.map_or(revm::primitives::TxKind::Create, revm::primitives::TxKind::Call),
-        value: r.value,
-        data: r.input.clone(),
-        nonce: 0,
-        chain_id: Some(cfg.chain_id),
-        access_list: AccessList(
-            r.access_list
-                .iter()
-                .map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() })
-                .collect(),
-        ),
-        ..TxEnv::default()
-    };
-    let mut evm = Context::mainnet()
-        .with_db(WrapDatabaseRef(state))
-        .with_cfg(cfg)
-        .with_block(block.clone())
-        .build_mainnet()
-        .with_precompiles(qoin_evm::precompiles::provider());
-    match evm.transact_one(tx) {
-        Ok(result) => Ok(result),
-        Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
-        Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
-        Err(e) => Err(RpcError::internal(e)),
-    }
-}
-
-/// geth's wording for the transaction errors dapp tools match on.
-fn invalid_tx_message(e: &InvalidTransaction) -> String {
-    match e {
-        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
-            format!("insufficient funds for gas * price + value: balance {balance}, tx cost {fee}")
-        }
-        InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
-            format!("intrinsic gas too low: have {gas_limit}, want {initial_gas}")
-        }
-        InvalidTransaction::GasPriceLessThanBasefee => "max fee per gas less than block base fee".into(),
-        InvalidTransaction::PriorityFeeGreaterThanMaxFee => {
-            "max priority fee per gas higher than max fee per gas".into()
-        }
-        InvalidTransaction::CallerGasLimitMoreThanBlock => "exceeds block gas limit".into(),
-        other => other.to_string(),
-    }
-}
-
-/// The reason in `Error(string)` or `Panic(uint256)` revert data.
-pub(super) fn revert_reason(out: &[u8]) -> Option<String> {
-    let (selector, body) = (out.get(..4)?, out.get(4..)?);
-    match selector {
-        [0x08, 0xc3, 0x79, 0xa0] => {
-            let offset = usize::try_from(U256::from_be_slice(body.get(..32)?)).ok()?;
-            let len_word = body.get(offset..offset.checked_add(32)?)?;
-            let len = usize::try_from(U256::from_be_slice(len_word)).ok()?;
-            let start = offset + 32;
-            let bytes = body.get(start..start.checked_add(len)?)?;
-            Some(String::from_utf8_lossy(bytes).into_owned())
-        }
-        [0x4e, 0x48, 0x7b, 0x71] => {
-            let code = U256::from_be_slice(body.get(..32)?);
-            Some(format!("panic: {code:#x}"))
-        }
-        _ => None,
-    }
-}
-
-fn revert_error(output: &Bytes) -> RpcError {
-    let message = match revert_reason(output) {
-        Some(reason) => format!("execution reverted: {reason}"),
-        None => "execution reverted".to_string(),
-    };
-    RpcError { code: 3, message, data: Some(data(output)) }
-}
-
-fn halt_message(reason: &HaltReason) -> String {
-    match reason {
-        HaltReason::OutOfGas(_) => "out of gas".into(),
-        HaltReason::OpcodeNotFound | HaltReason::InvalidFEOpcode => "invalid opcode".into(),
-        HaltReason::StackUnderflow => "stack underflow".into(),
-        HaltReason::StackOverflow => "stack limit reached".into(),
-        HaltReason::InvalidJump => "invalid jump destination".into(),
-        HaltReason::CreateContractSizeLimit => "max code size exceeded".into(),
-        HaltReason::OutOfFunds => "insufficient balance for transfer".into(),
-        other => format!("execution halted: {other:?}"),
-    }
-}
-
-pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
-    let r = parse_request(args.get(0))?;
-    let tag = args.block(1)?;
-    let tx = read(node)?;
-    let header = resolve_required(&tx, tag)?;
-    let state = StateAt::new(&tx, &header)?;
-    let block = call_block(&header, tag == BlockTag::Pending);
-    let gas = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-    match run_call(node, &state, &block, &r, gas)? {
-        ExecutionResult::Success { output, .. } => Ok(data(output.data())),
-        ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
-        ExecutionResult::Halt { reason, .. } => Err(RpcError::server(halt_message(&reason))),
-    }
-}
-
-/// The least gas (within 1.5%) `r` needs, by bisection as geth does.
-/// The gas of a plain value transfer.
-const TRANSFER_GAS: u64 = 21_000;
-
-fn estimate(node: &Node, tx: &Tx<'_, RO>, r: &CallRequest, tag: BlockTag) -> Result<u64, RpcError> {
-    let header = resolve_required(tx, tag)?;
-    let state = StateAt::new(tx, &header)?;
-    let block = call_block(&header, tag == BlockTag::Pending || tag == BlockTag::Latest);
-    let mut hi = r.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-    let (fee, _) = request_fees(r);
-    if fee > 0 {
-        let balance =
-            map_state(state.basic_ref(r.from.unwrap_or_default()))?.map_or(U256::ZERO, |a| a.balance);
-        if balance < r.value {
-            return Err(RpcError::server("insufficient funds for transfer"));
-        }
-        let cap = (balance - r.value) / U256::from(fee);
-        hi = hi.min(u64::try_from(cap).unwrap_or(u64::MAX));
-        if hi < TRANSFER_GAS {
-            // Not even the intrinsic gas is affordable at this price: say so, as geth does,
-            // rather than "intrinsic gas too low: have 0".
-            return Err(RpcError::server(format!(
-                "insufficient funds for gas * price + value: balance {balance}, fee per gas {fee}, value {}",
-                r.value
-            )));
-        }
-    }
-    let cap = hi;
-    // A plain transfer to an account without code: 21,000 if that is enough, as geth answers
-    // (the search below would stop within 1.5% above it).
-    if r.input.is_empty() && hi >= TRANSFER_GAS {
-        if let Some(to) = r.to {
-            let code = map_state(state.basic_ref(to))?.map_or(KECCAK_EMPTY, |a| a.code_hash);
-            if code == KECCAK_EMPTY
-                && matches!(
-                    run_call(node, &state, &block, r, TRANSFER_GAS),
-                    Ok(ExecutionResult::Success { .. })
-                )
-            {
-                return Ok(TRANSFER_GAS);
-            }
-        }
-    }
-    let first = run_call(node, &state, &block, r, hi)?;
-    let used = match &first {
-        // gas used is after refunds: the limit needed may be higher (found below).
-        ExecutionResult::Success { .. } => first.tx_gas_used(),
-        ExecutionResult::Revert { output, .. } => return Err(revert_error(output)),
-        ExecutionResult::Halt { reason: HaltReason::OutOfGas(_), .. } => {
-            return Err(RpcError::server(format!("gas required exceeds allowance ({cap})")))
-        }
-        ExecutionResult::Halt { reason, .. } => return Err(RpcError::server(halt_message(reason))),
-    };
-    let succeeds = |gas: u64| -> Result<bool, RpcError> {
-        Ok(matches!(run_call(node, &state, &block, r, gas), Ok(ExecutionResult::Success { .. })))
-    };
-    let mut lo = used.saturating_sub(1).max(20_999);
-    let optimistic = ((used + 2_300) * 64 / 63).min(hi);
-    if optimistic > lo && succeeds(optimistic)? {
-        hi = optimistic;
-    } else if optimistic > lo {
-        lo = optimistic;
-    }
-    while hi - lo > 1 && (hi - lo) as f64 / hi as f64 > 0.015 {
-        let mid = lo + (hi - lo) / 2;
-        if succeeds(mid)? {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Ok(hi)
-}
-
-pub(super) fn estimate_gas(node: &Node, args: &Args) -> RpcResult {
-    let r = parse_request(args.get(0))?;
-    let tag = match args.get(1) {
-        None => BlockTag::Pending,
-        Some(v) => BlockTag::parse(v)?,
-    };
-    let tx = read(node)?;
-    Ok(q(estimate(node, &tx, &r, tag)?))
 }
 
 fn submit(node: &Node, tx: SignedTx) -> RpcResult {

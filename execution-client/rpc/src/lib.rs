@@ -15,6 +15,7 @@
 //!   keeps every version, so every block's state is served.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod call;
 mod convert;
 mod dev;
 mod error;
@@ -53,8 +54,8 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_gasPrice", eth::gas_price),
     ("eth_maxPriorityFeePerGas", eth::max_priority_fee),
     ("eth_feeHistory", eth::fee_history),
-    ("eth_call", eth::call),
-    ("eth_estimateGas", eth::estimate_gas),
+    ("eth_call", call::call),
+    ("eth_estimateGas", call::estimate_gas),
     ("eth_sendRawTransaction", eth::send_raw_transaction),
     ("eth_sendTransaction", eth::send_transaction),
     ("eth_getTransactionByHash", eth::transaction_by_hash),

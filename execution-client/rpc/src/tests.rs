@@ -1,8 +1,8 @@
 //! Parameter parsing and error shapes; the methods themselves are exercised end to end
 //! through the real server by `tests/e2e/rpc.rs`.
 
+use super::call::revert_reason;
 use super::convert::{quantity_u256, quantity_u64, BlockTag};
-use super::eth::revert_reason;
 use super::{FILTER_METHODS, METHODS};
 use alloy_primitives::{B256, U256};
 use serde_json::json;

@@ -569,3 +569,40 @@ fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mini
     }
     assert_eq!(node.ok("eth_blockNumber", json!([])), "0x0");
 }
+
+#[test]
+fn calls_and_estimates_stop_at_the_gas_cap_and_the_evm_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cap far below the block's 30M gas, and a timeout a busy loop cannot finish within.
+    let node = Node::start_with(dir.path(), &["--rpc.gascap", "100000", "--rpc.evmtimeout", "20ms"]);
+    let (gas_left, looping) = (Address::repeat_byte(0x9a), Address::repeat_byte(0x9b));
+    // GAS PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN: answers the gas left.
+    node.ok("anvil_setCode", json!([gas_left, "0x5a60005260206000f3"]));
+    // JUMPDEST PUSH1 0 JUMP: loops until out of gas.
+    node.ok("anvil_setCode", json!([looping, "0x5b600056"]));
+    let left = quantity(&node.ok("eth_call", json!([{"to": gas_left, "gas": "0x1c9c380"}, "latest"])));
+    assert!(left < 100_000 && left > 70_000, "a 30M-gas request ran with the 100,000 cap: {left} left");
+    let e = node.call("eth_estimateGas", json!([{"to": looping}])).unwrap_err();
+    assert_eq!(e["message"], "gas required exceeds allowance (100000)", "{e}");
+    drop(node);
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--rpc.evmtimeout", "20ms"]);
+    node.ok("anvil_setCode", json!([looping, "0x5b600056"]));
+    node.ok("anvil_setCode", json!([gas_left, "0x5a60005260206000f3"]));
+    // 30M gas of a 12-gas loop is 2.5M iterations: far beyond 20 ms.
+    for method in ["eth_call", "eth_estimateGas"] {
+        let started = Instant::now();
+        let e = node.call(method, json!([{"to": looping}])).unwrap_err();
+        assert_eq!(e["message"], "execution aborted (timeout = 20ms)", "{method}: {e}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{method} stopped at the timeout");
+    }
+    // A short call is untouched by either limit.
+    assert!(quantity(&node.ok("eth_call", json!([{"to": gas_left}, "latest"]))) > 29_000_000);
+    let e = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
+        .args(["node", "--dev", "--rpc.evmtimeout", "soon"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--rpc.evmtimeout"), "{e:?}");
+}
