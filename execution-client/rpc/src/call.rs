@@ -13,12 +13,17 @@ use qoin_store::{Tx, RO};
 use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
+use revm::context_interface::ContextTr;
 use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
-use revm::interpreter::{InstructionResult, Interpreter};
+use revm::inspector::JournalExt;
+use revm::interpreter::{
+    CallInputs, CallOutcome, CreateInputs, CreateOutcome, InstructionResult, Interpreter,
+};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
-use serde_json::{Map, Value};
+use revm_inspectors::access_list::AccessListInspector;
+use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
 /// A call or transaction request object.
@@ -149,16 +154,21 @@ impl Budget {
     }
 }
 
-/// Halts execution once the deadline passes: the clock is read every 1,024 steps, and once
-/// past it every frame halts at its next step, so the whole call unwinds at once.
-struct Deadline {
+/// What watches a call: the deadline (the clock is read every 1,024 steps; once past it every
+/// frame halts at its next step, so the whole call unwinds at once) and, for
+/// `eth_createAccessList`, revm-inspectors' access-list collector.
+struct Watch {
     at: Option<Instant>,
     steps: u32,
     expired: bool,
+    access: Option<AccessListInspector>,
 }
 
-impl<CTX> Inspector<CTX> for Deadline {
-    fn step(&mut self, interp: &mut Interpreter, _: &mut CTX) {
+impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
+    fn step(&mut self, interp: &mut Interpreter, context: &mut CTX) {
+        if let Some(a) = &mut self.access {
+            a.step(interp, context);
+        }
         if !self.expired {
             self.steps = self.steps.wrapping_add(1);
             if !self.steps.is_multiple_of(1_024) {
@@ -170,6 +180,14 @@ impl<CTX> Inspector<CTX> for Deadline {
             }
         }
         interp.halt(InstructionResult::OutOfGas);
+    }
+
+    fn call(&mut self, context: &mut CTX, inputs: &mut CallInputs) -> Option<CallOutcome> {
+        self.access.as_mut().and_then(|a| a.call(context, inputs))
+    }
+
+    fn create(&mut self, context: &mut CTX, inputs: &mut CreateInputs) -> Option<CreateOutcome> {
+        self.access.as_mut().and_then(|a| a.create(context, inputs))
     }
 }
 
@@ -193,6 +211,19 @@ fn run_call(
     gas: u64,
     budget: &Budget,
 ) -> Result<ExecutionResult, RpcError> {
+    run_watched(node, state, block, r, gas, budget, None).map(|(result, _)| result)
+}
+
+/// [`run_call`], collecting the accounts and slots touched when `access` is given.
+fn run_watched(
+    node: &Node,
+    state: &StateAt<'_, '_>,
+    block: &BlockEnv,
+    r: &CallRequest,
+    gas: u64,
+    budget: &Budget,
+    access: Option<AccessListInspector>,
+) -> Result<(ExecutionResult, Option<AccessListInspector>), RpcError> {
     if budget.is_over() {
         return Err(budget.exceeded());
     }
@@ -227,14 +258,14 @@ fn run_call(
         .with_db(WrapDatabaseRef(state))
         .with_cfg(cfg)
         .with_block(block.clone())
-        .build_mainnet_with_inspector(Deadline { at: budget.deadline, steps: 0, expired: false })
+        .build_mainnet_with_inspector(Watch { at: budget.deadline, steps: 0, expired: false, access })
         .with_precompiles(qoin_evm::precompiles::provider());
     let result = evm.inspect_one_tx(tx);
     if evm.inspector.expired {
         return Err(budget.exceeded());
     }
     match result {
-        Ok(result) => Ok(result),
+        Ok(result) => Ok((result, evm.inspector.access.take())),
         Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
         Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
         Err(e) => Err(RpcError::internal(e)),
@@ -403,4 +434,58 @@ pub(super) fn estimate_gas(node: &Node, args: &Args) -> RpcResult {
     };
     let tx = read(node)?;
     Ok(q(estimate(node, &tx, &r, tag)?))
+}
+
+/// Most rounds `eth_createAccessList` runs before answering (each round runs the call with the
+/// previous round's list; it stops as soon as a round adds nothing).
+const ACCESS_LIST_ROUNDS: usize = 10;
+
+/// `eth_createAccessList(request, block = pending)`: the accounts and slots the call touches
+/// (without the sender, the recipient and the precompiles), and the gas it uses with that
+/// list; `error` says why it failed, if it did.
+pub(super) fn create_access_list(node: &Node, args: &Args) -> RpcResult {
+    let mut r = parse_request(args.get(0))?;
+    let tag = match args.get(1) {
+        None => BlockTag::Pending,
+        Some(v) => BlockTag::parse(v)?,
+    };
+    let tx = read(node)?;
+    let header = resolve_required(&tx, tag)?;
+    let state = StateAt::new(&tx, &header)?;
+    let block = call_block(&header, tag == BlockTag::Pending);
+    let gas = call_gas(node, &header, r.gas);
+    let budget = Budget::start(node);
+    for _ in 0..ACCESS_LIST_ROUNDS {
+        let given = AccessList(
+            r.access_list
+                .iter()
+                .map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() })
+                .collect(),
+        );
+        let inspector = AccessListInspector::new(given.clone());
+        let (result, inspector) = run_watched(node, &state, &block, &r, gas, &budget, Some(inspector))?;
+        let found = inspector.map(AccessListInspector::into_access_list).unwrap_or_default();
+        let mut given_sorted = given;
+        given_sorted.sort();
+        if found == given_sorted {
+            let list: Vec<Value> = found
+                .0
+                .iter()
+                .map(|i| json!({"address": i.address, "storageKeys": i.storage_keys}))
+                .collect();
+            let mut out = json!({"accessList": list, "gasUsed": q(result.tx_gas_used())});
+            match &result {
+                ExecutionResult::Success { .. } => {}
+                ExecutionResult::Revert { output, .. } => out["error"] = json!(revert_error(output).message),
+                ExecutionResult::Halt { reason, .. } => out["error"] = json!(halt_message(reason)),
+            }
+            return Ok(out);
+        }
+        r.access_list = found
+            .0
+            .into_iter()
+            .map(|i| AccessListItem { address: i.address, storage_keys: i.storage_keys })
+            .collect();
+    }
+    Err(RpcError::server(format!("the access list did not settle in {ACCESS_LIST_ROUNDS} rounds")))
 }

@@ -56,6 +56,7 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_feeHistory", eth::fee_history),
     ("eth_call", call::call),
     ("eth_estimateGas", call::estimate_gas),
+    ("eth_createAccessList", call::create_access_list),
     ("eth_sendRawTransaction", eth::send_raw_transaction),
     ("eth_sendTransaction", eth::send_transaction),
     ("eth_getTransactionByHash", eth::transaction_by_hash),

@@ -606,3 +606,37 @@ fn calls_and_estimates_stop_at_the_gas_cap_and_the_evm_timeout() {
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("--rpc.evmtimeout"), "{e:?}");
 }
+
+#[test]
+fn create_access_list_names_what_a_call_touches_and_the_gas_it_then_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (a, b) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+    // B: PUSH1 5 SLOAD STOP. A: CALL(gas, B, 0, 0, 0, 0, 0) STOP.
+    node.ok("anvil_setCode", json!([b, "0x60055400"]));
+    let call_b = format!("0x6000600060006000600073{}5af100", hex::encode(b));
+    node.ok("anvil_setCode", json!([a, call_b]));
+    let from = node.ok("eth_accounts", json!([]))[0].clone();
+    let answer = node.ok("eth_createAccessList", json!([{"from": from, "to": a}]));
+    let slot5 = format!("0x{}", hex::encode(B256::with_last_byte(5)));
+    assert_eq!(
+        answer["accessList"],
+        json!([{"address": b, "storageKeys": [slot5]}]),
+        "B and its slot; not the sender, not the recipient A: {answer}"
+    );
+    assert!(answer.get("error").is_none(), "{answer}");
+    let with_list = quantity(&answer["gasUsed"]);
+    let without = quantity(&node.ok("eth_estimateGas", json!([{"from": from, "to": a}])));
+    // The list costs 2,400 + 1,900 up front and saves the cold-access surcharges (2,500 + 2,000).
+    assert!(with_list < without, "with the list {with_list}, without {without}");
+    // Given the answer, the list is already complete: the same list comes back.
+    let again = node.ok(
+        "eth_createAccessList",
+        json!([{"from": from, "to": a, "accessList": answer["accessList"]}, "latest"]),
+    );
+    assert_eq!(again["accessList"], answer["accessList"]);
+    // A reverting call still answers, with the reason.
+    node.ok("anvil_setCode", json!([b, "0x60055460006000fd"]));
+    let reverted = node.ok("eth_createAccessList", json!([{"from": from, "to": b}]));
+    assert_eq!(reverted["error"], "execution reverted", "{reverted}");
+}
