@@ -446,6 +446,54 @@ pub(super) fn txpool_status(node: &Node, _: &Args) -> RpcResult {
     Ok(json!({"pending": q(pending as u64), "queued": q(queued as u64)}))
 }
 
+type BySender = std::collections::BTreeMap<Address, std::collections::BTreeMap<u64, SignedTx>>;
+
+/// `{sender: {nonce (decimal): f(tx)}}`, geth's shape.
+fn by_sender(side: &BySender, f: impl Fn(&SignedTx) -> Value) -> Value {
+    let out: Map<String, Value> =
+        side.iter().map(|(sender, txs)| (sender.to_string(), by_nonce(txs, &f))).collect();
+    Value::Object(out)
+}
+
+fn by_nonce(txs: &std::collections::BTreeMap<u64, SignedTx>, f: impl Fn(&SignedTx) -> Value) -> Value {
+    Value::Object(txs.iter().map(|(n, t)| (n.to_string(), f(t))).collect())
+}
+
+/// geth's `txpool_content`: every pooled transaction object, `pending` and `queued`, by
+/// sender and nonce.
+pub(super) fn txpool_content(node: &Node, _: &Args) -> RpcResult {
+    let tx = read(node)?;
+    let c = node.pool().content(&qoin_el_node::LatestState(&tx), None);
+    let obj = |t: &SignedTx| tx_json(t, None);
+    Ok(json!({"pending": by_sender(&c.pending, obj), "queued": by_sender(&c.queued, obj)}))
+}
+
+/// geth's `txpool_contentFrom(address)`: one sender's pooled transactions by nonce.
+pub(super) fn txpool_content_from(node: &Node, args: &Args) -> RpcResult {
+    let sender = address_arg(args, 0)?;
+    let tx = read(node)?;
+    let c = node.pool().content(&qoin_el_node::LatestState(&tx), Some(&sender));
+    let obj = |t: &SignedTx| tx_json(t, None);
+    let side = |s: &BySender| s.get(&sender).map_or(json!({}), |txs| by_nonce(txs, obj));
+    Ok(json!({"pending": side(&c.pending), "queued": side(&c.queued)}))
+}
+
+/// geth's `txpool_inspect`: one line per pooled transaction,
+/// `<to>: <value> shor + <gas> gas × <max fee> shor` (`contract creation` for a deployment).
+pub(super) fn txpool_inspect(node: &Node, _: &Args) -> RpcResult {
+    let tx = read(node)?;
+    let c = node.pool().content(&qoin_el_node::LatestState(&tx), None);
+    let line = |t: &SignedTx| {
+        let r = t.request();
+        let to = match r.to {
+            TxKind::Call(to) => to.to_string(),
+            TxKind::Create => "contract creation".to_string(),
+        };
+        json!(format!("{to}: {} shor + {} gas × {} shor", r.value, r.gas_limit, r.max_fee_per_gas))
+    };
+    Ok(json!({"pending": by_sender(&c.pending, line), "queued": by_sender(&c.queued, line)}))
+}
+
 pub(super) fn transaction_receipt(node: &Node, args: &Args) -> RpcResult {
     let id = hash_arg(args, "transaction hash")?;
     let tx = read(node)?;

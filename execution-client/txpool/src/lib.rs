@@ -179,6 +179,15 @@ fn signature_hash(tx: &SignedTx) -> B256 {
     keccak256(tx.signature().to_bytes())
 }
 
+/// The pool's transactions by sender and nonce (see [`TxPool::content`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolContent {
+    /// Executable in nonce order.
+    pub pending: BTreeMap<Address, BTreeMap<u64, SignedTx>>,
+    /// Waiting behind a nonce gap.
+    pub queued: BTreeMap<Address, BTreeMap<u64, SignedTx>>,
+}
+
 impl TxPool {
     /// An empty pool.
     pub fn new(config: PoolConfig) -> Self {
@@ -356,6 +365,27 @@ impl TxPool {
             }
             if let Some(next) = runs[i].last() {
                 heap.push((tip(next), std::cmp::Reverse(next.id()), i));
+            }
+        }
+        out
+    }
+
+    /// Every pooled transaction by sender and nonce, split as geth's `txpool_content` splits
+    /// them: `pending` holds each sender's contiguous run from its next nonce, `queued` the
+    /// rest (behind a nonce gap). `only` limits it to one sender.
+    pub fn content(&self, state: &impl AccountState, only: Option<&Address>) -> PoolContent {
+        let mut out = PoolContent::default();
+        for (sender, q) in &self.senders {
+            if only.is_some_and(|o| o != sender) {
+                continue;
+            }
+            let mut n = state.nonce_and_balance(sender).0;
+            while q.contains_key(&n) {
+                n += 1;
+            }
+            for (nonce, e) in q {
+                let side = if *nonce < n { &mut out.pending } else { &mut out.queued };
+                side.entry(*sender).or_default().insert(*nonce, e.tx.clone());
             }
         }
         out

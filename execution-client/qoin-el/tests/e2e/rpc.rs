@@ -640,3 +640,36 @@ fn create_access_list_names_what_a_call_touches_and_the_gas_it_then_uses() {
     let reverted = node.ok("eth_createAccessList", json!([{"from": from, "to": b}]));
     assert_eq!(reverted["error"], "execution reverted", "{reverted}");
 }
+
+#[test]
+fn txpool_content_and_inspect_show_pending_and_queued_by_sender_and_nonce() {
+    let dir = tempfile::tempdir().unwrap();
+    // No local blocks: what is sent stays pooled.
+    let node = Node::start_with(dir.path(), &["--mine", "off"]);
+    let accounts = node.ok("eth_accounts", json!([]));
+    let (a, b) = (accounts[0].as_str().unwrap(), accounts[1].as_str().unwrap());
+    let to = "0x000000000000000000000000000000000000dEaD";
+    let mut ids = Vec::new();
+    for (from, nonce) in [(a, 0u64), (a, 1), (a, 3), (b, 0)] {
+        let t =
+            json!({"from": from, "to": to, "value": "0x7", "nonce": format!("{nonce:#x}"), "gas": "0x5208"});
+        ids.push(node.ok("eth_sendTransaction", json!([t])));
+    }
+    let checksum = |s: &str| s.parse::<Address>().unwrap().to_string();
+    let (a, b) = (checksum(a), checksum(b));
+    let content = node.ok("txpool_content", json!([]));
+    assert_eq!(content["pending"][&a]["0"]["hash"], ids[0]);
+    assert_eq!(content["pending"][&a]["1"]["hash"], ids[1]);
+    assert_eq!(content["queued"][&a]["3"]["hash"], ids[2], "behind the gap at nonce 2");
+    assert_eq!(content["pending"][&b]["0"]["hash"], ids[3]);
+    assert_eq!(content["pending"][&a].as_object().unwrap().len(), 2);
+    assert_eq!(content["queued"].as_object().unwrap().len(), 1);
+    assert_eq!(node.ok("txpool_status", json!([])), json!({"pending": "0x3", "queued": "0x1"}));
+    let from_a = node.ok("txpool_contentFrom", json!([a]));
+    assert_eq!(from_a["pending"], content["pending"][&a]);
+    assert_eq!(from_a["queued"], content["queued"][&a]);
+    let inspect = node.ok("txpool_inspect", json!([]));
+    let line = inspect["pending"][&b]["0"].as_str().unwrap();
+    assert!(line.starts_with(&format!("{to}: 7 shor + 21000 gas × ")), "{line}");
+    assert_eq!(inspect["queued"][&a]["3"].as_str().unwrap().split(':').next(), Some(to));
+}
