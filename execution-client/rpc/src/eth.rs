@@ -401,17 +401,83 @@ pub(super) fn transaction_by_hash(node: &Node, args: &Args) -> RpcResult {
     if let Some(loc) = tx.get::<TxLookup>(&id)? {
         let header = header_at(&tx, loc.block)?.ok_or_else(|| RpcError::internal("indexed block missing"))?;
         let (_, txs, _) = block_parts(&tx, loc.block)?;
-        let index = loc.index as usize;
-        let t = txs.get(index).ok_or_else(|| RpcError::internal("indexed transaction missing"))?;
-        let at = Location {
-            block_hash: header.hash(),
-            number: header.number,
-            index,
-            base_fee: header.base_fee_per_gas,
-        };
-        return Ok(tx_json(t, Some(at)));
+        return located_tx_json(&header, &txs, loc.index as usize)
+            .ok_or_else(|| RpcError::internal("indexed transaction missing"));
     }
     Ok(node.pool().get(&id).map_or(Value::Null, |t| tx_json(t, None)))
+}
+
+/// The object of a block's transaction `index` with its location, if there is one.
+fn located_tx_json(header: &ElHeader, txs: &[SignedTx], index: usize) -> Option<Value> {
+    let at = Location {
+        block_hash: header.hash(),
+        number: header.number,
+        index,
+        base_fee: header.base_fee_per_gas,
+    };
+    txs.get(index).map(|t| tx_json(t, Some(at)))
+}
+
+/// A block's transaction by position, through `f`; `null` when the block or the index is
+/// unknown.
+fn tx_at(
+    node: &Node,
+    tag: BlockTag,
+    args: &Args,
+    f: impl Fn(&ElHeader, &Body, &[SignedTx], usize) -> Option<Value>,
+) -> RpcResult {
+    let index = args.quantity(1, "transaction index")?;
+    let tx = read(node)?;
+    let Some(header) = resolve(&tx, tag)? else { return Ok(Value::Null) };
+    let (body, txs, _) = block_parts(&tx, header.number)?;
+    let found = usize::try_from(index).ok().and_then(|i| f(&header, &body, &txs, i));
+    Ok(found.unwrap_or(Value::Null))
+}
+
+fn object_at(header: &ElHeader, _: &Body, txs: &[SignedTx], index: usize) -> Option<Value> {
+    located_tx_json(header, txs, index)
+}
+
+fn raw_at(_: &ElHeader, body: &Body, _: &[SignedTx], index: usize) -> Option<Value> {
+    body.transactions.get(index).map(|raw| json!(raw))
+}
+
+pub(super) fn tx_by_block_hash_and_index(node: &Node, args: &Args) -> RpcResult {
+    tx_at(node, BlockTag::Hash(hash_arg(args, "block hash")?), args, object_at)
+}
+
+pub(super) fn tx_by_block_number_and_index(node: &Node, args: &Args) -> RpcResult {
+    tx_at(node, args.block(0)?, args, object_at)
+}
+
+pub(super) fn raw_tx_by_block_hash_and_index(node: &Node, args: &Args) -> RpcResult {
+    tx_at(node, BlockTag::Hash(hash_arg(args, "block hash")?), args, raw_at)
+}
+
+pub(super) fn raw_tx_by_block_number_and_index(node: &Node, args: &Args) -> RpcResult {
+    tx_at(node, args.block(0)?, args, raw_at)
+}
+
+/// Execution blocks have no uncles (sibling blocks are the consensus layer's, §15.5): `0x0`
+/// for a known block, `null` otherwise.
+fn uncle_count(node: &Node, tag: BlockTag) -> RpcResult {
+    let tx = read(node)?;
+    Ok(resolve(&tx, tag)?.map_or(Value::Null, |_| q(0u64)))
+}
+
+pub(super) fn uncle_count_by_hash(node: &Node, args: &Args) -> RpcResult {
+    uncle_count(node, BlockTag::Hash(hash_arg(args, "block hash")?))
+}
+
+pub(super) fn uncle_count_by_number(node: &Node, args: &Args) -> RpcResult {
+    uncle_count(node, args.block(0)?)
+}
+
+/// No uncles: always `null` (the parameters are still checked).
+pub(super) fn uncle_by_index(_: &Node, args: &Args) -> RpcResult {
+    args.block(0)?;
+    args.quantity(1, "uncle index")?;
+    Ok(Value::Null)
 }
 
 /// The transaction's exact EIP-2718 bytes (a mined one's as its block carries them, a pooled

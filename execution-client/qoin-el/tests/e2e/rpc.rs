@@ -673,3 +673,26 @@ fn txpool_content_and_inspect_show_pending_and_queued_by_sender_and_nonce() {
     assert!(line.starts_with(&format!("{to}: 7 shor + 21000 gas × ")), "{line}");
     assert_eq!(inspect["queued"][&a]["3"].as_str().unwrap().split(':').next(), Some(to));
 }
+
+#[test]
+fn transactions_by_block_and_index_and_no_uncles() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let from = node.ok("eth_accounts", json!([]))[0].clone();
+    let hash = node.ok("eth_sendTransaction", json!([{"from": from, "to": from, "value": "0x1"}]));
+    let receipt = node.receipt(&hash);
+    let (block_hash, number) = (receipt["blockHash"].clone(), receipt["blockNumber"].clone());
+    let by_hash = node.ok("eth_getTransactionByHash", json!([hash]));
+    assert_eq!(node.ok("eth_getTransactionByBlockHashAndIndex", json!([block_hash, "0x0"])), by_hash);
+    assert_eq!(node.ok("eth_getTransactionByBlockNumberAndIndex", json!([number, "0x0"])), by_hash);
+    assert_eq!(node.ok("eth_getTransactionByBlockNumberAndIndex", json!(["latest", "0x0"])), by_hash);
+    let raw = node.ok("eth_getRawTransactionByHash", json!([hash]));
+    assert_eq!(node.ok("eth_getRawTransactionByBlockHashAndIndex", json!([block_hash, "0x0"])), raw);
+    assert_eq!(node.ok("eth_getRawTransactionByBlockNumberAndIndex", json!([number, "0x0"])), raw);
+    assert_eq!(node.ok("eth_getTransactionByBlockNumberAndIndex", json!([number, "0x1"])), Value::Null);
+    assert_eq!(node.ok("eth_getTransactionByBlockNumberAndIndex", json!(["0x99", "0x0"])), Value::Null);
+    assert!(node.call("eth_getTransactionByBlockNumberAndIndex", json!([number])).is_err(), "index required");
+    assert_eq!(node.ok("eth_getUncleCountByBlockHash", json!([block_hash])), "0x0");
+    assert_eq!(node.ok("eth_getUncleCountByBlockNumber", json!(["0x99"])), Value::Null);
+    assert_eq!(node.ok("eth_getUncleByBlockNumberAndIndex", json!([number, "0x0"])), Value::Null);
+}
