@@ -21,6 +21,7 @@ use revm::database_interface::DatabaseRef;
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::AccountInfo;
 use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
 
 /// Most blocks one `eth_getLogs` may scan.
 pub(super) const MAX_LOG_RANGE: u64 = 10_000;
@@ -718,18 +719,26 @@ impl LogRange {
     }
 }
 
-/// The logs of canonical blocks `from..=to` that match, in order. Stops after the block at
-/// which more than `limit` logs have been collected: `Err(block)` then names the last block
-/// read in full (its logs included), so a caller can go on from the next.
+/// How long one `eth_getLogs` (or one filter poll's log scan) may read blocks.
+pub(super) const LOGS_TIME_CAP: Duration = Duration::from_secs(10);
+
+/// The logs of canonical blocks `from..=to` that match, in order. Stops early after the block
+/// at which more than `limit` logs have been collected, or at the first block boundary past
+/// `deadline` (at least one block is read): `Some(block)` then names the last block read in
+/// full (its logs included), so a caller can go on from the next.
 pub(super) fn logs_in(
     tx: &Tx<'_, RO>,
     filter: &LogFilter,
     from: u64,
     to: u64,
     limit: usize,
+    deadline: Instant,
 ) -> Result<(Vec<Value>, Option<u64>), RpcError> {
     let mut out = Vec::new();
     for n in from..=to {
+        if n > from && Instant::now() >= deadline {
+            return Ok((out, Some(n - 1)));
+        }
         let Some(header) = header_at(tx, n)? else { continue };
         if !filter.may_match(&header.logs_bloom) {
             continue;
@@ -761,9 +770,16 @@ pub(super) fn get_logs(node: &Node, args: &Args) -> RpcResult {
     let filter = LogFilter::parse(o)?;
     let tx = read(node)?;
     let (from, to) = LogRange::parse(&tx, o)?.bounded(head(&tx)?.number)?;
-    let (out, _) = logs_in(&tx, &filter, from, to, MAX_LOGS + 1)?;
+    let (out, stopped) = logs_in(&tx, &filter, from, to, MAX_LOGS + 1, Instant::now() + LOGS_TIME_CAP)?;
     if out.len() > MAX_LOGS {
         return Err(RpcError::server(format!("query returned more than {MAX_LOGS} results")));
+    }
+    if let Some(last) = stopped {
+        return Err(RpcError::server(format!(
+            "query timeout exceeded ({}s, read blocks {from} to {last} of {to}): narrow the block range, \
+             addresses or topics",
+            LOGS_TIME_CAP.as_secs()
+        )));
     }
     Ok(json!(out))
 }

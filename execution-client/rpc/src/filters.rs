@@ -13,7 +13,7 @@
 
 use crate::convert::Args;
 use crate::error::{RpcError, RpcResult};
-use crate::eth::{header_at, logs_in, read, LogFilter, LogRange, MAX_LOGS, MAX_LOG_RANGE};
+use crate::eth::{header_at, logs_in, read, LogFilter, LogRange, LOGS_TIME_CAP, MAX_LOGS, MAX_LOG_RANGE};
 use crate::subscriptions::HexIds;
 use alloy_primitives::B256;
 use qoin_el_node::Node;
@@ -110,7 +110,8 @@ impl Cursor {
         let (logs, done) = if start > end {
             (Vec::new(), head)
         } else {
-            let (logs, stopped) = logs_in(tx, filter, start, end, MAX_LOGS)?;
+            let deadline = Instant::now() + LOGS_TIME_CAP;
+            let (logs, stopped) = logs_in(tx, filter, start, end, MAX_LOGS, deadline)?;
             (logs, stopped.unwrap_or(end))
         };
         self.advance(tx, next, done)?;

@@ -65,3 +65,26 @@ fn method_names_are_distinct() {
     names.dedup();
     assert_eq!(names.len(), METHODS.len() + FILTER_METHODS.len());
 }
+
+#[test]
+fn a_log_scan_past_its_deadline_stops_at_a_block_boundary_and_says_where() {
+    use qoin_el_node::{LocalMining, Node};
+    use std::time::{Duration, Instant};
+    let keys = vec![qoin_crypto::Keypair::from_seed(&[1; 32])];
+    let genesis = qoin_el_chain::test_utils::funded_genesis(&keys, 30_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let options = qoin_store::StoreOptions { max_size: 1 << 30, ..Default::default() };
+    let chain = qoin_el_chain::Chain::open(dir.path(), genesis, options).unwrap();
+    let node = Node::new(chain, Vec::new(), LocalMining::Off, alloy_primitives::Address::ZERO);
+    for _ in 0..5 {
+        node.produce(true).unwrap();
+    }
+    let tx = node.chain().store().read().unwrap();
+    let all = super::eth::LogFilter::parse(&serde_json::Map::new()).unwrap();
+    let later = Instant::now() + Duration::from_secs(60);
+    assert_eq!(super::eth::logs_in(&tx, &all, 1, 5, 10, later).unwrap(), (vec![], None), "read in full");
+    let past = Instant::now() - Duration::from_millis(1);
+    let (logs, stopped) = super::eth::logs_in(&tx, &all, 1, 5, 10, past).unwrap();
+    assert!(logs.is_empty());
+    assert_eq!(stopped, Some(1), "one block read, then the deadline; the caller goes on from 2");
+}
