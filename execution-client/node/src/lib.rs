@@ -64,11 +64,17 @@ pub struct CallLimits {
     pub gas_cap: u64,
     /// How long one call, or one whole estimate, may run (zero: no limit).
     pub evm_timeout: std::time::Duration,
+    /// Calls, estimates and log queries run at once (the rest wait their turn).
+    pub heavy_requests: usize,
 }
 
 impl Default for CallLimits {
     fn default() -> Self {
-        Self { gas_cap: 50_000_000, evm_timeout: std::time::Duration::from_secs(5) }
+        Self {
+            gas_cap: 50_000_000,
+            evm_timeout: std::time::Duration::from_secs(5),
+            heavy_requests: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
     }
 }
 

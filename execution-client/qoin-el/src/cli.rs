@@ -54,6 +54,10 @@ pub(crate) struct NodeArgs {
     /// How long one eth_call, or one whole eth_estimateGas, may run (`5s`, `500ms`; 0: no limit).
     #[arg(long = "rpc.evmtimeout", default_value = "5s", value_parser = parse_timeout)]
     pub(crate) rpc_evmtimeout: Duration,
+    /// eth_call, eth_estimateGas, eth_createAccessList, eth_getLogs and the other heavy methods
+    /// run at once; the rest wait their turn (default: the number of CPUs).
+    #[arg(long = "rpc.max-heavy-requests")]
+    pub(crate) rpc_max_heavy: Option<usize>,
     /// Password file for --unlock (first line).
     #[arg(long)]
     pub(crate) password_file: Option<PathBuf>,
@@ -160,7 +164,12 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         head.number,
         head.hash(),
         datadir.display());
-    let limits = CallLimits { gas_cap: args.rpc_gascap, evm_timeout: args.rpc_evmtimeout };
+    let defaults = CallLimits::default();
+    let limits = CallLimits {
+        gas_cap: args.rpc_gascap,
+        evm_timeout: args.rpc_evmtimeout,
+        heavy_requests: args.rpc_max_heavy.unwrap_or(defaults.heavy_requests).max(1),
+    };
     let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient).with_call_limits(limits));
     if !node.accounts().is_empty() {
         let tx = node.chain().store().read()?;

@@ -154,7 +154,7 @@ impl Budget {
     }
 }
 
-/// What watches a call: the deadline (the clock is read every 1,024 steps; once past it every
+/// What watches a call: the deadline (the clock is read every 32 steps; once past it every
 /// frame halts at its next step, so the whole call unwinds at once) and, for
 /// `eth_createAccessList`, revm-inspectors' access-list collector.
 struct Watch {
@@ -171,7 +171,7 @@ impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
         }
         if !self.expired {
             self.steps = self.steps.wrapping_add(1);
-            if !self.steps.is_multiple_of(1_024) {
+            if !self.steps.is_multiple_of(32) {
                 return;
             }
             match self.at {

@@ -126,34 +126,88 @@ pub const FILTER_METHODS: &[(&str, FilterMethod)] = &[
     ("eth_uninstallFilter", Filters::uninstall),
 ];
 
+/// Methods that read many blocks or run the EVM: at most `CallLimits::heavy_requests` of them
+/// run at once; the rest wait their turn (without holding a thread), and beyond
+/// [`MAX_HEAVY_WAITING`] waiting a request is refused at once.
+pub const HEAVY_METHODS: &[&str] = &[
+    "eth_call",
+    "eth_estimateGas",
+    "eth_createAccessList",
+    "eth_getLogs",
+    "eth_getFilterLogs",
+    "eth_getProof",
+    "eth_feeHistory",
+    "eth_sendTransaction",
+];
+
+/// Heavy requests that may wait for a turn; beyond, `-32005` at once.
+pub const MAX_HEAVY_WAITING: usize = 1_024;
+
+/// Turns for heavy methods.
+struct Gate {
+    turns: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorObjectOwned> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_HEAVY_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ErrorObjectOwned::owned(
+                -32005,
+                format!("too many requests: {MAX_HEAVY_WAITING} calls, estimates and log queries are already waiting"),
+                None::<()>,
+            ));
+        }
+        let permit = self.turns.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|e| RpcError::internal(e).into())
+    }
+}
+
 /// The jsonrpsee module with every method in [`METHODS`] and [`FILTER_METHODS`]; each runs on
-/// a blocking thread (they read MDBX and run the EVM).
+/// a blocking thread (they read MDBX and run the EVM), heavy ones ([`HEAVY_METHODS`]) after
+/// waiting for a turn.
 pub fn module(node: Arc<Node>) -> RpcModule<Node> {
+    let gate = Arc::new(Gate {
+        turns: Arc::new(tokio::sync::Semaphore::new(node.call_limits().heavy_requests.max(1))),
+        waiting: Default::default(),
+    });
     let mut module = RpcModule::from_arc(node);
     let filters = Arc::new(Filters::default());
     let served = METHODS.iter().map(|&(name, f)| (name, Served::Plain(f)));
     let served = served.chain(FILTER_METHODS.iter().map(|&(name, f)| (name, Served::Filter(f))));
     for (name, f) in served {
-        let filters = filters.clone();
-        let registered = module.register_blocking_method(name, move |params, node, _| {
-            let started = std::time::Instant::now();
-            let args = Args::from_params(&params)?;
-            let result = match f {
-                Served::Plain(f) => f(&node, &args),
-                Served::Filter(f) => f(&filters, &node, &args),
-            };
-            match &result {
-                Ok(_) => tracing::debug!(target: targets::RPC, method = name, elapsed = ?started.elapsed(), "served"),
-                Err(e) => tracing::debug!(
-                    target: targets::RPC,
-                    method = name,
-                    elapsed = ?started.elapsed(),
-                    code = e.code,
-                    error = %e.message,
-                    "refused"
-                ),
+        let (filters, gate) = (filters.clone(), gate.clone());
+        let heavy = HEAVY_METHODS.contains(&name);
+        let registered = module.register_async_method(name, move |params, node, _| {
+            let (filters, gate) = (filters.clone(), gate.clone());
+            async move {
+                let _turn = if heavy { Some(gate.enter().await?) } else { None };
+                let args = Args::from_params(&params)?;
+                let run = move || {
+                    let started = std::time::Instant::now();
+                    let result = match f {
+                        Served::Plain(f) => f(&node, &args),
+                        Served::Filter(f) => f(&filters, &node, &args),
+                    };
+                    match &result {
+                        Ok(_) => tracing::debug!(target: targets::RPC, method = name, elapsed = ?started.elapsed(), "served"),
+                        Err(e) => tracing::debug!(
+                            target: targets::RPC,
+                            method = name,
+                            elapsed = ?started.elapsed(),
+                            code = e.code,
+                            error = %e.message,
+                            "refused"
+                        ),
+                    }
+                    result
+                };
+                let result = tokio::task::spawn_blocking(run).await.map_err(RpcError::internal)?;
+                result.map_err(ErrorObjectOwned::from)
             }
-            result.map_err(ErrorObjectOwned::from)
         });
         // Names in METHODS are distinct, so registering cannot fail; a duplicate would be a
         // programming error caught by the tests.
