@@ -69,10 +69,14 @@ struct Clock {
     next: Option<u64>,
 }
 
+/// Unix time in seconds, signed (the clock's offset may be negative).
+fn unix_now() -> i64 {
+    i64::try_from(crate::unix_secs()).unwrap_or(i64::MAX)
+}
+
 impl Clock {
     fn now(&self) -> u64 {
-        let now = i64::try_from(crate::unix_secs()).unwrap_or(i64::MAX);
-        u64::try_from(now.saturating_add(self.offset)).unwrap_or(0)
+        u64::try_from(unix_now().saturating_add(self.offset)).unwrap_or(0)
     }
 
     /// The next block's timestamp after a head stamped `head_ts`, and whether it was set.
@@ -85,8 +89,7 @@ impl Clock {
 
     /// A block was stamped `t` on request: the clock goes on from there.
     fn stamped(&mut self, t: u64) {
-        let now = i64::try_from(crate::unix_secs()).unwrap_or(i64::MAX);
-        self.offset = i64::try_from(t).unwrap_or(i64::MAX).saturating_sub(now);
+        self.offset = i64::try_from(t).unwrap_or(i64::MAX).saturating_sub(unix_now());
         self.next = None;
     }
 }

@@ -191,84 +191,98 @@ impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
     }
 }
 
-/// The gas a call may use: what it asks (else the block's limit), at most the block's limit
-/// and `--rpc.gascap` (0: no cap).
-fn call_gas(node: &Node, header: &ElHeader, requested: Option<u64>) -> u64 {
-    let cap = node.call_limits().gas_cap;
-    let gas = requested.unwrap_or(header.gas_limit).min(header.gas_limit);
-    if cap == 0 {
-        gas
-    } else {
-        gas.min(cap)
-    }
+/// Our access list in revm's type.
+fn revm_access_list(items: &[AccessListItem]) -> AccessList {
+    AccessList(
+        items.iter().map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() }).collect(),
+    )
 }
 
-fn run_call(
-    node: &Node,
-    state: &StateAt<'_, '_>,
-    block: &BlockEnv,
-    r: &CallRequest,
-    gas: u64,
-    budget: &Budget,
-) -> Result<ExecutionResult, RpcError> {
-    run_watched(node, state, block, r, gas, budget, None).map(|(result, _)| result)
+/// A block's state and environment that calls run against, with one time budget for all of
+/// them (`--rpc.evmtimeout`).
+struct Trial<'a, 'db> {
+    node: &'a Node,
+    header: ElHeader,
+    state: StateAt<'a, 'db>,
+    block: BlockEnv,
+    budget: Budget,
 }
 
-/// [`run_call`], collecting the accounts and slots touched when `access` is given.
-fn run_watched(
-    node: &Node,
-    state: &StateAt<'_, '_>,
-    block: &BlockEnv,
-    r: &CallRequest,
-    gas: u64,
-    budget: &Budget,
-    access: Option<AccessListInspector>,
-) -> Result<(ExecutionResult, Option<AccessListInspector>), RpcError> {
-    if budget.is_over() {
-        return Err(budget.exceeded());
+impl<'a, 'db> Trial<'a, 'db> {
+    /// Calls on the state of the block `tag` names, in that block's environment or, with
+    /// `next_block`, in the environment of the block after it.
+    fn at(node: &'a Node, tx: &'a Tx<'db, RO>, tag: BlockTag, next_block: bool) -> Result<Self, RpcError> {
+        let header = resolve_required(tx, tag)?;
+        let state = StateAt::new(tx, &header)?;
+        let block = call_block(&header, next_block);
+        Ok(Self { node, header, state, block, budget: Budget::start(node) })
     }
-    let (fee, tip) = request_fees(r);
-    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-    cfg.chain_id = node.chain().genesis().chain_id;
-    cfg.disable_nonce_check = true;
-    cfg.disable_eip3607 = true;
-    if fee == 0 {
-        cfg.disable_base_fee = true;
+
+    /// The gas a call may use: what it asks (else the block's limit), at most the block's
+    /// limit and `--rpc.gascap` (0: no cap).
+    fn gas(&self, requested: Option<u64>) -> u64 {
+        let cap = self.node.call_limits().gas_cap;
+        let gas = requested.unwrap_or(self.header.gas_limit).min(self.header.gas_limit);
+        if cap == 0 {
+            gas
+        } else {
+            gas.min(cap)
+        }
     }
-    let tx = TxEnv {
-        tx_type: 2,
-        caller: r.from.unwrap_or_default(),
-        gas_limit: gas,
-        gas_price: fee,
-        gas_priority_fee: Some(tip),
-        kind: r.to.map_or(revm::primitives::TxKind::Create, revm::primitives::TxKind::Call),
-        value: r.value,
-        data: r.input.clone(),
-        nonce: 0,
-        chain_id: Some(cfg.chain_id),
-        access_list: AccessList(
-            r.access_list
-                .iter()
-                .map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() })
-                .collect(),
-        ),
-        ..TxEnv::default()
-    };
-    let mut evm = Context::mainnet()
-        .with_db(WrapDatabaseRef(state))
-        .with_cfg(cfg)
-        .with_block(block.clone())
-        .build_mainnet_with_inspector(Watch { at: budget.deadline, steps: 0, expired: false, access })
-        .with_precompiles(qoin_evm::precompiles::provider());
-    let result = evm.inspect_one_tx(tx);
-    if evm.inspector.expired {
-        return Err(budget.exceeded());
+
+    fn run(&self, r: &CallRequest, gas: u64) -> Result<ExecutionResult, RpcError> {
+        self.run_watched(r, gas, None).map(|(result, _)| result)
     }
-    match result {
-        Ok(result) => Ok((result, evm.inspector.access.take())),
-        Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
-        Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
-        Err(e) => Err(RpcError::internal(e)),
+
+    /// [`Trial::run`], collecting the accounts and slots touched when `access` is given.
+    fn run_watched(
+        &self,
+        r: &CallRequest,
+        gas: u64,
+        access: Option<AccessListInspector>,
+    ) -> Result<(ExecutionResult, Option<AccessListInspector>), RpcError> {
+        let Self { node, state, block, budget, .. } = self;
+        if budget.is_over() {
+            return Err(budget.exceeded());
+        }
+        let (fee, tip) = request_fees(r);
+        let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
+        cfg.chain_id = node.chain().genesis().chain_id;
+        cfg.disable_nonce_check = true;
+        cfg.disable_eip3607 = true;
+        if fee == 0 {
+            cfg.disable_base_fee = true;
+        }
+        let tx = TxEnv {
+            tx_type: 2,
+            caller: r.from.unwrap_or_default(),
+            gas_limit: gas,
+            gas_price: fee,
+            gas_priority_fee: Some(tip),
+            kind: r.to.map_or(revm::primitives::TxKind::Create, revm::primitives::TxKind::Call),
+            value: r.value,
+            data: r.input.clone(),
+            nonce: 0,
+            chain_id: Some(cfg.chain_id),
+            access_list: revm_access_list(&r.access_list),
+            ..TxEnv::default()
+        };
+        let mut evm = Context::mainnet()
+            .with_db(WrapDatabaseRef(state))
+            .with_cfg(cfg)
+            .with_block(block.clone())
+            .build_mainnet_with_inspector(Watch { at: budget.deadline, steps: 0, expired: false, access })
+            .with_precompiles(qoin_evm::precompiles::provider());
+        let result = evm.inspect_one_tx(tx);
+        if evm.inspector.expired {
+            return Err(budget.exceeded());
+        }
+        match result {
+            Ok(result) => Ok((result, evm.inspector.access.take())),
+            Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
+            Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
+            Err(e) => Err(RpcError::internal(e)),
+        }
     }
 }
 
@@ -335,40 +349,35 @@ pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
     let r = parse_request(args.get(0))?;
     let tag = args.block(1)?;
     let tx = read(node)?;
-    let header = resolve_required(&tx, tag)?;
-    let state = StateAt::new(&tx, &header)?;
-    let block = call_block(&header, tag == BlockTag::Pending);
-    let gas = call_gas(node, &header, r.gas);
-    match run_call(node, &state, &block, &r, gas, &Budget::start(node))? {
+    let trial = Trial::at(node, &tx, tag, tag == BlockTag::Pending)?;
+    match trial.run(&r, trial.gas(r.gas))? {
         ExecutionResult::Success { output, .. } => Ok(data(output.data())),
         ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => Err(RpcError::server(halt_message(&reason))),
     }
 }
 
-/// The least gas (within 1.5%) `r` needs, by bisection as geth does.
 /// The gas of a plain value transfer.
 const TRANSFER_GAS: u64 = 21_000;
 
+/// The least gas (within 1.5%) `r` needs, by bisection as geth does.
 pub(super) fn estimate(
     node: &Node,
     tx: &Tx<'_, RO>,
     r: &CallRequest,
     tag: BlockTag,
 ) -> Result<u64, RpcError> {
-    let header = resolve_required(tx, tag)?;
-    let state = StateAt::new(tx, &header)?;
-    let block = call_block(&header, tag == BlockTag::Pending || tag == BlockTag::Latest);
-    let budget = Budget::start(node);
+    let trial = Trial::at(node, tx, tag, tag == BlockTag::Pending || tag == BlockTag::Latest)?;
+    let (state, budget) = (&trial.state, &trial.budget);
     // Whether `gas` suffices; running out of time is an error, not an answer.
     let succeeds = |gas: u64| -> Result<bool, RpcError> {
-        match run_call(node, &state, &block, r, gas, &budget) {
+        match trial.run(r, gas) {
             Ok(result) => Ok(matches!(result, ExecutionResult::Success { .. })),
             Err(_) if budget.is_over() => Err(budget.exceeded()),
             Err(_) => Ok(false),
         }
     };
-    let mut hi = call_gas(node, &header, r.gas);
+    let mut hi = trial.gas(r.gas);
     let (fee, _) = request_fees(r);
     if fee > 0 {
         let balance =
@@ -398,7 +407,7 @@ pub(super) fn estimate(
             }
         }
     }
-    let first = run_call(node, &state, &block, r, hi, &budget)?;
+    let first = trial.run(r, hi)?;
     let used = match &first {
         // gas used is after refunds: the limit needed may be higher (found below).
         ExecutionResult::Success { .. } => first.tx_gas_used(),
@@ -426,12 +435,14 @@ pub(super) fn estimate(
     Ok(hi)
 }
 
+/// Parameter `i` as a block tag, `pending` when absent (geth's default for estimates).
+fn tag_or_pending(args: &Args, i: usize) -> Result<BlockTag, RpcError> {
+    args.get(i).map_or(Ok(BlockTag::Pending), BlockTag::parse)
+}
+
 pub(super) fn estimate_gas(node: &Node, args: &Args) -> RpcResult {
     let r = parse_request(args.get(0))?;
-    let tag = match args.get(1) {
-        None => BlockTag::Pending,
-        Some(v) => BlockTag::parse(v)?,
-    };
+    let tag = tag_or_pending(args, 1)?;
     let tx = read(node)?;
     Ok(q(estimate(node, &tx, &r, tag)?))
 }
@@ -445,25 +456,14 @@ const ACCESS_LIST_ROUNDS: usize = 10;
 /// list; `error` says why it failed, if it did.
 pub(super) fn create_access_list(node: &Node, args: &Args) -> RpcResult {
     let mut r = parse_request(args.get(0))?;
-    let tag = match args.get(1) {
-        None => BlockTag::Pending,
-        Some(v) => BlockTag::parse(v)?,
-    };
+    let tag = tag_or_pending(args, 1)?;
     let tx = read(node)?;
-    let header = resolve_required(&tx, tag)?;
-    let state = StateAt::new(&tx, &header)?;
-    let block = call_block(&header, tag == BlockTag::Pending);
-    let gas = call_gas(node, &header, r.gas);
-    let budget = Budget::start(node);
+    let trial = Trial::at(node, &tx, tag, tag == BlockTag::Pending)?;
+    let gas = trial.gas(r.gas);
     for _ in 0..ACCESS_LIST_ROUNDS {
-        let given = AccessList(
-            r.access_list
-                .iter()
-                .map(|i| RevmItem { address: i.address, storage_keys: i.storage_keys.clone() })
-                .collect(),
-        );
+        let given = revm_access_list(&r.access_list);
         let inspector = AccessListInspector::new(given.clone());
-        let (result, inspector) = run_watched(node, &state, &block, &r, gas, &budget, Some(inspector))?;
+        let (result, inspector) = trial.run_watched(&r, gas, Some(inspector))?;
         let found = inspector.map(AccessListInspector::into_access_list).unwrap_or_default();
         let mut given_sorted = given;
         given_sorted.sort();

@@ -83,24 +83,22 @@ pub(super) fn evm_mine(node: &Node, args: &Args) -> RpcResult {
     Ok(json!("0x0"))
 }
 
-fn mine_args(args: &Args) -> Result<(u64, u64), RpcError> {
+/// `hardhat_mine(count, interval)` / `anvil_mine`: `count` blocks, `interval` seconds apart;
+/// answers `true` under Hardhat's name and `null` under anvil's.
+pub(super) fn mine<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
     let count = args.get(0).map(|v| quantity_u64(v, "block count")).transpose()?.unwrap_or(1);
     let interval = args.get(1).map(|v| quantity_u64(v, "interval")).transpose()?.unwrap_or(1);
-    Ok((count, interval))
+    node.mine_blocks(count, interval, None)?;
+    Ok(answer::<HARDHAT>())
 }
 
-/// `hardhat_mine(count, interval)`: `count` blocks, `interval` seconds apart; answers `true`.
-pub(super) fn hardhat_mine(node: &Node, args: &Args) -> RpcResult {
-    let (count, interval) = mine_args(args)?;
-    node.mine_blocks(count, interval, None)?;
-    Ok(json!(true))
-}
-
-/// `anvil_mine(count, interval)`: as `hardhat_mine`; answers `null` like anvil.
-pub(super) fn anvil_mine(node: &Node, args: &Args) -> RpcResult {
-    let (count, interval) = mine_args(args)?;
-    node.mine_blocks(count, interval, None)?;
-    Ok(Value::Null)
+/// What a `hardhat_` method answers (`true`) and what its `anvil_` twin answers (`null`).
+fn answer<const HARDHAT: bool>() -> Value {
+    if HARDHAT {
+        json!(true)
+    } else {
+        Value::Null
+    }
 }
 
 /// `evm_increaseTime(seconds)`: moves the clock; answers the total shift in seconds as a
@@ -141,9 +139,12 @@ fn address(args: &Args) -> Result<Address, RpcError> {
     args.req(0, "address")
 }
 
-fn edit(node: &Node, args: &Args, edit: Edit, hardhat: bool) -> RpcResult {
-    node.edit_account(address(args)?, edit)?;
-    Ok(if hardhat { json!(true) } else { Value::Null })
+/// A state edit parsed from the parameters after the address.
+type EditParser = fn(&Args) -> Result<Edit, RpcError>;
+
+fn edit<const HARDHAT: bool>(node: &Node, args: &Args, parse: EditParser) -> RpcResult {
+    node.edit_account(address(args)?, parse(args)?)?;
+    Ok(answer::<HARDHAT>())
 }
 
 fn balance_edit(args: &Args) -> Result<Edit, RpcError> {
@@ -169,37 +170,21 @@ fn storage_edit(args: &Args) -> Result<Edit, RpcError> {
     Ok(Edit::Storage(slot, value.into()))
 }
 
-/// `anvil_setBalance(address, balance)`.
-pub(super) fn anvil_set_balance(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, balance_edit(args)?, false)
+/// `anvil_setBalance` / `hardhat_setBalance(address, balance)`.
+pub(super) fn set_balance<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
+    edit::<HARDHAT>(node, args, balance_edit)
 }
-/// `hardhat_setBalance(address, balance)`.
-pub(super) fn hardhat_set_balance(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, balance_edit(args)?, true)
+/// `anvil_setNonce` / `hardhat_setNonce(address, nonce)`.
+pub(super) fn set_nonce<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
+    edit::<HARDHAT>(node, args, nonce_edit)
 }
-/// `anvil_setNonce(address, nonce)`.
-pub(super) fn anvil_set_nonce(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, nonce_edit(args)?, false)
+/// `anvil_setCode` / `hardhat_setCode(address, code)`.
+pub(super) fn set_code<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
+    edit::<HARDHAT>(node, args, code_edit)
 }
-/// `hardhat_setNonce(address, nonce)`.
-pub(super) fn hardhat_set_nonce(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, nonce_edit(args)?, true)
-}
-/// `anvil_setCode(address, code)`.
-pub(super) fn anvil_set_code(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, code_edit(args)?, false)
-}
-/// `hardhat_setCode(address, code)`.
-pub(super) fn hardhat_set_code(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, code_edit(args)?, true)
-}
-/// `anvil_setStorageAt(address, slot, value)`.
-pub(super) fn anvil_set_storage_at(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, storage_edit(args)?, false)
-}
-/// `hardhat_setStorageAt(address, slot, value)`.
-pub(super) fn hardhat_set_storage_at(node: &Node, args: &Args) -> RpcResult {
-    edit(node, args, storage_edit(args)?, true)
+/// `anvil_setStorageAt` / `hardhat_setStorageAt(address, slot, value)`.
+pub(super) fn set_storage_at<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
+    edit::<HARDHAT>(node, args, storage_edit)
 }
 
 /// `anvil_impersonateAccount` / `hardhat_impersonateAccount`: a Qoin transaction carries its

@@ -89,8 +89,8 @@ pub const METHODS: &[(&str, Method)] = &[
     ("hardhat_getAutomine", dev::get_automine),
     ("anvil_getAutomine", dev::get_automine),
     ("evm_mine", dev::evm_mine),
-    ("hardhat_mine", dev::hardhat_mine),
-    ("anvil_mine", dev::anvil_mine),
+    ("hardhat_mine", dev::mine::<true>),
+    ("anvil_mine", dev::mine::<false>),
     ("evm_increaseTime", dev::increase_time),
     ("anvil_increaseTime", dev::increase_time),
     ("evm_setNextBlockTimestamp", dev::set_next_timestamp),
@@ -99,14 +99,14 @@ pub const METHODS: &[(&str, Method)] = &[
     ("anvil_snapshot", dev::snapshot),
     ("evm_revert", dev::revert),
     ("anvil_revert", dev::revert),
-    ("anvil_setBalance", dev::anvil_set_balance),
-    ("hardhat_setBalance", dev::hardhat_set_balance),
-    ("anvil_setNonce", dev::anvil_set_nonce),
-    ("hardhat_setNonce", dev::hardhat_set_nonce),
-    ("anvil_setCode", dev::anvil_set_code),
-    ("hardhat_setCode", dev::hardhat_set_code),
-    ("anvil_setStorageAt", dev::anvil_set_storage_at),
-    ("hardhat_setStorageAt", dev::hardhat_set_storage_at),
+    ("anvil_setBalance", dev::set_balance::<false>),
+    ("hardhat_setBalance", dev::set_balance::<true>),
+    ("anvil_setNonce", dev::set_nonce::<false>),
+    ("hardhat_setNonce", dev::set_nonce::<true>),
+    ("anvil_setCode", dev::set_code::<false>),
+    ("hardhat_setCode", dev::set_code::<true>),
+    ("anvil_setStorageAt", dev::set_storage_at::<false>),
+    ("hardhat_setStorageAt", dev::set_storage_at::<true>),
     ("anvil_impersonateAccount", dev::impersonate),
     ("hardhat_impersonateAccount", dev::impersonate),
     ("anvil_stopImpersonatingAccount", dev::stop_impersonating),
@@ -145,12 +145,12 @@ pub const MAX_HEAVY_WAITING: usize = 1_024;
 
 /// Turns for heavy methods.
 struct Gate {
-    turns: Arc<tokio::sync::Semaphore>,
+    turns: tokio::sync::Semaphore,
     waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Gate {
-    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorObjectOwned> {
+    async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ErrorObjectOwned> {
         use std::sync::atomic::Ordering;
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_HEAVY_WAITING {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -160,7 +160,7 @@ impl Gate {
                 None::<()>,
             ));
         }
-        let permit = self.turns.clone().acquire_owned().await;
+        let permit = self.turns.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         permit.map_err(|e| RpcError::internal(e).into())
     }
@@ -171,7 +171,7 @@ impl Gate {
 /// waiting for a turn.
 pub fn module(node: Arc<Node>) -> RpcModule<Node> {
     let gate = Arc::new(Gate {
-        turns: Arc::new(tokio::sync::Semaphore::new(node.call_limits().heavy_requests.max(1))),
+        turns: tokio::sync::Semaphore::new(node.call_limits().heavy_requests.max(1)),
         waiting: Default::default(),
     });
     let mut module = RpcModule::from_arc(node);
