@@ -200,7 +200,8 @@ pub fn post_state<K: TransactionKind>(
     Ok(out)
 }
 
-fn tx_env(tx: &SignedTx) -> TxEnv {
+/// The environment revm runs a signed transaction in.
+pub fn tx_env(tx: &SignedTx) -> TxEnv {
     let r = tx.request();
     TxEnv {
         tx_type: 2,

@@ -10,19 +10,22 @@ use qoin_el_node::Node;
 use qoin_el_storage::block::{next_base_fee, ElHeader};
 use qoin_primitives::AccessListItem;
 use qoin_store::{Tx, RO};
-use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
 use revm::context_interface::ContextTr;
 use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
 use revm::inspector::JournalExt;
+use revm::interpreter::interpreter_types::MemoryTr;
 use revm::interpreter::{
     CallInputs, CallOutcome, CreateInputs, CreateOutcome, InstructionResult, Interpreter,
 };
 use revm::primitives::hardfork::SpecId;
+use revm::primitives::Log;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
 use revm_inspectors::access_list::AccessListInspector;
+use revm_inspectors::tracing::DebugInspector;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
@@ -109,7 +112,7 @@ fn request_fees(r: &CallRequest) -> (u128, u128) {
 }
 
 /// The block environment calls run in: the block itself, or for `pending` the next one.
-fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
+pub(super) fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
     let (number, timestamp, basefee) = if pending {
         let now = qoin_el_node::unix_secs().max(header.timestamp + 1);
         (header.number + 1, now, next_base_fee(header, MIN_BASE_FEE))
@@ -128,25 +131,29 @@ fn call_block(header: &ElHeader, pending: bool) -> BlockEnv {
     }
 }
 
-/// How long a call (or a whole estimate) may run: `--rpc.evmtimeout` from when it started.
+/// How long a call (or a whole estimate, or a trace) may run, from when it started.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Budget {
-    deadline: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
     timeout: Duration,
 }
 
 impl Budget {
-    /// The node's limit, starting now.
+    /// The node's limit (`--rpc.evmtimeout`), starting now.
     pub(super) fn start(node: &Node) -> Self {
-        let timeout = node.call_limits().evm_timeout;
+        Self::lasting(node.call_limits().evm_timeout)
+    }
+
+    /// `timeout` from now (zero: no limit).
+    pub(super) fn lasting(timeout: Duration) -> Self {
         Self { deadline: (!timeout.is_zero()).then(|| Instant::now() + timeout), timeout }
     }
 
-    fn is_over(&self) -> bool {
+    pub(super) fn is_over(&self) -> bool {
         self.deadline.is_some_and(|at| Instant::now() >= at)
     }
 
-    fn exceeded(&self) -> RpcError {
+    pub(super) fn exceeded(&self) -> RpcError {
         RpcError::server(format!(
             "execution aborted (timeout = {})",
             humantime::format_duration(self.timeout)
@@ -154,40 +161,143 @@ impl Budget {
     }
 }
 
-/// What watches a call: the deadline (the clock is read every 32 steps; once past it every
-/// frame halts at its next step, so the whole call unwinds at once) and, for
-/// `eth_createAccessList`, revm-inspectors' access-list collector.
-struct Watch {
+/// What rides along a watched run besides the deadline.
+pub(super) enum Extra {
+    /// Nothing.
+    Nothing,
+    /// revm-inspectors' access-list collector (`eth_createAccessList`).
+    Access(AccessListInspector),
+    /// revm-inspectors' geth tracers (`debug_trace*`), boxed: it is large.
+    Trace(Box<DebugInspector>),
+}
+
+/// What a trace keeps in memory, estimated, so that a trace of a long run is refused rather
+/// than allowed to fill the node's memory: every call frame costs its input, every recorded
+/// step its stack and memory when the struct logger keeps them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecordCost {
+    /// Steps are recorded (the struct logger).
+    pub(super) steps: bool,
+    /// Each recorded step copies the stack.
+    pub(super) stack: bool,
+    /// Each recorded step copies memory.
+    pub(super) memory: bool,
+    /// Bytes estimated so far.
+    pub(super) used: usize,
+}
+
+/// Estimated bytes of one recorded step besides its stack and memory copies.
+pub(super) const STEP_BYTES: usize = 256;
+/// Estimated bytes of one call frame besides its input.
+const FRAME_BYTES: usize = 512;
+/// The most a trace may keep in memory (estimated); beyond, it is refused.
+pub(super) const MAX_TRACE_BYTES: usize = 256 << 20;
+
+/// What watches a run: the deadline (the clock is read every 32 steps; once past it every
+/// frame halts at its next step, so the whole run unwinds at once), the memory a trace keeps
+/// (halted the same way once past [`MAX_TRACE_BYTES`]), and the [`Extra`] inspector.
+pub(super) struct Watch {
     at: Option<Instant>,
     steps: u32,
-    expired: bool,
-    access: Option<AccessListInspector>,
+    pub(super) expired: bool,
+    pub(super) too_large: bool,
+    cost: Option<RecordCost>,
+    pub(super) extra: Extra,
+}
+
+impl Watch {
+    pub(super) fn new(budget: &Budget, cost: Option<RecordCost>, extra: Extra) -> Self {
+        Self { at: budget.deadline, steps: 0, expired: false, too_large: false, cost, extra }
+    }
+
+    /// What the trace is estimated to keep so far, if it is counted.
+    pub(super) fn cost(&self) -> Option<RecordCost> {
+        self.cost
+    }
+
+    /// Adds `bytes` to the trace's estimate; false once past the cap.
+    fn charge(&mut self, bytes: usize) -> bool {
+        if let Some(c) = &mut self.cost {
+            c.used = c.used.saturating_add(bytes);
+            if c.used > MAX_TRACE_BYTES {
+                self.too_large = true;
+            }
+        }
+        !self.too_large
+    }
+}
+
+/// Calls `$method` on the [`Extra`] inspector, if there is one (`$none` otherwise).
+macro_rules! extra {
+    ($self:ident, $none:expr, $method:ident($($arg:expr),*)) => {
+        match &mut $self.extra {
+            Extra::Nothing => $none,
+            Extra::Access(i) => Inspector::<CTX>::$method(i, $($arg),*),
+            Extra::Trace(i) => Inspector::<CTX>::$method(&mut **i, $($arg),*),
+        }
+    };
 }
 
 impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
+    fn initialize_interp(&mut self, interp: &mut Interpreter, context: &mut CTX) {
+        extra!(self, (), initialize_interp(interp, context))
+    }
+
     fn step(&mut self, interp: &mut Interpreter, context: &mut CTX) {
-        if let Some(a) = &mut self.access {
-            a.step(interp, context);
+        if let Some(c) = self.cost.filter(|c| c.steps) {
+            let stack = if c.stack { interp.stack.len() * 32 } else { 0 };
+            let memory = if c.memory { interp.memory.size() } else { 0 };
+            self.charge(STEP_BYTES + stack + memory);
         }
-        if !self.expired {
+        if !self.expired && !self.too_large {
             self.steps = self.steps.wrapping_add(1);
-            if !self.steps.is_multiple_of(32) {
-                return;
-            }
-            match self.at {
-                Some(at) if Instant::now() >= at => self.expired = true,
-                _ => return,
+            if self.steps.is_multiple_of(32) && self.at.is_some_and(|at| Instant::now() >= at) {
+                self.expired = true;
             }
         }
-        interp.halt(InstructionResult::OutOfGas);
+        if self.expired || self.too_large {
+            interp.halt(InstructionResult::OutOfGas);
+            return;
+        }
+        extra!(self, (), step(interp, context))
+    }
+
+    fn step_end(&mut self, interp: &mut Interpreter, context: &mut CTX) {
+        extra!(self, (), step_end(interp, context))
+    }
+
+    fn log(&mut self, context: &mut CTX, log: Log) {
+        extra!(self, (), log(context, log))
+    }
+
+    fn log_full(&mut self, interp: &mut Interpreter, context: &mut CTX, log: Log) {
+        extra!(self, (), log_full(interp, context, log))
     }
 
     fn call(&mut self, context: &mut CTX, inputs: &mut CallInputs) -> Option<CallOutcome> {
-        self.access.as_mut().and_then(|a| a.call(context, inputs))
+        self.charge(FRAME_BYTES + inputs.input.len());
+        extra!(self, None, call(context, inputs))
+    }
+
+    fn call_end(&mut self, context: &mut CTX, inputs: &CallInputs, outcome: &mut CallOutcome) {
+        extra!(self, (), call_end(context, inputs, outcome))
     }
 
     fn create(&mut self, context: &mut CTX, inputs: &mut CreateInputs) -> Option<CreateOutcome> {
-        self.access.as_mut().and_then(|a| a.create(context, inputs))
+        self.charge(FRAME_BYTES + inputs.init_code().len());
+        extra!(self, None, create(context, inputs))
+    }
+
+    fn create_end(&mut self, context: &mut CTX, inputs: &CreateInputs, outcome: &mut CreateOutcome) {
+        extra!(self, (), create_end(context, inputs, outcome))
+    }
+
+    fn selfdestruct(&mut self, contract: Address, target: Address, value: U256) {
+        match &mut self.extra {
+            Extra::Nothing => {}
+            Extra::Access(i) => Inspector::<CTX>::selfdestruct(i, contract, target, value),
+            Extra::Trace(i) => Inspector::<CTX>::selfdestruct(&mut **i, contract, target, value),
+        }
     }
 }
 
@@ -200,27 +310,37 @@ fn revm_access_list(items: &[AccessListItem]) -> AccessList {
 
 /// A block's state and environment that calls run against, with one time budget for all of
 /// them (`--rpc.evmtimeout`).
-struct Trial<'a, 'db> {
+pub(super) struct Trial<'a, 'db> {
     node: &'a Node,
     header: ElHeader,
     state: StateAt<'a, 'db>,
-    block: BlockEnv,
-    budget: Budget,
+    pub(super) block: BlockEnv,
+    pub(super) budget: Budget,
 }
 
 impl<'a, 'db> Trial<'a, 'db> {
     /// Calls on the state of the block `tag` names, in that block's environment or, with
     /// `next_block`, in the environment of the block after it.
-    fn at(node: &'a Node, tx: &'a Tx<'db, RO>, tag: BlockTag, next_block: bool) -> Result<Self, RpcError> {
+    pub(super) fn at(
+        node: &'a Node,
+        tx: &'a Tx<'db, RO>,
+        tag: BlockTag,
+        next_block: bool,
+    ) -> Result<Self, RpcError> {
         let header = resolve_required(tx, tag)?;
         let state = StateAt::new(tx, &header)?;
         let block = call_block(&header, next_block);
         Ok(Self { node, header, state, block, budget: Budget::start(node) })
     }
 
+    /// The state calls run on.
+    pub(super) fn state(&self) -> &StateAt<'a, 'db> {
+        &self.state
+    }
+
     /// The gas a call may use: what it asks (else the block's limit), at most the block's
     /// limit and `--rpc.gascap` (0: no cap).
-    fn gas(&self, requested: Option<u64>) -> u64 {
+    pub(super) fn gas(&self, requested: Option<u64>) -> u64 {
         let cap = self.node.call_limits().gas_cap;
         let gas = requested.unwrap_or(self.header.gas_limit).min(self.header.gas_limit);
         if cap == 0 {
@@ -231,23 +351,14 @@ impl<'a, 'db> Trial<'a, 'db> {
     }
 
     fn run(&self, r: &CallRequest, gas: u64) -> Result<ExecutionResult, RpcError> {
-        self.run_watched(r, gas, None).map(|(result, _)| result)
+        self.run_watched(r, gas, None, Extra::Nothing).map(|(result, _)| result.result)
     }
 
-    /// [`Trial::run`], collecting the accounts and slots touched when `access` is given.
-    fn run_watched(
-        &self,
-        r: &CallRequest,
-        gas: u64,
-        access: Option<AccessListInspector>,
-    ) -> Result<(ExecutionResult, Option<AccessListInspector>), RpcError> {
-        let Self { node, state, block, budget, .. } = self;
-        if budget.is_over() {
-            return Err(budget.exceeded());
-        }
+    /// The configuration and transaction environment `r` runs in with `gas`.
+    pub(super) fn env(&self, r: &CallRequest, gas: u64) -> (CfgEnv, TxEnv) {
         let (fee, tip) = request_fees(r);
         let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-        cfg.chain_id = node.chain().genesis().chain_id;
+        cfg.chain_id = self.node.chain().genesis().chain_id;
         cfg.disable_nonce_check = true;
         cfg.disable_eip3607 = true;
         if fee == 0 {
@@ -267,22 +378,59 @@ impl<'a, 'db> Trial<'a, 'db> {
             access_list: revm_access_list(&r.access_list),
             ..TxEnv::default()
         };
+        (cfg, tx)
+    }
+
+    /// [`Trial::run`] with `extra` watching too (and a trace's memory estimate in `cost`);
+    /// the result with the state it leaves, and `extra` afterwards.
+    pub(super) fn run_watched(
+        &self,
+        r: &CallRequest,
+        gas: u64,
+        cost: Option<RecordCost>,
+        extra: Extra,
+    ) -> Result<(ResultAndState, Extra), RpcError> {
+        let Self { state, block, budget, .. } = self;
+        if budget.is_over() {
+            return Err(budget.exceeded());
+        }
+        let (cfg, tx) = self.env(r, gas);
         let mut evm = Context::mainnet()
             .with_db(WrapDatabaseRef(state))
             .with_cfg(cfg)
             .with_block(block.clone())
-            .build_mainnet_with_inspector(Watch { at: budget.deadline, steps: 0, expired: false, access })
+            .build_mainnet_with_inspector(Watch::new(budget, cost, extra))
             .with_precompiles(qoin_evm::precompiles::provider());
-        let result = evm.inspect_one_tx(tx);
-        if evm.inspector.expired {
-            return Err(budget.exceeded());
-        }
+        let result = evm.inspect_tx(tx);
+        let watch = std::mem::replace(&mut evm.inspector, Watch::new(budget, None, Extra::Nothing));
+        stopped(&watch, budget)?;
         match result {
-            Ok(result) => Ok((result, evm.inspector.access.take())),
-            Err(EVMError::Transaction(e)) => Err(RpcError::server(invalid_tx_message(&e))),
-            Err(EVMError::Header(e)) => Err(RpcError::server(e.to_string())),
-            Err(e) => Err(RpcError::internal(e)),
+            Ok(result) => Ok((result, watch.extra)),
+            Err(e) => Err(evm_error(e)),
         }
+    }
+}
+
+/// The error a watched run ended in, if its watch stopped it.
+pub(super) fn stopped(watch: &Watch, budget: &Budget) -> Result<(), RpcError> {
+    if watch.expired {
+        return Err(budget.exceeded());
+    }
+    if watch.too_large {
+        return Err(RpcError::server(format!(
+            "trace too large: it would keep more than {} MiB; trace fewer steps (disableStack, no enableMemory) or use callTracer",
+            MAX_TRACE_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// geth's wording for an EVM error.
+pub(super) fn evm_error<D: std::fmt::Display>(e: EVMError<D>) -> RpcError {
+    match e {
+        EVMError::Transaction(e) => RpcError::server(invalid_tx_message(&e)),
+        EVMError::Header(e) => RpcError::server(e.to_string()),
+        e => RpcError::internal(e),
     }
 }
 
@@ -462,9 +610,13 @@ pub(super) fn create_access_list(node: &Node, args: &Args) -> RpcResult {
     let gas = trial.gas(r.gas);
     for _ in 0..ACCESS_LIST_ROUNDS {
         let given = revm_access_list(&r.access_list);
-        let inspector = AccessListInspector::new(given.clone());
-        let (result, inspector) = trial.run_watched(&r, gas, Some(inspector))?;
-        let found = inspector.map(AccessListInspector::into_access_list).unwrap_or_default();
+        let inspector = Extra::Access(AccessListInspector::new(given.clone()));
+        let (result, inspector) = trial.run_watched(&r, gas, None, inspector)?;
+        let result = result.result;
+        let found = match inspector {
+            Extra::Access(i) => i.into_access_list(),
+            _ => AccessList::default(),
+        };
         let mut given_sorted = given;
         given_sorted.sort();
         if found == given_sorted {

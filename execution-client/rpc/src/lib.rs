@@ -2,8 +2,9 @@
 //!
 //! Owns the JSON-RPC server dapp tools talk to (ethers, viem, Hardhat, Foundry): jsonrpsee over
 //! HTTP and WebSocket on one port, batches, geth's error shapes, polled filters (`filters`)
-//! and `eth_subscribe` subscriptions (`subscriptions`), and the development-node methods
-//! under anvil's and Hardhat's names (`dev`).
+//! and `eth_subscribe` subscriptions (`subscriptions`), geth's `debug_trace*` tracers over
+//! revm-inspectors (`trace`), and the development-node methods under anvil's and Hardhat's
+//! names (`dev`).
 //!
 //! - Reverts answer code 3, message `execution reverted: <reason>`, `data` = the raw revert
 //!   bytes, so tools decode `Error(string)` and custom errors.
@@ -22,12 +23,14 @@ mod error;
 mod eth;
 mod filters;
 mod subscriptions;
+mod trace;
 
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use qoin_el_node::Node;
 use qoin_tracing::targets;
+use serde_json::value::{to_raw_value, RawValue};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -113,6 +116,18 @@ pub const METHODS: &[(&str, Method)] = &[
     ("hardhat_stopImpersonatingAccount", dev::stop_impersonating),
 ];
 
+/// A method whose answer is serialized as it is made (traces: a `serde_json::Value` tree of
+/// a long trace would take several times the trace's own memory).
+pub type RawMethod = fn(&Node, &Args) -> Result<Box<RawValue>, RpcError>;
+
+/// The methods answering pre-serialized JSON.
+pub const RAW_METHODS: &[(&str, RawMethod)] = &[
+    ("debug_traceTransaction", trace::trace_transaction),
+    ("debug_traceBlockByNumber", trace::trace_block_by_number),
+    ("debug_traceBlockByHash", trace::trace_block_by_hash),
+    ("debug_traceCall", trace::trace_call),
+];
+
 /// A filter method: the node, the node's filters and the parameters in, a result out.
 pub type FilterMethod = fn(&Filters, &Node, &Args) -> RpcResult;
 
@@ -138,6 +153,10 @@ pub const HEAVY_METHODS: &[&str] = &[
     "eth_getProof",
     "eth_feeHistory",
     "eth_sendTransaction",
+    "debug_traceTransaction",
+    "debug_traceBlockByNumber",
+    "debug_traceBlockByHash",
+    "debug_traceCall",
 ];
 
 /// Heavy requests that may wait for a turn; beyond, `-32005` at once.
@@ -166,7 +185,8 @@ impl Gate {
     }
 }
 
-/// The jsonrpsee module with every method in [`METHODS`] and [`FILTER_METHODS`]; each runs on
+/// The jsonrpsee module with every method in [`METHODS`], [`FILTER_METHODS`] and
+/// [`RAW_METHODS`]; each runs on
 /// a blocking thread (they read MDBX and run the EVM), heavy ones ([`HEAVY_METHODS`]) after
 /// waiting for a turn.
 pub fn module(node: Arc<Node>) -> RpcModule<Node> {
@@ -178,6 +198,7 @@ pub fn module(node: Arc<Node>) -> RpcModule<Node> {
     let filters = Arc::new(Filters::default());
     let served = METHODS.iter().map(|&(name, f)| (name, Served::Plain(f)));
     let served = served.chain(FILTER_METHODS.iter().map(|&(name, f)| (name, Served::Filter(f))));
+    let served = served.chain(RAW_METHODS.iter().map(|&(name, f)| (name, Served::Raw(f))));
     for (name, f) in served {
         let (filters, gate) = (filters.clone(), gate.clone());
         let heavy = HEAVY_METHODS.contains(&name);
@@ -188,9 +209,11 @@ pub fn module(node: Arc<Node>) -> RpcModule<Node> {
                 let args = Args::from_params(&params)?;
                 let run = move || {
                     let started = std::time::Instant::now();
+                    let to_raw = |v: serde_json::Value| to_raw_value(&v).map_err(RpcError::internal);
                     let result = match f {
-                        Served::Plain(f) => f(&node, &args),
-                        Served::Filter(f) => f(&filters, &node, &args),
+                        Served::Plain(f) => f(&node, &args).and_then(to_raw),
+                        Served::Filter(f) => f(&filters, &node, &args).and_then(to_raw),
+                        Served::Raw(f) => f(&node, &args),
                     };
                     match &result {
                         Ok(_) => tracing::debug!(target: targets::RPC, method = name, elapsed = ?started.elapsed(), "served"),
@@ -220,6 +243,7 @@ pub fn module(node: Arc<Node>) -> RpcModule<Node> {
 enum Served {
     Plain(Method),
     Filter(FilterMethod),
+    Raw(RawMethod),
 }
 
 /// Subscriptions one WebSocket connection may hold.

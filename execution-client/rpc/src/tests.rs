@@ -3,7 +3,7 @@
 
 use super::call::revert_reason;
 use super::convert::{quantity_u256, quantity_u64, BlockTag};
-use super::{FILTER_METHODS, METHODS};
+use super::{FILTER_METHODS, METHODS, RAW_METHODS};
 use alloy_primitives::{B256, U256};
 use serde_json::json;
 
@@ -59,11 +59,15 @@ fn revert_reasons_decode_error_and_panic_and_ignore_garbage() {
 
 #[test]
 fn method_names_are_distinct() {
-    let mut names: Vec<&str> =
-        METHODS.iter().map(|(n, _)| *n).chain(FILTER_METHODS.iter().map(|(n, _)| *n)).collect();
+    let mut names: Vec<&str> = METHODS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(FILTER_METHODS.iter().map(|(n, _)| *n))
+        .chain(RAW_METHODS.iter().map(|(n, _)| *n))
+        .collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), METHODS.len() + FILTER_METHODS.len());
+    assert_eq!(names.len(), METHODS.len() + FILTER_METHODS.len() + RAW_METHODS.len());
 }
 
 #[test]
@@ -87,4 +91,116 @@ fn a_log_scan_past_its_deadline_stops_at_a_block_boundary_and_says_where() {
     let (logs, stopped) = super::eth::logs_in(&tx, &all, 1, 5, 10, past).unwrap();
     assert!(logs.is_empty());
     assert_eq!(stopped, Some(1), "one block read, then the deadline; the caller goes on from 2");
+}
+
+#[test]
+fn go_durations_parse_like_go() {
+    use super::trace::go_duration;
+    use std::time::Duration;
+    assert_eq!(go_duration("5s"), Some(Duration::from_secs(5)));
+    assert_eq!(go_duration("300ms"), Some(Duration::from_millis(300)));
+    assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1_500)));
+    assert_eq!(go_duration("2m30s"), Some(Duration::from_secs(150)));
+    assert_eq!(go_duration("10us"), Some(Duration::from_micros(10)));
+    assert_eq!(go_duration("0"), Some(Duration::ZERO));
+    for bad in ["", "5", "s", "5 s", "forever", "-1s", "1e3s", "5x"] {
+        assert_eq!(go_duration(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn a_recorded_step_costs_no_more_than_the_trace_estimate_assumes() {
+    // The memory cap on struct-logger traces counts each step at STEP_BYTES plus its copies.
+    let step = std::mem::size_of::<revm_inspectors::tracing::types::CallTraceStep>();
+    assert!(step <= super::call::STEP_BYTES, "a step is {step} bytes");
+}
+
+/// A dev node (blocks only when the test produces them) with one funded key and a counter
+/// at `counter`: each call adds one to slot 0 and returns the new value.
+fn counter_node(
+    dir: &std::path::Path,
+    counter: alloy_primitives::Address,
+) -> (qoin_el_node::Node, qoin_crypto::Keypair) {
+    use qoin_el_node::{Edit, LocalMining, Node};
+    let key = qoin_crypto::Keypair::from_seed(&[1; 32]);
+    let genesis = qoin_el_chain::test_utils::funded_genesis(std::slice::from_ref(&key), 30_000_000);
+    let options = qoin_store::StoreOptions { max_size: 1 << 30, ..Default::default() };
+    let chain = qoin_el_chain::Chain::open(dir, genesis, options).unwrap();
+    let node =
+        Node::new(chain, Vec::new(), LocalMining::Interval(3_600_000), alloy_primitives::Address::ZERO);
+    // PUSH1 0 SLOAD PUSH1 1 ADD DUP1 PUSH1 0 SSTORE PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+    let code = hex::decode("6000546001018060005560005260206000f3").unwrap();
+    node.edit_account(counter, Edit::Code(code.into())).unwrap();
+    (node, key)
+}
+
+fn bump(
+    key: &qoin_crypto::Keypair,
+    nonce: u64,
+    counter: alloy_primitives::Address,
+) -> qoin_primitives::SignedTx {
+    qoin_primitives::TxRequest {
+        chain_id: 9,
+        nonce,
+        max_priority_fee_per_gas: 1,
+        max_fee_per_gas: 100_000_000_000,
+        gas_limit: 100_000,
+        to: qoin_primitives::TxKind::Call(counter),
+        ..Default::default()
+    }
+    .sign(key)
+}
+
+fn raw(r: Result<Box<serde_json::value::RawValue>, super::RpcError>) -> serde_json::Value {
+    serde_json::from_str(r.unwrap().get()).unwrap()
+}
+
+#[test]
+fn traces_replay_the_transactions_before_the_traced_one_in_its_block() {
+    use super::convert::Args;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = alloy_primitives::Address::repeat_byte(0xc0);
+    let (node, key) = counter_node(dir.path(), counter);
+    let (first, second) = (bump(&key, 0, counter), bump(&key, 1, counter));
+    node.submit(first.clone()).unwrap();
+    node.submit(second.clone()).unwrap();
+    let block = node.produce(false).unwrap().unwrap();
+    assert_eq!(block.transactions.len(), 2, "both in one block");
+    let number = json!(format!("{:#x}", block.header.number));
+
+    // The second transaction reads 1 (left by the first, in the same block) and writes 2.
+    let diff = json!({"tracer": "prestateTracer", "tracerConfig": {"diffMode": true}});
+    let trace = raw(super::trace::trace_transaction(&node, &Args::new(vec![json!(second.id()), diff])));
+    let slot = format!("0x{}", hex::encode(B256::ZERO));
+    assert_eq!(
+        trace["pre"][counter.to_string().to_lowercase()]["storage"][&slot],
+        json!(format!("0x{}", hex::encode(B256::with_last_byte(1)))),
+        "{trace}"
+    );
+    assert_eq!(
+        trace["post"][counter.to_string().to_lowercase()]["storage"][&slot],
+        json!(format!("0x{}", hex::encode(B256::with_last_byte(2)))),
+        "{trace}"
+    );
+
+    // The block's trace: one entry per transaction, in order, each seeing the one before.
+    let calls = json!({"tracer": "callTracer"});
+    let traces = raw(super::trace::trace_block_by_number(&node, &Args::new(vec![number, calls])));
+    let traces = traces.as_array().unwrap();
+    assert_eq!(traces.len(), 2);
+    for (i, (t, tx)) in traces.iter().zip([&first, &second]).enumerate() {
+        assert_eq!(t["txHash"], json!(tx.id()));
+        assert_eq!(
+            t["result"]["output"],
+            json!(format!("0x{}", hex::encode(B256::with_last_byte(i as u8 + 1)))),
+            "{t}"
+        );
+        assert_eq!(t["result"]["to"], json!(counter));
+    }
+    // The struct logger's gas is the receipt's.
+    let logs = raw(super::trace::trace_transaction(&node, &Args::new(vec![json!(first.id())])));
+    let receipt_gas = block.transactions[0].1;
+    assert_eq!(logs["gas"], json!(receipt_gas), "{}", logs["gas"]);
+    assert_eq!(logs["structLogs"][0]["op"], "PUSH1");
+    assert_eq!(logs["failed"], false);
 }

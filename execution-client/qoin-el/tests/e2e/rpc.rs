@@ -727,3 +727,136 @@ fn heavy_methods_take_turns_while_light_ones_answer() {
     );
     assert!(light_done < first, "the light call answered while the heavy ones ran");
 }
+
+#[test]
+fn debug_traces_with_geths_tracers_and_their_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (a, b, looping) =
+        (Address::repeat_byte(0xa1), Address::repeat_byte(0xb1), Address::repeat_byte(0x1f));
+    // B: stores its first argument word in slot 0 and returns it.
+    // PUSH1 0 CALLDATALOAD PUSH1 0 SSTORE PUSH1 0 CALLDATALOAD PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+    node.ok("anvil_setCode", json!([b, "0x60003560005560003560005260206000f3"]));
+    // A: forwards its calldata to B, logs B's answer under topic 1, returns it; reverts when
+    // the call to B fails. CALLDATACOPY(0, 0, size) CALL(gas, B, 0, 0, size, 0, 32)
+    // ISZERO PUSH1 <revert> JUMPI LOG1(0, 32, 1) RETURN(0, 32) JUMPDEST REVERT(0, 0)
+    let a_code = format!(
+        "0x3660006000376020600036600060007 3{}5af1156032576001602060 00a160206000f35b60006000fd",
+        hex::encode(b)
+    )
+    .replace(' ', "");
+    node.ok("anvil_setCode", json!([a, a_code]));
+    // JUMPDEST PUSH1 0 JUMP: loops until out of gas.
+    node.ok("anvil_setCode", json!([looping, "0x5b600056"]));
+    let from = node.ok("eth_accounts", json!([]))[0].clone();
+    let hash = node.ok("eth_sendTransaction", json!([{"from": from, "to": a, "input": hexs(&word(42))}]));
+    let receipt = node.receipt(&hash);
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    let gas_used = quantity(&receipt["gasUsed"]);
+
+    // The struct logger (no tracer): every step, B's SSTORE at depth 2 with the slot written.
+    let t = node.ok("debug_traceTransaction", json!([hash]));
+    assert_eq!(t["failed"], false);
+    assert_eq!(t["gas"], json!(gas_used), "the receipt's gas: {}", t["gas"]);
+    assert_eq!(t["returnValue"], json!(hexs(&word(42))));
+    let steps = t["structLogs"].as_array().unwrap();
+    assert_eq!(
+        (steps[0]["pc"].clone(), steps[0]["op"].clone(), steps[0]["depth"].clone()),
+        (json!(0), json!("CALLDATASIZE"), json!(1))
+    );
+    let sstore = steps.iter().find(|s| s["op"] == "SSTORE").expect("an SSTORE step");
+    assert_eq!(sstore["depth"], 2);
+    assert_eq!(sstore["storage"][B256::ZERO.to_string()], json!(B256::from(word(42))), "{sstore}");
+    assert!(steps.iter().all(|s| s.get("memory").is_none()), "memory only when asked");
+    let limited = node.ok("debug_traceTransaction", json!([hash, {"limit": 3, "disableStack": true}]));
+    assert_eq!(limited["structLogs"].as_array().unwrap().len(), 3);
+    assert!(limited["structLogs"][0].get("stack").is_none());
+
+    // callTracer: the nested call, its output, and A's log.
+    let calls = node.ok(
+        "debug_traceTransaction",
+        json!([hash, {"tracer": "callTracer", "tracerConfig": {"withLog": true}}]),
+    );
+    assert_eq!(calls["type"], "CALL");
+    assert_eq!(calls["from"], from);
+    assert_eq!(calls["to"], json!(a));
+    assert_eq!(quantity(&calls["gasUsed"]), gas_used);
+    assert_eq!(calls["output"], json!(hexs(&word(42))));
+    assert_eq!(calls["calls"][0]["to"], json!(b));
+    assert_eq!(calls["calls"][0]["input"], json!(hexs(&word(42))));
+    assert_eq!(calls["logs"][0]["topics"][0], json!(B256::with_last_byte(1)), "{calls}");
+
+    // prestateTracer in diff mode: B's slot before and after.
+    let diff = node.ok(
+        "debug_traceTransaction",
+        json!([hash, {"tracer": "prestateTracer", "tracerConfig": {"diffMode": true}}]),
+    );
+    let slot = B256::ZERO.to_string();
+    assert_eq!(
+        diff["post"][b.to_string().to_lowercase()]["storage"][&slot],
+        json!(B256::from(word(42))),
+        "{diff}"
+    );
+
+    // The block's trace names the transaction.
+    let block =
+        node.ok("debug_traceBlockByNumber", json!([receipt["blockNumber"], {"tracer": "callTracer"}]));
+    assert_eq!(
+        block,
+        json!([{"txHash": hash, "result": node.ok("debug_traceTransaction", json!([hash, {"tracer": "callTracer"}]))}])
+    );
+    let by_hash = node.ok("debug_traceBlockByHash", json!([receipt["blockHash"], {"tracer": "callTracer"}]));
+    assert_eq!(by_hash, block);
+
+    // debug_traceCall on the latest state: B now holds 42; a failing inner call reverts A.
+    let call = node.ok(
+        "debug_traceCall",
+        json!([{"from": from, "to": a, "input": hexs(&word(7))}, "latest", {"tracer": "callTracer"}]),
+    );
+    assert_eq!(call["output"], json!(hexs(&word(7))));
+    // A revert and an out-of-gas run are traced with their errors.
+    let reverting = Address::repeat_byte(0x4e);
+    // MSTORE(0, 1) REVERT(0, 32)
+    node.ok("anvil_setCode", json!([reverting, "0x600160005260206000fd"]));
+    let reverted = node.ok("debug_traceCall", json!([{"to": reverting}, "latest", {"tracer": "callTracer"}]));
+    assert_eq!(reverted["error"], "execution reverted", "{reverted}");
+    assert_eq!(reverted["output"], json!(hexs(&word(1))));
+    let spent = node.ok(
+        "debug_traceCall",
+        json!([{"to": looping, "gas": "0x186a0"}, "latest", {"tracer": "callTracer"}]),
+    );
+    assert_eq!(
+        (spent["error"].clone(), spent["gasUsed"].clone()),
+        (json!("out of gas"), json!("0x186a0")),
+        "{spent}"
+    );
+    // Bad requests answer errors and change nothing.
+    let missing = node.call("debug_traceTransaction", json!([B256::repeat_byte(9)])).unwrap_err();
+    assert_eq!(missing["code"], -32000);
+    assert!(missing["message"].as_str().unwrap().contains("not found"), "{missing}");
+    let e = node
+        .call("debug_traceTransaction", json!([hash, {"tracer": "function() { return 1 }"}]))
+        .unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("tracer not found"), "{e}");
+    let e = node.call("debug_traceBlockByNumber", json!(["0x0"])).unwrap_err();
+    assert_eq!(e["message"], "genesis is not traceable");
+    let e = node.call("debug_traceTransaction", json!([hash, {"timeout": "soon"}])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = node.call("debug_traceTransaction", json!([hash, {"timeout": "2h"}])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = node.call("debug_traceCall", json!([{"to": a}, "latest", {"stateOverrides": {}}])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    // A trace that runs past its timeout stops there; one that would keep too much is refused.
+    let started = Instant::now();
+    let e = node
+        .call(
+            "debug_traceCall",
+            json!([{"to": looping}, "latest", {"tracer": "callTracer", "timeout": "50ms"}]),
+        )
+        .unwrap_err();
+    assert_eq!(e["message"], "execution aborted (timeout = 50ms)", "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let e = node.call("debug_traceCall", json!([{"to": looping}, "latest", {"timeout": "60s"}])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().starts_with("trace too large"), "{e}");
+    assert_eq!(node.ok("eth_getTransactionReceipt", json!([hash]))["status"], "0x1");
+}
