@@ -3,9 +3,14 @@
 //!
 //! | address | checks | input |
 //! |---|---|---|
-//! | `0x…0f01` | Falcon-512 over the bare message | `pk (897) ‖ sig_len (2, BE) ‖ sig ‖ msg` |
-//! | `0x…0f02` | ML-DSA-44 (FIPS 204, empty context) over the bare message | `pk (1312) ‖ sig (2420) ‖ msg` |
+//! | `0x…0f01` | Falcon-512 over the bare message, unless it is domain-tagged | `pk (897) ‖ sig_len (2, BE) ‖ sig ‖ msg` |
+//! | `0x…0f02` | ML-DSA-44 (FIPS 204, empty context) over the bare message, unless it is domain-tagged | `pk (1312) ‖ sig (2420) ‖ msg` |
 //! | `0x…0f03` | Qoin dual signature in the contract domain | `keys (2210) ‖ sig (3087) ‖ msg` |
+//!
+//! The two single-scheme precompiles check signatures made by any Falcon or ML-DSA software,
+//! except over a message that begins as Qoin's domain-tagged messages do
+//! (`len(tag) ‖ tag`, spec §2.2): those answer 0, so one half of a transaction, mining-ticket
+//! or contract-domain dual signature never verifies on its own.
 //!
 //! Each returns a 32-byte word: 1 if the signature verifies, 0 if it does not or the input
 //! is malformed. The gas is charged either way (the work is done either way); too little gas
@@ -13,7 +18,9 @@
 //! measured verification time (`qoin-bench -- precompiles`) at [`GAS_PER_MICROSECOND`].
 
 use alloy_primitives::{address, Address, Bytes};
-use qoin_crypto::{verify, verify_falcon512, verify_mldsa44, Domain, DualSignature, PublicKeys};
+use qoin_crypto::{
+    is_domain_message, verify, verify_falcon512, verify_mldsa44, Domain, DualSignature, PublicKeys,
+};
 use revm::handler::EthPrecompiles;
 use revm::precompile::{
     call_eth_precompile, EthPrecompileOutput, EthPrecompileResult, Precompile, PrecompileHalt, PrecompileId,
@@ -88,13 +95,15 @@ pub fn falcon512(input: &[u8], gas_limit: u64) -> EthPrecompileResult {
         let (sig, msg) = rest.split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))?;
         Some((pk, sig, msg))
     });
-    answer(FALCON512_BASE_GAS, parsed, gas_limit, |pk, sig, msg| verify_falcon512(pk, msg, sig).is_ok())
+    answer(FALCON512_BASE_GAS, parsed, gas_limit, |pk, sig, msg| {
+        !is_domain_message(msg) && verify_falcon512(pk, msg, sig).is_ok()
+    })
 }
 
 /// The ML-DSA-44 precompile's logic.
 pub fn mldsa44(input: &[u8], gas_limit: u64) -> EthPrecompileResult {
     answer(MLDSA44_BASE_GAS, split_fixed(input, MLDSA_PK, MLDSA_SIG), gas_limit, |pk, sig, msg| {
-        verify_mldsa44(pk, msg, sig).is_ok()
+        !is_domain_message(msg) && verify_mldsa44(pk, msg, sig).is_ok()
     })
 }
 
@@ -184,6 +193,39 @@ mod tests {
         wrong.extend_from_slice(&tx_sig.to_bytes());
         wrong.extend_from_slice(msg);
         assert!(!ok(dual(&wrong, 1_000_000)).1);
+    }
+
+    #[test]
+    fn half_of_a_domain_signature_does_not_verify_on_its_own() {
+        let k = Keypair::from_seed(&[4u8; 32]);
+        for domain in Domain::ALL {
+            let signed = qoin_crypto::signing_message(domain, &[7u8; 32]);
+            let sig = k.sign(domain, &[7u8; 32]);
+            let bytes = sig.to_bytes();
+            // The dual signature's halves: suite ‖ falcon (666, padded) ‖ ml-dsa (2420).
+            let (falcon, mldsa) = bytes[1..].split_at(666);
+            assert!(qoin_crypto::verify_falcon512(k.public().falcon(), &signed, falcon).is_ok());
+            assert!(qoin_crypto::verify_mldsa44(k.public().mldsa(), &signed, mldsa).is_ok());
+            let mut input = k.public().falcon().to_vec();
+            input.extend_from_slice(&666u16.to_be_bytes());
+            input.extend_from_slice(falcon);
+            input.extend_from_slice(&signed);
+            assert!(!ok(falcon512(&input, 1_000_000)).1, "{domain:?}: Falcon half refused");
+            let mut input = k.public().mldsa().to_vec();
+            input.extend_from_slice(mldsa);
+            input.extend_from_slice(&signed);
+            assert!(!ok(mldsa44(&input, 1_000_000)).1, "{domain:?}: ML-DSA half refused");
+        }
+        // A message that merely starts with a tag's length byte, or a tag without its length,
+        // is an ordinary message.
+        for msg in [&b"\x0aQOIN/TX/v2"[..], &b"QOIN/TX/v1 hello"[..], &[10u8][..]] {
+            let f = k.sign_falcon_bare(msg);
+            let mut input = k.public().falcon().to_vec();
+            input.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            input.extend_from_slice(&f);
+            input.extend_from_slice(msg);
+            assert!(ok(falcon512(&input, 1_000_000)).1, "{msg:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum Domain {
 }
 
 impl Domain {
+    /// Every domain.
+    pub const ALL: [Self; 3] = [Self::Transaction, Self::MiningTicket, Self::Contract];
+
     /// The ASCII tag that prefixes every message signed in this domain.
     pub const fn tag(self) -> &'static [u8] {
         match self {
@@ -31,4 +34,14 @@ pub fn signing_message(domain: Domain, msg: &[u8]) -> Vec<u8> {
     m.extend_from_slice(tag);
     m.extend_from_slice(msg);
     m
+}
+
+/// Whether `msg` begins as a message signed in some domain does (`len(tag) ‖ tag`): the
+/// single-scheme precompiles refuse such messages, so half of a transaction, ticket or
+/// contract signature never verifies on its own there.
+pub fn is_domain_message(msg: &[u8]) -> bool {
+    Domain::ALL.iter().any(|d| {
+        let tag = d.tag();
+        msg.len() > tag.len() && usize::from(msg[0]) == tag.len() && &msg[1..=tag.len()] == tag
+    })
 }

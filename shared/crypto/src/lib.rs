@@ -33,7 +33,7 @@ mod signature;
 mod suite;
 
 pub use batch::{verify_batch, VerifyItem};
-pub use domain::{signing_message, Domain};
+pub use domain::{is_domain_message, signing_message, Domain};
 pub use error::CryptoError;
 pub use keys::{Keypair, SEED_LEN};
 pub use public::PublicKeys;
