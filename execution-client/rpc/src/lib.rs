@@ -3,7 +3,7 @@
 //! Owns the JSON-RPC server dapp tools talk to (ethers, viem, Hardhat, Foundry): jsonrpsee over
 //! HTTP and WebSocket on one port, batches, geth's error shapes, polled filters (`filters`)
 //! and `eth_subscribe` subscriptions (`subscriptions`), geth's `debug_trace*` tracers over
-//! revm-inspectors (`trace`), and the development-node methods under anvil's and Hardhat's
+//! revm-inspectors (`trace`), message signing with the node's keys (`sign`), and the development-node methods under anvil's and Hardhat's
 //! names (`dev`).
 //!
 //! - Reverts answer code 3, message `execution reverted: <reason>`, `data` = the raw revert
@@ -22,6 +22,7 @@ mod dev;
 mod error;
 mod eth;
 mod filters;
+mod sign;
 mod subscriptions;
 mod trace;
 
@@ -85,6 +86,9 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_getBlockTransactionCountByHash", eth::block_tx_count_by_hash),
     ("eth_getLogs", eth::get_logs),
     ("eth_getProof", eth::get_proof),
+    ("personal_sign", sign::personal_sign),
+    ("eth_sign", sign::eth_sign),
+    ("eth_signTypedData_v4", sign::sign_typed_data_v4),
     // Development-node methods (anvil's and Hardhat's names); -32601 under a consensus client.
     ("hardhat_metadata", dev::metadata),
     ("anvil_metadata", dev::metadata),

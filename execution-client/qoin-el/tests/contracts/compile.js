@@ -2,9 +2,13 @@
 // Run: npm ci && node compile.js   (works offline once node_modules is present)
 const fs = require("fs");
 const solc = require("solc");
-const names = ["Counter", "Token"];
+const names = ["Counter", "Token", "SignatureCheck"];
 const sources = {};
 for (const n of names) sources[n + ".sol"] = { content: fs.readFileSync(__dirname + "/" + n + ".sol", "utf8") };
+// The libraries dapps use, from execution-client/contracts.
+for (const lib of ["QoinSignatures"]) {
+  sources[lib + ".sol"] = { content: fs.readFileSync(__dirname + "/../../../contracts/" + lib + ".sol", "utf8") };
+}
 const input = {
   language: "Solidity",
   sources,

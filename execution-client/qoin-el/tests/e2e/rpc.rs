@@ -860,3 +860,98 @@ fn debug_traces_with_geths_tracers_and_their_limits() {
     assert!(e["message"].as_str().unwrap().starts_with("trace too large"), "{e}");
     assert_eq!(node.ok("eth_getTransactionReceipt", json!([hash]))["status"], "0x1");
 }
+
+/// `fn(args)` calldata, ABI-encoded.
+fn abi_call(signature: &str, args: Vec<alloy_dyn_abi::DynSolValue>) -> String {
+    let mut c = selector(signature);
+    c.extend_from_slice(&alloy_dyn_abi::DynSolValue::Tuple(args).abi_encode_params());
+    hexs(&c)
+}
+
+#[test]
+fn messages_signed_through_json_rpc_verify_in_a_contract_and_not_with_ecrecover() {
+    use alloy_dyn_abi::DynSolValue::{Address as A, Bytes as Raw, String as Text};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let signer: Address = serde_json::from_value(node.ok("eth_accounts", json!([]))[0].clone()).unwrap();
+    let artifact: Value = serde_json::from_str(include_str!("../contracts/SignatureCheck.json")).unwrap();
+    let hash = node.ok("eth_sendTransaction", json!([{"from": signer, "data": artifact["bytecode"]}]));
+    let contract: Address = serde_json::from_value(node.receipt(&hash)["contractAddress"].clone()).unwrap();
+    let returns = |input: String| -> Address {
+        let out = unhex(&node.ok("eth_call", json!([{"to": contract, "input": input}, "latest"])));
+        Address::from_slice(&out[12..32])
+    };
+
+    // personal_sign and eth_sign: keys (2,210) ‖ dual signature (3,087) over the EIP-191 digest.
+    let message = b"Sign in to Qoin Mail at 2026-11-22".to_vec();
+    let personal = unhex(&node.ok("personal_sign", json!([hexs(&message), signer])));
+    let eth_signed = unhex(&node.ok("eth_sign", json!([signer, hexs(&message)])));
+    for signed in [&personal, &eth_signed] {
+        assert_eq!(signed.len(), 5_297);
+        let recover =
+            abi_call("recoverPersonal(bytes,bytes)", vec![Raw(message.clone()), Raw(signed.clone())]);
+        assert_eq!(returns(recover), signer, "the contract recovers the node's account");
+        // Another message, a changed signature byte, or another key: nobody.
+        let other =
+            abi_call("recoverPersonal(bytes,bytes)", vec![Raw(b"Sign in".to_vec()), Raw(signed.clone())]);
+        assert_eq!(returns(other), Address::ZERO);
+        let mut bent = signed.clone();
+        bent[3_000] ^= 1;
+        assert_eq!(
+            returns(abi_call("recoverPersonal(bytes,bytes)", vec![Raw(message.clone()), Raw(bent)])),
+            Address::ZERO
+        );
+        // ECDSA-only code gets nothing from it.
+        let ecdsa =
+            abi_call("ecrecoverPersonal(bytes,bytes)", vec![Raw(message.clone()), Raw(signed.clone())]);
+        assert_eq!(returns(ecdsa), Address::ZERO);
+    }
+    let other_key: Address = serde_json::from_value(node.ok("eth_accounts", json!([]))[1].clone()).unwrap();
+    let mut swapped = unhex(&node.ok("personal_sign", json!([hexs(&message), other_key])))[..2_210].to_vec();
+    swapped.extend_from_slice(&personal[2_210..]);
+    assert_eq!(
+        returns(abi_call("recoverPersonal(bytes,bytes)", vec![Raw(message.clone()), Raw(swapped)])),
+        Address::ZERO
+    );
+
+    // eth_signTypedData_v4: the EIP-712 digest the contract computes for its Mail type.
+    let chain_id = quantity(&node.ok("eth_chainId", json!([])));
+    let to = Address::repeat_byte(0x7e);
+    let typed = json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Mail": [{"name": "to", "type": "address"}, {"name": "contents", "type": "string"}]
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "Qoin Mail", "version": "1", "chainId": chain_id, "verifyingContract": contract},
+        "message": {"to": to, "contents": "post-quantum hello"}
+    });
+    // As an object, and as the JSON text wallets send.
+    for form in [typed.clone(), json!(typed.to_string())] {
+        let signed = unhex(&node.ok("eth_signTypedData_v4", json!([signer, form])));
+        let mail = |contents: &str| {
+            abi_call(
+                "recoverMail(address,string,bytes)",
+                vec![A(to), Text(contents.into()), Raw(signed.clone())],
+            )
+        };
+        assert_eq!(returns(mail("post-quantum hello")), signer);
+        assert_eq!(returns(mail("post-quantum hell0")), Address::ZERO);
+    }
+
+    // Refusals: a key the node does not hold, another chain's domain, malformed typed data.
+    let e = node.call("personal_sign", json!([hexs(&message), Address::repeat_byte(1)])).unwrap_err();
+    assert_eq!((e["code"].clone(), e["message"].clone()), (json!(-32000), json!("unknown account")));
+    let mut foreign = typed;
+    foreign["domain"]["chainId"] = json!(1);
+    let e = node.call("eth_signTypedData_v4", json!([signer, foreign])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e =
+        node.call("eth_signTypedData_v4", json!([signer, {"types": {}, "primaryType": "Mail"}])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = node.call("personal_sign", json!(["not hex", signer])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+}
