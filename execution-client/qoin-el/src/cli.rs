@@ -180,12 +180,24 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         }
     }
 
+    // JSON-RPC (its async workers and the blocking threads its methods run on) and the engine
+    // API each get a runtime of their own, and RPC threads run at a lower CPU priority, so a
+    // flood of calls and log queries cannot queue ahead of, or take the CPU from, the
+    // consensus client's NewPayload and ForkchoiceUpdated (`qoin-bench rpc-flood`).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("qoin-el-rpc")
+        .on_thread_start(yield_cpu_to_consensus)
         .build()
         .context("cannot start the async runtime")?;
+    let engine_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(8)
+        .enable_all()
+        .thread_name("qoin-el-engine")
+        .build()
+        .context("cannot start the engine API's runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
     let producer = match mining {
         LocalMining::Interval(ms) => {
@@ -219,8 +231,11 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
             .with_context(|| format!("cannot listen for JSON-RPC on {addr}"))?;
         tracing::info!(target: targets::RPC, "JSON-RPC listening on http://{bound}");
         let auth_addr = SocketAddr::new(args.authrpc_addr, args.authrpc_port);
-        let engine_server = qoin_engine_api::serve(engine, auth_addr, secret)
+        // Served by the engine runtime's own threads.
+        let engine_server = engine_runtime
+            .spawn(qoin_engine_api::serve(engine, auth_addr, secret))
             .await
+            .context("the engine API's runtime stopped")?
             .with_context(|| format!("cannot listen for the engine API on {auth_addr}"))?;
         tracing::info!(target: targets::ENGINE, "engine API listening on http://{} (JWT secret {})",
             engine_server.addr,
@@ -237,7 +252,7 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
         tracing::info!(target: targets::NODE, "shutting down");
         let _ = handle.stop();
         handle.stopped().await;
-        engine_server.stop().await;
+        let _ = engine_runtime.spawn(engine_server.stop()).await;
         anyhow::Ok(())
     })?;
     stop.store(true, Ordering::Relaxed);
@@ -246,6 +261,17 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
     }
     tracing::info!(target: targets::NODE, "stopped");
     Ok(())
+}
+
+/// Lowers the calling thread's CPU priority (nice 10; on Linux a thread's own), for JSON-RPC
+/// threads: the scheduler then runs the engine API's threads first when both want a core.
+fn yield_cpu_to_consensus() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; PRIO_PROCESS with id 0 names the calling
+    // thread on Linux. Failure only leaves the priority as it was.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 /// Refreshes the head and pool gauges once a second.

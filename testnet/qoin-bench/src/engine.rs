@@ -9,7 +9,7 @@ use qoin_el_chain::Chain;
 use qoin_el_engine::EngineHandler;
 use qoin_el_node::{LocalMining, Node};
 use qoin_engine_api::jwt::JwtSecret;
-use qoin_engine_api::{Attributes, Credit, EngineClient, Status};
+use qoin_engine_api::{Attributes, Credit, EngineClient, Payload, Status};
 use qoin_primitives::{Genesis, GenesisAccount, PowParams, RewardParams, SignedTx, TxKind, TxRequest};
 use qoin_store::StoreOptions;
 use rayon::prelude::*;
@@ -44,6 +44,20 @@ fn el(dir: &std::path::Path, funded: &[Address]) -> Arc<Node> {
     let chain = Chain::open(dir, genesis, StoreOptions { max_size: 1 << 34, ..Default::default() })
         .unwrap_or_else(|e| fail(&e));
     Arc::new(Node::new(chain, Vec::new(), LocalMining::Off, Address::ZERO))
+}
+
+/// NewPayload + ForkchoiceUpdated of `payload` through `client`, in milliseconds; both must
+/// answer VALID.
+pub(crate) async fn import_timed(client: &EngineClient, payload: &Payload, round: usize) -> f64 {
+    let t = Instant::now();
+    let st = client.new_payload(payload).await.unwrap_or_else(|e| fail(&e));
+    let (fc, _) =
+        client.forkchoice_updated(payload.block_hash, None, None).await.unwrap_or_else(|e| fail(&e));
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if st.status != Status::Valid || fc.status != Status::Valid {
+        fail(&format!("round {round}: {st:?} / {fc:?}"));
+    }
+    ms
 }
 
 /// NewPayload + ForkchoiceUpdated latency, empty and 1,000-transaction payloads, for the
@@ -118,14 +132,7 @@ pub(crate) fn engine_roundtrip() {
                 let (payload, _) = a.get_payload(id.unwrap_or_default()).await.unwrap_or_else(|e| fail(&e));
                 assert_eq!(payload.transactions.len(), n, "the payload holds the pooled transactions");
                 for (client, out) in [(&a, &mut own), (&b, &mut other)] {
-                    let t = Instant::now();
-                    let st = client.new_payload(&payload).await.unwrap_or_else(|e| fail(&e));
-                    let (fc, _) =
-                        client.forkchoice_updated(payload.block_hash, None, None).await.unwrap_or_else(|e| fail(&e));
-                    out.push(t.elapsed().as_secs_f64() * 1000.0);
-                    if st.status != Status::Valid || fc.status != Status::Valid {
-                        fail(&format!("round {round}: {st:?} / {fc:?}"));
-                    }
+                    out.push(import_timed(client, &payload, round).await);
                 }
             }
             own.sort_by(f64::total_cmp);

@@ -10,6 +10,7 @@ mod exec;
 mod forkchoice;
 mod network;
 mod pow;
+mod rpc;
 
 use clap::Parser;
 use qoin_crypto::{verify, verify_batch, Domain, DualSignature, Keypair, VerifyItem};
@@ -49,6 +50,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "gossip-bandwidth",
         "4 pairs: bytes sent and received per transaction per node (transports, empty blocks subtracted)",
+    ),
+    (
+        "rpc-flood",
+        "engine NewPayload + ForkchoiceUpdated (p50, p99) idle and while 64 clients flood eth_call and eth_getLogs",
     ),
     (
         "devnet-blocktime",
@@ -186,6 +191,7 @@ fn main() {
         "state-root" => exec::state_root(),
         "engine-roundtrip" => engine::engine_roundtrip(),
         "devnet-blocktime" => engine::devnet_blocktime(),
+        "rpc-flood" => rpc::rpc_flood(),
         "fork-choice" => forkchoice::fork_choice(cli.blocks.unwrap_or(1_000_000)),
         "block-propagation" => network::block_propagation(cli.blocks.unwrap_or(100)),
         "stale-rate" => network::stale_rate(cli.blocks.unwrap_or(500)),
