@@ -1,5 +1,6 @@
 // Deploys and uses the solc-compiled Counter with ethers (JsonRpcSigner) and viem (JSON-RPC
-// account) against a running `qoin-el node --dev`. Exits non-zero on the first mismatch.
+// account) against a running `qoin-el node --dev`, and checks messages they sign through the
+// node in SignatureCheck. Exits non-zero on the first mismatch.
 // Usage: node check.mjs <Counter.json> <http://host:port>
 import { JsonRpcProvider, WebSocketProvider, ContractFactory, parseEther, formatEther } from "ethers";
 import { createWalletClient, createPublicClient, http, webSocket, defineChain, BaseError, ContractFunctionRevertedError } from "viem";
@@ -101,6 +102,28 @@ assert.ok(n >= mined.blockNumber - 1n && n > 0n, `block ${n}`);
 assert.equal(heard3[0].args.total, 13n);
 assert.equal(heard3[0].transactionHash, h3);
 assert.ok(eb > 0);
+// Message signing through the tools' own calls (personal_sign, eth_signTypedData_v4), the
+// post-quantum signatures recovered by QoinSignatures.sol in SignatureCheck.
+const sigArt = JSON.parse(fs.readFileSync(new URL("../contracts/SignatureCheck.json", import.meta.url), "utf8"));
+const check = await new ContractFactory(sigArt.abi, sigArt.bytecode, signer).deploy();
+await check.waitForDeployment();
+const me = await signer.getAddress();
+const text = "Sign in to Qoin Mail";
+const signedMessage = await signer.signMessage(text);
+assert.equal((signedMessage.length - 2) / 2, 5297, "keys (2,210) and dual signature (3,087)");
+assert.equal(await check.recoverPersonal(new TextEncoder().encode(text), signedMessage), me);
+const viemSigned = await wallet.signMessage({ message: text });
+assert.equal(await check.recoverPersonal(new TextEncoder().encode(text), viemSigned), me);
+const domain = { name: "Qoin Mail", version: "1", chainId: (await provider.getNetwork()).chainId, verifyingContract: await check.getAddress() };
+const types = { Mail: [{ name: "to", type: "address" }, { name: "contents", type: "string" }] };
+const mail = { to: "0x7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e", contents: "post-quantum hello" };
+const typedSigned = await signer.signTypedData(domain, types, mail);
+assert.equal(await check.recoverMail(mail.to, mail.contents, typedSigned), me);
+assert.equal(await check.recoverMail(mail.to, "tampered", typedSigned), "0x0000000000000000000000000000000000000000");
+console.log("signing: ethers signMessage / signTypedData, viem signMessage, recovered in a contract: ok");
+
+// Last: a destroyed WebSocket provider rejects its pending eth_unsubscribe later on.
 await wsEthers.destroy();
 console.log("websocket: viem watchBlockNumber, watchContractEvent, ethers block events: ok");
+
 process.exit(0);

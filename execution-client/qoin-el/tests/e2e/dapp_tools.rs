@@ -147,6 +147,12 @@ fn ethers_and_viem_deploy_call_and_decode_reverts() {
         stdout.contains("websocket: viem watchBlockNumber, watchContractEvent, ethers block events: ok"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(
+            "signing: ethers signMessage / signTypedData, viem signMessage, recovered in a contract: ok"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]
