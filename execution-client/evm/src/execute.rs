@@ -200,6 +200,14 @@ pub fn post_state<K: TransactionKind>(
     Ok(out)
 }
 
+/// The EVM configuration every run on chain `chain_id` uses (Prague rules): block execution,
+/// payload building, calls and traces.
+pub fn cfg_env(chain_id: u64) -> CfgEnv {
+    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
+    cfg.chain_id = chain_id;
+    cfg
+}
+
 /// The environment revm runs a signed transaction in.
 pub fn tx_env(tx: &SignedTx) -> TxEnv {
     let r = tx.request();
@@ -238,8 +246,7 @@ pub fn execute<K: TransactionKind>(
 ) -> Result<Executed, ExecError> {
     let reader = StateReader::new(tx);
     let mut state = State::builder().with_database(WrapDatabaseRef(reader)).with_bundle_update().build();
-    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-    cfg.chain_id = env.chain_id;
+    let cfg = cfg_env(env.chain_id);
     let block = BlockEnv {
         number: U256::from(env.number),
         beneficiary: env.beneficiary,

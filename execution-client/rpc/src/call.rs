@@ -14,13 +14,12 @@ use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransa
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::transaction::{AccessList, AccessListItem as RevmItem};
 use revm::context_interface::ContextTr;
-use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
+use revm::database_interface::{Database, DatabaseRef, WrapDatabaseRef};
 use revm::inspector::JournalExt;
 use revm::interpreter::interpreter_types::MemoryTr;
 use revm::interpreter::{
     CallInputs, CallOutcome, CreateInputs, CreateOutcome, InstructionResult, Interpreter,
 };
-use revm::primitives::hardfork::SpecId;
 use revm::primitives::Log;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
@@ -199,15 +198,14 @@ pub(super) const MAX_TRACE_BYTES: usize = 256 << 20;
 pub(super) struct Watch {
     at: Option<Instant>,
     steps: u32,
-    pub(super) expired: bool,
-    pub(super) too_large: bool,
+    expired: bool,
     cost: Option<RecordCost>,
     pub(super) extra: Extra,
 }
 
 impl Watch {
     pub(super) fn new(budget: &Budget, cost: Option<RecordCost>, extra: Extra) -> Self {
-        Self { at: budget.deadline, steps: 0, expired: false, too_large: false, cost, extra }
+        Self { at: budget.deadline, steps: 0, expired: false, cost, extra }
     }
 
     /// What the trace is estimated to keep so far, if it is counted.
@@ -215,16 +213,49 @@ impl Watch {
         self.cost
     }
 
-    /// Adds `bytes` to the trace's estimate; false once past the cap.
-    fn charge(&mut self, bytes: usize) -> bool {
+    /// Whether the trace's estimate is past [`MAX_TRACE_BYTES`].
+    fn too_large(&self) -> bool {
+        self.cost.is_some_and(|c| c.used > MAX_TRACE_BYTES)
+    }
+
+    /// Adds `bytes` to the trace's estimate, if it is counted.
+    fn charge(&mut self, bytes: usize) {
         if let Some(c) = &mut self.cost {
             c.used = c.used.saturating_add(bytes);
-            if c.used > MAX_TRACE_BYTES {
-                self.too_large = true;
-            }
         }
-        !self.too_large
     }
+
+    /// The error the run ended in, if this watch stopped it.
+    pub(super) fn stopped(&self, budget: &Budget) -> Result<(), RpcError> {
+        if self.expired {
+            return Err(budget.exceeded());
+        }
+        if self.too_large() {
+            return Err(RpcError::server(format!(
+                "trace too large: it would keep more than {} MiB; trace fewer steps (disableStack, no enableMemory) or use callTracer",
+                MAX_TRACE_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `tx` on `db` with `watch` watching: revm's result and the watch afterwards.
+pub(super) fn run_with<DB: Database>(
+    db: DB,
+    cfg: CfgEnv,
+    block: BlockEnv,
+    tx: TxEnv,
+    watch: Watch,
+) -> (Result<ResultAndState, EVMError<DB::Error>>, Watch) {
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_cfg(cfg)
+        .with_block(block)
+        .build_mainnet_with_inspector(watch)
+        .with_precompiles(qoin_evm::precompiles::provider());
+    let result = evm.inspect_tx(tx);
+    (result, evm.inspector)
 }
 
 /// Calls `$method` on the [`Extra`] inspector, if there is one (`$none` otherwise).
@@ -249,13 +280,14 @@ impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
             let memory = if c.memory { interp.memory.size() } else { 0 };
             self.charge(STEP_BYTES + stack + memory);
         }
-        if !self.expired && !self.too_large {
+        let too_large = self.too_large();
+        if !self.expired && !too_large {
             self.steps = self.steps.wrapping_add(1);
             if self.steps.is_multiple_of(32) && self.at.is_some_and(|at| Instant::now() >= at) {
                 self.expired = true;
             }
         }
-        if self.expired || self.too_large {
+        if self.expired || too_large {
             interp.halt(InstructionResult::OutOfGas);
             return;
         }
@@ -293,11 +325,7 @@ impl<CTX: ContextTr<Journal: JournalExt>> Inspector<CTX> for Watch {
     }
 
     fn selfdestruct(&mut self, contract: Address, target: Address, value: U256) {
-        match &mut self.extra {
-            Extra::Nothing => {}
-            Extra::Access(i) => Inspector::<CTX>::selfdestruct(i, contract, target, value),
-            Extra::Trace(i) => Inspector::<CTX>::selfdestruct(&mut **i, contract, target, value),
-        }
+        extra!(self, (), selfdestruct(contract, target, value))
     }
 }
 
@@ -357,8 +385,7 @@ impl<'a, 'db> Trial<'a, 'db> {
     /// The configuration and transaction environment `r` runs in with `gas`.
     pub(super) fn env(&self, r: &CallRequest, gas: u64) -> (CfgEnv, TxEnv) {
         let (fee, tip) = request_fees(r);
-        let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-        cfg.chain_id = self.node.chain().genesis().chain_id;
+        let mut cfg = qoin_evm::execute::cfg_env(self.node.chain().genesis().chain_id);
         cfg.disable_nonce_check = true;
         cfg.disable_eip3607 = true;
         if fee == 0 {
@@ -395,15 +422,9 @@ impl<'a, 'db> Trial<'a, 'db> {
             return Err(budget.exceeded());
         }
         let (cfg, tx) = self.env(r, gas);
-        let mut evm = Context::mainnet()
-            .with_db(WrapDatabaseRef(state))
-            .with_cfg(cfg)
-            .with_block(block.clone())
-            .build_mainnet_with_inspector(Watch::new(budget, cost, extra))
-            .with_precompiles(qoin_evm::precompiles::provider());
-        let result = evm.inspect_tx(tx);
-        let watch = std::mem::replace(&mut evm.inspector, Watch::new(budget, None, Extra::Nothing));
-        stopped(&watch, budget)?;
+        let (result, watch) =
+            run_with(WrapDatabaseRef(state), cfg, block.clone(), tx, Watch::new(budget, cost, extra));
+        watch.stopped(budget)?;
         match result {
             Ok(result) => Ok((result, watch.extra)),
             Err(e) => Err(evm_error(e)),
@@ -411,22 +432,8 @@ impl<'a, 'db> Trial<'a, 'db> {
     }
 }
 
-/// The error a watched run ended in, if its watch stopped it.
-pub(super) fn stopped(watch: &Watch, budget: &Budget) -> Result<(), RpcError> {
-    if watch.expired {
-        return Err(budget.exceeded());
-    }
-    if watch.too_large {
-        return Err(RpcError::server(format!(
-            "trace too large: it would keep more than {} MiB; trace fewer steps (disableStack, no enableMemory) or use callTracer",
-            MAX_TRACE_BYTES >> 20
-        )));
-    }
-    Ok(())
-}
-
 /// geth's wording for an EVM error.
-pub(super) fn evm_error<D: std::fmt::Display>(e: EVMError<D>) -> RpcError {
+fn evm_error<D: std::fmt::Display>(e: EVMError<D>) -> RpcError {
     match e {
         EVMError::Transaction(e) => RpcError::server(invalid_tx_message(&e)),
         EVMError::Header(e) => RpcError::server(e.to_string()),

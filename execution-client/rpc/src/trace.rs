@@ -9,7 +9,7 @@
 //! and may keep at most `MAX_TRACE_BYTES` (256 MiB) in memory (estimated as it runs): past either it
 //! is stopped and answers an error, never a partial trace.
 
-use crate::call::{call_block, parse_request, stopped, Budget, Extra, RecordCost, Trial, Watch};
+use crate::call::{call_block, parse_request, run_with, Budget, Extra, RecordCost, Trial, Watch};
 use crate::convert::{Args, BlockTag};
 use crate::error::RpcError;
 use crate::eth::{block_parts, header_at, read, resolve_required, StateAt};
@@ -20,11 +20,8 @@ use qoin_el_storage::block::ElHeader;
 use qoin_el_storage::tables::TxLookup;
 use qoin_primitives::SignedTx;
 use qoin_store::{Tx, RO};
-use revm::context::CfgEnv;
 use revm::database::CacheDB;
 use revm::database_interface::DatabaseCommit;
-use revm::primitives::hardfork::SpecId;
-use revm::{Context, InspectEvm, MainBuilder, MainContext};
 use revm_inspectors::tracing::{DebugInspector, DebugInspectorError, TransactionContext};
 use serde_json::value::{to_raw_value, RawValue};
 use std::time::Duration;
@@ -124,15 +121,14 @@ fn replay(
     header: &ElHeader,
     txs: &[SignedTx],
     only: Option<usize>,
-    mut tracing: Tracing,
+    tracing: &Tracing,
 ) -> Result<Vec<(B256, GethTrace)>, RpcError> {
     let parent_number =
         header.number.checked_sub(1).ok_or_else(|| RpcError::server("genesis is not traceable"))?;
     let parent = header_at(tx, parent_number)?.ok_or_else(|| RpcError::internal("parent block missing"))?;
     let state = StateAt::new(tx, &parent)?;
     let mut db = CacheDB::new(&state);
-    let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
-    cfg.chain_id = node.chain().genesis().chain_id;
+    let cfg = qoin_evm::execute::cfg_env(node.chain().genesis().chain_id);
     let block = call_block(header, false);
     let block_hash = header.hash();
     let budget = Budget::lasting(tracing.timeout);
@@ -143,21 +139,14 @@ fn replay(
         let traced = only.is_none_or(|o| o == index);
         let env = qoin_evm::execute::tx_env(t);
         let extra = if traced {
-            let fresh = tracing.inspector.try_clone().map_err(RpcError::internal)?;
-            Extra::Trace(Box::new(std::mem::replace(&mut tracing.inspector, fresh)))
+            // A fresh copy: the tracer of the request stays the template for every transaction.
+            Extra::Trace(Box::new(tracing.inspector.try_clone().map_err(RpcError::internal)?))
         } else {
             Extra::Nothing
         };
-        let mut evm = Context::mainnet()
-            .with_db(&mut db)
-            .with_cfg(cfg.clone())
-            .with_block(block.clone())
-            .build_mainnet_with_inspector(Watch::new(&budget, traced.then_some(cost), extra))
-            .with_precompiles(qoin_evm::precompiles::provider());
-        let result = evm.inspect_tx(env.clone());
-        let watch = std::mem::replace(&mut evm.inspector, Watch::new(&budget, None, Extra::Nothing));
-        drop(evm);
-        stopped(&watch, &budget)?;
+        let watch = Watch::new(&budget, traced.then_some(cost), extra);
+        let (result, watch) = run_with(&mut db, cfg.clone(), block.clone(), env.clone(), watch);
+        watch.stopped(&budget)?;
         if let Some(c) = watch.cost() {
             cost.used = c.used;
         }
@@ -199,7 +188,7 @@ pub(super) fn trace_transaction(node: &Node, args: &Args) -> RawResult {
     if index >= txs.len() {
         return Err(RpcError::internal("indexed transaction missing"));
     }
-    let traces = replay(node, &tx, &header, &txs, Some(index), tracing)?;
+    let traces = replay(node, &tx, &header, &txs, Some(index), &tracing)?;
     let (_, trace) = traces.first().ok_or_else(|| RpcError::internal("no trace"))?;
     to_json(trace)
 }
@@ -209,7 +198,7 @@ fn trace_block(node: &Node, tag: BlockTag, args: &Args) -> RawResult {
     let tx = read(node)?;
     let header = resolve_required(&tx, tag)?;
     let (_, txs, _) = block_parts(&tx, header.number)?;
-    let traces = replay(node, &tx, &header, &txs, None, tracing)?;
+    let traces = replay(node, &tx, &header, &txs, None, &tracing)?;
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Entry<'a> {
