@@ -10,7 +10,9 @@ use futures::StreamExt as _;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{allow_block_list, connection_limits, identify, kad, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    allow_block_list, connection_limits, identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
 use qoin_tracing::targets;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -223,6 +225,13 @@ pub fn transactions_topic(chain_id: u64) -> IdentTopic {
 pub const IDENTIFY_PROTOCOL: &str = "/qoin/1.0.0";
 /// The Kademlia protocol id (a private DHT, not IPFS's).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/qoin/kad/1.0.0");
+/// How often each connection is pinged (libp2p's `/ipfs/ping/1.0.0`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A ping not answered within this closes the connection (libp2p reports the second failure
+/// in a row, so a silent peer is dropped after about 20 s).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Data sent on a TCP connection and not acknowledged for this long aborts it.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The handle the node drives the network with. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -319,6 +328,7 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     identify: identify::Behaviour,
+    ping: ping::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
@@ -352,13 +362,27 @@ fn build(
         .with_max_established_per_peer(Some(2));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .map_err(|e| err(&e))?
         .with_quic()
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            // libp2p's own TCP stack, as `with_tcp` builds it, but every socket gets a user
+            // timeout: data left unacknowledged for TCP_USER_TIMEOUT aborts the connection.
+            // Without it a connection whose peer went silent (a partition, a cut link) with
+            // data queued for it never finishes closing, and its peer never counts as gone.
+            use libp2p::Transport as _;
+            Ok(libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default().nodelay(true))
+                .map(|stream, _| {
+                    if let Err(e) =
+                        socket2::SockRef::from(&stream.0).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))
+                    {
+                        tracing::debug!(target: targets::NETWORK, "TCP_USER_TIMEOUT not set: {e}");
+                    }
+                    stream
+                })
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(libp2p::noise::Config::new(key)?)
+                .multiplex(libp2p::yamux::Config::default()))
+        })
+        .map_err(|e| err(&e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
@@ -378,6 +402,9 @@ fn build(
                     IDENTIFY_PROTOCOL.into(),
                     key.public(),
                 )),
+                ping: ping::Behaviour::new(
+                    ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT),
+                ),
                 kad,
                 gossipsub,
                 sync: request_response::Behaviour::with_codec(
@@ -456,6 +483,7 @@ pub fn start(
         delay: config.inbound_delay,
         held: VecDeque::new(),
         metrics,
+        ticks: 0,
     };
     tokio::spawn(task.run());
     Ok((handle, event_rx))
@@ -484,6 +512,8 @@ struct Task {
     held: VecDeque<(tokio::time::Instant, Held)>,
     /// rust-libp2p's metrics (in the node's registry, or a private one).
     metrics: libp2p::metrics::Metrics,
+    /// Housekeeping ticks so far.
+    ticks: u64,
 }
 
 /// An inbound message held by the test delay.
@@ -494,6 +524,10 @@ enum Held {
 
 /// Most messages held by the test delay; beyond it they are treated as when the node is busy.
 const MAX_HELD: usize = 4096;
+/// The swarm task's housekeeping period (ban expiry, redials while alone).
+const TICK: Duration = Duration::from_secs(2);
+/// Ticks between redials and discovery while the node has some peers but few.
+const REDIAL_TICKS: u64 = 5;
 
 /// Resolves when the front of `held` is due (never while nothing is held).
 async fn sleep_until_front(held: &VecDeque<(tokio::time::Instant, Held)>) {
@@ -534,7 +568,7 @@ fn watch_deny_file(path: PathBuf, handle: NetworkHandle) {
 
 impl Task {
     async fn run(mut self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event).await,
@@ -604,6 +638,7 @@ impl Task {
     }
 
     fn on_tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
         for peer in self.book.expired_bans(Instant::now()) {
             if self.denied.contains(&peer) {
                 continue;
@@ -612,12 +647,22 @@ impl Task {
             b.blocked.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
         }
-        if self.connected.len() < 8 {
+        // Every 10 s while short of peers, every tick while alone (a bootnode that was not yet
+        // listening when this node started is found within a tick).
+        let due = self.ticks.is_multiple_of(REDIAL_TICKS) || self.connected.is_empty();
+        if due && self.connected.len() < 8 {
             // Look for more peers (no known peers yet is not an error), and dial the bootnodes
             // we are not connected to: after a partition heals, or the bootnode restarted.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
             for addr in self.bootnodes.clone() {
-                let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else { continue };
+                let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+                    // Given without its peer id: we cannot tell whether we are connected to it,
+                    // so it is dialled again only while we have no peer at all.
+                    if self.connected.is_empty() {
+                        let _ = self.swarm.dial(addr);
+                    }
+                    continue;
+                };
                 if self.connected.contains(&peer)
                     || self.denied.contains(&peer)
                     || self.book.is_banned(&peer, Instant::now())
@@ -735,6 +780,7 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
             _ => {}
         }
         match event {
@@ -774,6 +820,11 @@ impl Task {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
+                // A node short of peers asks its new peer for more at once, rather than at its
+                // next discovery tick.
+                if self.connected.len() < 8 {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -781,6 +832,17 @@ impl Task {
                 message,
             })) => self.on_gossip(propagation_source, message_id, message).await,
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
+            // A link that went silent (a cut cable, a partition, a frozen peer) is closed, so
+            // gossip stops queueing for it and the peer is dialled afresh once it answers
+            // again. A peer without the ping protocol is left alone.
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(failure),
+            })) if !matches!(failure, ping::Failure::Unsupported) => {
+                tracing::debug!(target: targets::NETWORK, %peer, "ping failed ({failure}): connection closed");
+                self.swarm.close_connection(connection);
+            }
             _ => {}
         }
     }

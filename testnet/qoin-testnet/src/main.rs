@@ -10,6 +10,7 @@
 mod dev;
 mod manifests;
 mod net;
+mod netns;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,8 +31,8 @@ enum Cmd {
     /// Start a local mining devnet (qoin-el + qoin-cl; JSON-RPC on 127.0.0.1:8545); Ctrl-C
     /// stops both, and running it again continues the chain.
     Dev(dev::DevArgs),
-    /// Start a network of N pairs on loopback (returns once every node answers; writes
-    /// DATADIR/network.json).
+    /// Start a network of N pairs, each in a network namespace of its own as root, else on
+    /// loopback (returns once every node answers and has a peer; writes DATADIR/network.json).
     Up(net::UpArgs),
     /// Height, head, peers, sync state, hash rate and pool size of every node; whether the heads
     /// agree.

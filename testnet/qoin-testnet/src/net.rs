@@ -3,23 +3,28 @@
 //! `up` writes one new genesis (the dev allocations, a difficulty measured on this machine for
 //! the miners together), then per node `D/nodeI/` with its engine secret, validator key (a
 //! light key-derivation: test keys), peer key, logs (`el.log`, `cl.log`) and data; starts every
-//! `qoin-el` and `qoin-cl` detached, peered through node 0 as the bootnode, on free loopback
-//! ports; waits until every node answers; and writes `D/network.json`, which the other
-//! commands read:
+//! `qoin-el` and `qoin-cl` detached, peered through node 0 as the bootnode; waits until every
+//! node answers and has a peer; and writes `D/network.json`, which the other commands read:
 //!
 //! ```json
-//! {"nodes":[{"name":"node0","rpc":"http://127.0.0.1:PORT","ws":"ws://127.0.0.1:PORT",
-//!   "engine":"http://127.0.0.1:PORT","p2p":"/ip4/127.0.0.1/tcp/PORT/p2p/ID",
-//!   "metrics":"http://127.0.0.1:PORT","el_metrics":"http://127.0.0.1:PORT",
-//!   "mining":true,"pids":{"el":123,"cl":124},"commands":{"el":[...],"cl":[...]}}], ...}
+//! {"nodes":[{"name":"node0","rpc":"http://10.213.7.10:8545","ws":"ws://10.213.7.10:8545",
+//!   "engine":"http://127.0.0.1:8551","p2p":"/ip4/10.213.7.10/tcp/30333/p2p/ID",
+//!   "metrics":"http://10.213.7.10:5054","el_metrics":"http://10.213.7.10:9001",
+//!   "mining":true,"netns":"qoin-T-n0","pids":{"el":123,"cl":124},"commands":{"el":[...],"cl":[...]}}],
+//!  "links":{"mode":"netns","latency_ms":0},"partitions":"nftables","partition":null,
+//!  "namespaces":{"tag":"T","subnet":7,"nodes":4}}
 //! ```
 //!
+//! **Links.** As root with `ip` and `nft` (`--links auto`, the default, or `netns`), each node
+//! runs in a network namespace of its own with one address on a private bridge (see
+//! [`crate::netns`]), and `partition --groups 0,1/2,3` drops packets between the groups with
+//! nftables, as a cut link would; `heal` lifts the rules, `down` removes the namespaces.
+//! Otherwise (`--links loopback`, or `auto` without root) every node listens on 127.0.0.1 with
+//! free ports, and partitions go through the p2p layer's own deny list (every `qoin-cl` runs
+//! with `--p2p.deny-file D/nodeI/cl/deny-peers`, which it rereads within a second of a change):
+//! each node closes and refuses connections with the peers of the other groups.
 //! Faults: `kill NODE` sends SIGKILL to both programs of a node; `restart NODE` starts them
-//! again with the same command lines. `partition --groups 0,1/2,3` cuts the network into
-//! groups that do not see each other, and `heal` joins them again. Partitions go through the
-//! p2p layer's own deny list (every `qoin-cl` runs with `--p2p.deny-file D/nodeI/cl/deny-peers`,
-//! which it rereads within a second of a change): it needs no root and works on loopback; each node closes and refuses
-//! connections with the peers of the other groups (both sides, so neither can dial the other).
+//! again with the same command lines.
 //! Link delay (`--latency-ms L`): this kernel has no netem, so the delay is made in user space,
 //! by each `qoin-cl`'s p2p layer (`--p2p.test-latency-ms L`): every message from a peer (gossip,
 //! sync requests and answers, statuses) is held L ms before the node sees it, which is a one-way
@@ -27,6 +32,7 @@
 //! checks, so each hop costs L plus one validation, as over a real link. Bandwidth and loss are
 //! not modelled. `network.json` records the mode (`links`).
 
+use crate::netns;
 use anyhow::{bail, Context as _};
 use qoin_crypto::keystore::{KdfParams, Keystore};
 use qoin_tracing::{targets, LogArgs};
@@ -70,6 +76,20 @@ pub(crate) struct UpArgs {
     /// Do not fund and unlock the ten dev accounts on every node's JSON-RPC.
     #[arg(long)]
     no_dev_accounts: bool,
+    /// How the nodes are linked: `netns` (a network namespace and an address per node on one
+    /// bridge; partitions drop packets with nftables; needs root, `ip` and `nft`), `loopback`
+    /// (every node on 127.0.0.1; partitions through each node's p2p deny list), or `auto`:
+    /// netns where it can run, loopback otherwise (saying why).
+    #[arg(long, value_enum, default_value_t = LinkMode::Auto)]
+    links: LinkMode,
+}
+
+/// `up --links`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkMode {
+    Auto,
+    Netns,
+    Loopback,
 }
 
 /// The data directory of an existing network.
@@ -121,6 +141,9 @@ struct NodeEntry {
     metrics: String,
     el_metrics: String,
     mining: bool,
+    /// The node's network namespace (`ip netns exec NAME ...`), with `--links netns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
     pids: Pids,
     commands: Commands,
 }
@@ -137,34 +160,71 @@ struct Network {
     /// How links are made, and their delay.
     #[serde(default)]
     links: Links,
+    /// The network namespaces, with `--links netns` (removed by `down`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespaces: Option<netns::Layout>,
 }
 
 /// The links between nodes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Links {
-    /// `loopback` (no added delay) or `loopback+p2p-inbound-delay`.
+    /// `loopback` or `netns`, with `+p2p-inbound-delay` when a delay is added.
     mode: String,
     /// One-way delay per link, in milliseconds.
     latency_ms: u64,
 }
 
 impl Links {
-    fn new(latency_ms: u64) -> Links {
-        let mode = if latency_ms == 0 { "loopback" } else { "loopback+p2p-inbound-delay" };
-        Links { mode: mode.into(), latency_ms }
+    fn new(namespaces: Option<&netns::Layout>, latency_ms: u64) -> Links {
+        let base = if namespaces.is_some() { "netns" } else { "loopback" };
+        let mode = if latency_ms == 0 { base.to_string() } else { format!("{base}+p2p-inbound-delay") };
+        Links { mode, latency_ms }
     }
 
     fn describe(&self) -> String {
-        if self.latency_ms == 0 {
-            "loopback, no added delay".into()
+        let base = if self.mode.starts_with("netns") {
+            "a network namespace per node on one bridge"
         } else {
-            format!("loopback, {} ms one-way delay per link held in each node's p2p layer", self.latency_ms)
+            "loopback"
+        };
+        if self.latency_ms == 0 {
+            format!("{base}, no added delay")
+        } else {
+            format!("{base}, {} ms one-way delay per link held in each node's p2p layer", self.latency_ms)
         }
     }
 }
 
 fn deny_list_mode() -> String {
     "p2p-deny-list".into()
+}
+
+fn partition_mode(namespaces: Option<&netns::Layout>) -> String {
+    if namespaces.is_some() {
+        "nftables".into()
+    } else {
+        deny_list_mode()
+    }
+}
+
+/// The namespaces `up --links` asks for: none for loopback; an error where netns was asked
+/// for and cannot run.
+fn namespaces(args: &UpArgs) -> anyhow::Result<Option<netns::Layout>> {
+    match args.links {
+        LinkMode::Loopback => Ok(None),
+        LinkMode::Netns => match netns::unavailable() {
+            Some(why) => bail!("--links netns cannot run here: {why}; use --links loopback"),
+            None => netns::create(args.nodes).map(Some),
+        },
+        LinkMode::Auto => match netns::unavailable() {
+            Some(why) => {
+                tracing::info!(target: targets::TESTNET,
+                    "links: loopback, partitions through the p2p deny list (network namespaces: {why})");
+                Ok(None)
+            }
+            None => netns::create(args.nodes).map(Some),
+        },
+    }
 }
 
 fn manifest(d: &Path) -> PathBuf {
@@ -298,16 +358,20 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     if args.latency_ms > 60_000 {
         bail!("--latency-ms {} is more than a minute", args.latency_ms);
     }
-    let links = Links::new(args.latency_ms);
     if manifest(d).exists() {
-        let running =
-            load(d).map(|n| n.nodes.iter().any(|x| [x.pids.el, x.pids.cl].into_iter().flatten().any(alive)));
-        if running.unwrap_or(false) {
+        let old = load(d).ok();
+        let running = old
+            .as_ref()
+            .is_some_and(|n| n.nodes.iter().any(|x| [x.pids.el, x.pids.cl].into_iter().flatten().any(alive)));
+        if running {
             bail!(
                 "a network is running in {}: `qoin-testnet down --datadir {}` first",
                 d.display(),
                 d.display()
             );
+        }
+        if let Some(l) = old.as_ref().and_then(|n| n.namespaces.as_ref()) {
+            netns::destroy(l);
         }
         std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
     }
@@ -319,39 +383,78 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     let difficulty = crate::dev::calibrated(rate * miners.max(1) as f64, args.block_time_ms);
     let genesis = d.join("genesis.json");
     crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty)?;
+    let layout = namespaces(args)?;
+    let links = Links::new(layout.as_ref(), args.latency_ms);
+    let partitions = partition_mode(layout.as_ref());
+    let subnet =
+        layout.as_ref().map(|l| format!(" on 10.213.{}.0/24 (namespaces qoin-{}-*)", l.subnet, l.tag));
     tracing::info!(target: targets::TESTNET,
         "new chain: {} nodes, {miners} mining with {} thread(s) each ({solver} at {rate:.3e} candidates/s per miner); \
-         initial difficulty {difficulty} for a {} ms target; links: {}; partitions: p2p deny list",
-        args.nodes, args.miner_threads, args.block_time_ms, links.describe());
+         initial difficulty {difficulty} for a {} ms target; links: {}{}; partitions: {}",
+        args.nodes, args.miner_threads, args.block_time_ms, links.describe(), subnet.unwrap_or_default(),
+        if layout.is_some() { "nftables drop rules" } else { "p2p deny list" });
+    // Recorded before any program starts, so `down` removes the namespaces of a failed `up`.
+    let mut net =
+        Network { nodes: Vec::new(), partitions, partition: None, links, namespaces: layout.clone() };
+    save(d, &net)?;
 
     let mut nodes: Vec<NodeEntry> = Vec::with_capacity(args.nodes);
+
     let mut bootnode: Option<String> = None;
     for i in 0..args.nodes {
         let name = format!("node{i}");
         let nd = d.join(&name);
         std::fs::create_dir_all(nd.join("cl").join("p2p"))?;
-        let (http, engine, p2p, el_metrics, cl_metrics) =
-            (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
+        // In a namespace of its own every node has the usual ports on its own address; on
+        // loopback each gets free ones.
+        let (host, http, engine, p2p, el_metrics, cl_metrics) = match &layout {
+            Some(l) => (l.ip(i).to_string(), 8545, 8551, 30333, 9001, 5054),
+            None => (
+                "127.0.0.1".to_string(),
+                free_port()?,
+                free_port()?,
+                free_port()?,
+                free_port()?,
+                free_port()?,
+            ),
+        };
+        let prefix = match &layout {
+            Some(l) => l.exec(i)?,
+            None => Vec::new(),
+        };
         let key = qoin_cl_network::key::load_or_create(&nd.join("cl").join("p2p").join("node.key"))
             .context("cannot create the node's peer key")?;
         let peer_id = key.public().to_peer_id();
-        let p2p_addr = format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}");
+        let p2p_addr = format!("/ip4/{host}/tcp/{p2p}/p2p/{peer_id}");
         let jwt = nd.join("jwt.hex");
 
-        let mut el: Vec<String> = vec![s(&el_bin), "--datadir".into(), s(&nd.join("el")), "node".into()];
+        let mut el: Vec<String> = prefix.clone();
+        el.extend([s(&el_bin), "--datadir".into(), s(&nd.join("el")), "node".into()]);
         if !args.no_dev_accounts {
             el.push("--dev".into());
+        }
+        if layout.is_some() {
+            // Reachable from the host and the other namespaces only.
+            el.extend(["--http.addr".into(), host.clone(), "--metrics.addr".into(), host.clone()]);
+            if !args.no_dev_accounts {
+                el.push("--allow-insecure-unlock".into());
+            }
         }
         el.extend(["--genesis".into(), s(&genesis), "--mine".into(), "off".into()]);
         el.extend(["--http.port".into(), http.to_string(), "--authrpc.port".into(), engine.to_string()]);
         el.extend(["--authrpc.jwtsecret".into(), s(&jwt), "--metrics.port".into(), el_metrics.to_string()]);
         el.extend(log_args(log));
 
-        let mut cl: Vec<String> = vec![s(&cl_bin), "--datadir".into(), s(&nd.join("cl")), "--genesis".into()];
+        let mut cl: Vec<String> = prefix;
+        cl.extend([s(&cl_bin), "--datadir".into(), s(&nd.join("cl")), "--genesis".into()]);
         cl.extend([s(&genesis), "--execution-endpoint".into(), format!("http://127.0.0.1:{engine}")]);
         cl.extend(["--execution-jwt".into(), s(&jwt), "--metrics.port".into(), cl_metrics.to_string()]);
-        cl.extend(["--p2p.addr".into(), "127.0.0.1".into(), "--p2p.port".into(), p2p.to_string()]);
-        cl.extend(["--p2p.deny-file".into(), s(&deny_file(d, &name))]);
+        cl.extend(["--p2p.addr".into(), host.clone(), "--p2p.port".into(), p2p.to_string()]);
+        if layout.is_some() {
+            cl.extend(["--metrics.addr".into(), host.clone()]);
+        } else {
+            cl.extend(["--p2p.deny-file".into(), s(&deny_file(d, &name))]);
+        }
         if args.latency_ms > 0 {
             cl.extend(["--p2p.test-latency-ms".into(), args.latency_ms.to_string()]);
         }
@@ -375,33 +478,30 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
 
         let el_pid = spawn(&el, &nd.join("el.log"))?;
         let cl_pid = spawn(&cl, &nd.join("cl.log"))?;
-        tracing::info!(target: targets::TESTNET, "{name}: qoin-el pid {el_pid}, qoin-cl pid {cl_pid}, rpc http://127.0.0.1:{http}{}",
+        tracing::info!(target: targets::TESTNET, "{name}: qoin-el pid {el_pid}, qoin-cl pid {cl_pid}, rpc http://{host}:{http}{}",
             if mining { ", mining" } else { "" });
         nodes.push(NodeEntry {
             name,
-            rpc: format!("http://127.0.0.1:{http}"),
-            ws: Some(format!("ws://127.0.0.1:{http}")),
+            rpc: format!("http://{host}:{http}"),
+            ws: Some(format!("ws://{host}:{http}")),
+            // The engine API stays on loopback: inside the node's namespace when it has one.
             engine: format!("http://127.0.0.1:{engine}"),
             p2p: p2p_addr,
-            metrics: format!("http://127.0.0.1:{cl_metrics}"),
-            el_metrics: format!("http://127.0.0.1:{el_metrics}"),
+            metrics: format!("http://{host}:{cl_metrics}"),
+            el_metrics: format!("http://{host}:{el_metrics}"),
             mining,
+            netns: layout.as_ref().map(|l| l.node(i)),
             pids: Pids { el: Some(el_pid), cl: Some(cl_pid) },
             commands: Commands { el, cl },
         });
         // Written as nodes start, so `down` can stop a half-started network.
-        save(
-            d,
-            &Network {
-                nodes: nodes.clone(),
-                partitions: deny_list_mode(),
-                partition: None,
-                links: links.clone(),
-            },
-        )?;
+        net.nodes = nodes.clone();
+        save(d, &net)?;
     }
-    let net = Network { nodes, partitions: deny_list_mode(), partition: None, links };
     wait_answering(&net, Duration::from_secs(120))?;
+    if net.nodes.len() > 1 {
+        wait_peered(&net, Duration::from_secs(60))?;
+    }
     tracing::info!(target: targets::TESTNET, "{} nodes up; {} describes them", net.nodes.len(), manifest(d).display());
     println!("{}", manifest(d).display());
     Ok(())
@@ -427,6 +527,21 @@ fn wait_answering(net: &Network, limit: Duration) -> anyhow::Result<()> {
             }
             if start.elapsed() > limit {
                 bail!("{} did not answer within {limit:?}", n.name);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every node has a peer, so that what a script sends after `up` reaches a network
+/// rather than islands still dialling.
+fn wait_peered(net: &Network, limit: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    for n in &net.nodes {
+        while metric(&n.metrics, "qoin_cl_peers").unwrap_or(0.0) < 1.0 {
+            if start.elapsed() > limit {
+                bail!("{} has no peer after {limit:?}; see its cl.log", n.name);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -515,22 +630,29 @@ pub(crate) fn down(args: &NetArgs) -> anyhow::Result<()> {
         }
         tracing::info!(target: targets::TESTNET, "{} stopped", n.name);
     }
+    if let Some(l) = &net.namespaces {
+        netns::destroy(l);
+        tracing::info!(target: targets::TESTNET, "network namespaces qoin-{}-* removed", l.tag);
+    }
+    net.partition = None;
     save(&args.datadir, &net)
 }
 
-fn find<'a>(net: &'a mut Network, node: &str) -> anyhow::Result<&'a mut NodeEntry> {
+/// The index of the node named `node` (`node2`, or `2`).
+fn find(net: &Network, node: &str) -> anyhow::Result<usize> {
     let want =
         if node.chars().all(|c| c.is_ascii_digit()) { format!("node{node}") } else { node.to_string() };
-    let names: Vec<String> = net.nodes.iter().map(|n| n.name.clone()).collect();
-    net.nodes
-        .iter_mut()
-        .find(|n| n.name == want)
+    let names: Vec<&str> = net.nodes.iter().map(|n| n.name.as_str()).collect();
+    names
+        .iter()
+        .position(|n| *n == want)
         .with_context(|| format!("no node {node}; the network has {names:?}"))
 }
 
 pub(crate) fn kill(args: &NodeArgs) -> anyhow::Result<()> {
     let mut net = load(&args.net.datadir)?;
-    let n = find(&mut net, &args.node)?;
+    let i = find(&net, &args.node)?;
+    let n = &mut net.nodes[i];
     for pid in [n.pids.cl.take(), n.pids.el.take()].into_iter().flatten() {
         signal(pid, nix::sys::signal::Signal::SIGKILL);
     }
@@ -541,7 +663,16 @@ pub(crate) fn kill(args: &NodeArgs) -> anyhow::Result<()> {
 pub(crate) fn restart(args: &NodeArgs) -> anyhow::Result<()> {
     let d = args.net.datadir.clone();
     let mut net = load(&d)?;
-    let n = find(&mut net, &args.node)?;
+    let i = find(&net, &args.node)?;
+    if let Some(l) = &net.namespaces {
+        if !netns::exists(l, i) {
+            bail!(
+                "{}'s network namespace is gone (the network was stopped with `down`): start it again with `up`",
+                net.nodes[i].name
+            );
+        }
+    }
+    let n = &mut net.nodes[i];
     for (name, pid) in [("qoin-cl", n.pids.cl.take()), ("qoin-el", n.pids.el.take())] {
         if let Some(pid) = pid {
             stop_pid(&format!("{} {name}", n.name), pid);
@@ -608,9 +739,24 @@ fn parse_groups(net: &Network, spec: &str) -> anyhow::Result<Vec<Vec<usize>>> {
     Ok(groups)
 }
 
-/// Writes each node's deny list (the peers outside its group; none for `groups` = `None`);
-/// each consensus client rereads its own within a second (a stopped one when it starts).
+/// Cuts each node off from the nodes outside its group (none for `groups` = `None`): with
+/// namespaces, an nftables drop rule in each node's namespace, in force at once; on loopback,
+/// each node's deny list, which its consensus client rereads within a second (a stopped one
+/// when it starts).
 fn apply_groups(d: &Path, net: &Network, groups: Option<&[Vec<usize>]>) -> anyhow::Result<()> {
+    if let Some(l) = &net.namespaces {
+        for i in 0..net.nodes.len() {
+            let mine = groups.and_then(|g| g.iter().find(|g| g.contains(&i)));
+            let cut: Vec<std::net::Ipv4Addr> = match (groups, mine) {
+                (Some(_), Some(mine)) => {
+                    (0..net.nodes.len()).filter(|j| !mine.contains(j)).map(|j| l.ip(j)).collect()
+                }
+                _ => Vec::new(),
+            };
+            netns::cut(l, i, &cut)?;
+        }
+        return Ok(());
+    }
     if let Some(n) = net.nodes.iter().find(|n| !n.commands.cl.iter().any(|a| a == "--p2p.deny-file")) {
         bail!(
             "{} runs without --p2p.deny-file (a network started by an older qoin-testnet): start the network \
@@ -648,7 +794,8 @@ pub(crate) fn partition(args: &PartitionArgs) -> anyhow::Result<()> {
     let named: Vec<Vec<String>> =
         groups.iter().map(|g| g.iter().map(|i| net.nodes[*i].name.clone()).collect()).collect();
     let shown: Vec<String> = named.iter().map(|g| g.join(",")).collect();
-    tracing::info!(target: targets::TESTNET, "partitioned (p2p deny list): {}", shown.join(" / "));
+    let how = if net.namespaces.is_some() { "nftables drop rules" } else { "p2p deny list" };
+    tracing::info!(target: targets::TESTNET, "partitioned ({how}): {}", shown.join(" / "));
     net.partition = Some(named);
     save(d, &net)
 }
@@ -657,7 +804,8 @@ pub(crate) fn heal(args: &NetArgs) -> anyhow::Result<()> {
     let d = &args.datadir;
     let mut net = load(d)?;
     apply_groups(d, &net, None)?;
-    tracing::info!(target: targets::TESTNET, "healed: deny lists cleared; peers reconnect within about 10 s");
+    let how = if net.namespaces.is_some() { "drop rules removed" } else { "deny lists cleared" };
+    tracing::info!(target: targets::TESTNET, "healed: {how}; peers reconnect within about 10 s");
     net.partition = None;
     save(d, &net)
 }

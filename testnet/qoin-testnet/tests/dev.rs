@@ -385,11 +385,34 @@ fn network_status(dir: &str) -> Value {
 
 #[test]
 fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_partition() {
+    four_pairs("auto");
+}
+
+/// The same on loopback, partitioned through the p2p deny lists (what `up` falls back to
+/// without root).
+#[test]
+fn four_pairs_on_loopback_converge_recover_and_heal_a_partition_made_by_deny_lists() {
+    four_pairs("loopback");
+}
+
+fn four_pairs(links: &str) {
     let _one = one_network();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net").display().to_string();
     let _down = Down(dir.clone());
-    testnet(&["up", "--nodes", "4", "--miners", "2", "--block-time-ms", "500", "--datadir", &dir]);
+    testnet(&[
+        "up",
+        "--nodes",
+        "4",
+        "--miners",
+        "2",
+        "--block-time-ms",
+        "500",
+        "--links",
+        links,
+        "--datadir",
+        &dir,
+    ]);
     let net: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
     let nodes = net["nodes"].as_array().unwrap().clone();
@@ -399,18 +422,36 @@ fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_p
     };
     assert!(nodes[0]["p2p"].as_str().unwrap().contains("/p2p/12D3"), "{}", nodes[0]);
     assert_eq!(nodes.iter().filter(|n| n["mining"] == true).count(), 2);
-
-    // Every node follows the two miners to one head.
-    wait_for("four nodes on one head at height >= 5", 180, || {
-        let s = network_status(&dir);
-        let low = s["nodes"].as_array().unwrap().iter().map(|n| n["height"].as_u64().unwrap_or(0)).min();
-        (s["heads_agree"] == true && low >= Some(5)).then_some(())
-    });
-    let s = network_status(&dir);
-    for n in s["nodes"].as_array().unwrap() {
-        assert_eq!(n["peers"], 3, "{n}");
-        assert_eq!(n["running"], true);
+    // As root with `ip` and `nft` (CI), each node has a network namespace and an address of its
+    // own, and partitions drop packets; elsewhere all share loopback and partitions go through
+    // the p2p deny lists. QOIN_REQUIRE_NETNS=1 makes the first a requirement.
+    let namespaces: Vec<String> =
+        nodes.iter().filter_map(|n| n["netns"].as_str().map(str::to_string)).collect();
+    if links == "loopback" {
+        assert_eq!(net["links"]["mode"], "loopback");
+        assert_eq!(net["partitions"], "p2p-deny-list");
+        assert!(namespaces.is_empty());
+    } else if std::env::var_os("QOIN_REQUIRE_NETNS").is_some() {
+        assert_eq!(net["links"]["mode"], "netns", "{}", net["links"]);
+        assert_eq!(net["partitions"], "nftables");
+        assert_eq!(namespaces.len(), 4);
     }
+    if !namespaces.is_empty() {
+        let ips: std::collections::BTreeSet<_> = (0..4).map(|i| addr(i).ip()).collect();
+        assert_eq!(ips.len(), 4, "one address per node");
+        assert!(ips.iter().all(|ip| !ip.is_loopback()));
+        assert!(namespaces.iter().all(|ns| Path::new("/run/netns").join(ns).exists()));
+    }
+
+    // Every node finds every other (through the bootnode's DHT) and follows the two miners to
+    // one head.
+    wait_for("four nodes on one head at height >= 5, each with three peers", 180, || {
+        let s = network_status(&dir);
+        let nodes = s["nodes"].as_array().unwrap();
+        let low = nodes.iter().map(|n| n["height"].as_u64().unwrap_or(0)).min();
+        let meshed = nodes.iter().all(|n| n["peers"] == 3 && n["running"] == true);
+        (s["heads_agree"] == true && low >= Some(5) && meshed).then_some(())
+    });
 
     // A transfer sent to node 3, which does not mine, is mined by a miner and reaches all.
     let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[4].address());
@@ -503,6 +544,10 @@ fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_p
     assert_eq!(all.len(), 8);
     testnet(&["down", "--datadir", &dir]);
     assert!(all.iter().all(|p| !running(*p)), "down stopped all eight programs");
+    assert!(
+        namespaces.iter().all(|ns| !Path::new("/run/netns").join(ns).exists()),
+        "down removed the namespaces {namespaces:?}"
+    );
 }
 
 /// The YAML documents of a manifest file.
@@ -537,7 +582,9 @@ fn two_miners_at_one_second_over_delayed_links_fork_and_reward_the_siblings() {
     ]);
     let net: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
-    assert_eq!(net["links"], json!({"mode": "loopback+p2p-inbound-delay", "latency_ms": 300}));
+    assert_eq!(net["links"]["latency_ms"], 300);
+    let mode = net["links"]["mode"].as_str().unwrap();
+    assert!(["loopback+p2p-inbound-delay", "netns+p2p-inbound-delay"].contains(&mode), "{mode}");
     let nodes = net["nodes"].as_array().unwrap().clone();
     let addr = |i: usize| -> SocketAddr {
         nodes[i]["rpc"].as_str().unwrap().trim_start_matches("http://").parse().unwrap()
