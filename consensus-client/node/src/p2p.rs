@@ -1,5 +1,5 @@
-//! The consensus client on the network: it answers peers' sync requests from the chain store,
-//! judges gossiped blocks with the cheap checks before they are forwarded and then imports
+//! The consensus client on the network: it answers peers' sync requests from the chain store
+//! (in a task of their own, so syncing and importing never keep peers waiting), judges gossiped blocks with the cheap checks before they are forwarded and then imports
 //! them, gossips the blocks it mines, and keeps its status (head, cumulative work) current for
 //! peers; gossiped transactions go to the relay (`relay`); a peer with a heavier chain starts
 //! a headers-first sync (`sync`).
@@ -13,6 +13,7 @@ use qoin_cl_network::{
     GossipBlock, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle, Penalty, Request, Response,
     Status,
 };
+use qoin_cl_store::ChainReader;
 use qoin_consensus::validate::{validate_header, BlockMeta};
 use qoin_tracing::targets;
 use tokio::sync::{mpsc, watch};
@@ -34,7 +35,8 @@ impl P2p {
     /// Starts the network for `node` and logs its identity.
     pub async fn start(config: &NetworkConfig, node: &Node) -> anyhow::Result<Self> {
         let (status, status_rx) = watch::channel(node.status());
-        let (handle, events) = qoin_cl_network::start(config, status_rx, Some(&node.metrics.registry))?;
+        let (handle, raw) = qoin_cl_network::start(config, status_rx.clone(), Some(&node.metrics.registry))?;
+        let events = spawn_responder(raw, handle.clone(), node.store.reader(), status_rx);
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
         let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
         Ok(Self { handle, events, status, relay, peers: Default::default() })
@@ -134,12 +136,8 @@ impl P2p {
                     false
                 }
             }
-            NetworkEvent::Request { peer, request, channel } => {
-                let response = node.answer(&request);
-                tracing::debug!(target: targets::NETWORK, %peer, ?request, "answered");
-                let _ = self.handle.respond(channel, response).await;
-                false
-            }
+            // Answered by the responder (`spawn_responder`); never reaches here.
+            NetworkEvent::Request { .. } => false,
             NetworkEvent::PeerDisconnected { peer } => {
                 self.peers.remove(&peer);
                 node.metrics.peers.set(self.peers.len() as f64);
@@ -310,43 +308,102 @@ impl Node {
             Err(e) => Gossip::Invalid(e.to_string()),
         }
     }
+}
 
-    /// The answer to a peer's sync request, from the chain store.
-    pub fn answer(&self, request: &Request) -> Response {
-        match request {
-            Request::Status(_) => Response::Status(self.status()),
-            Request::HeadersByRange { start, count } => {
-                let count = (*count).min(MAX_HEADERS_PER_REQUEST);
-                let hashes = self.store.canonical_range(*start, count).unwrap_or_else(|e| {
-                    tracing::warn!(target: targets::STORE, "canonical index: {e}");
-                    Vec::new()
-                });
-                Response::Headers(self.blocks(&hashes).into_iter().map(|(h, _)| h).collect())
-            }
-            Request::HeadersByHash(hashes) => {
-                let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
-                Response::Headers(self.blocks(hashes).into_iter().map(|(h, _)| h).collect())
-            }
-            Request::PayloadsByHash(hashes) => {
-                // As many as fit in a response frame (the asker asks again for the rest).
-                let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
-                let mut room = MAX_RESPONSE_BYTES - 64 * 1024;
-                let mut out = Vec::new();
-                for (_, p) in self.blocks(hashes) {
-                    let size = p.to_bytes().len() + 16;
-                    if size > room {
-                        break;
-                    }
-                    room -= size;
-                    out.push(p);
+/// The answer to a peer's sync request, from the stored blocks; `status` is ours.
+fn answer(reader: &ChainReader, status: Status, request: &Request) -> Response {
+    let blocks = |hashes: &[B256]| -> Vec<(qoin_primitives::Header, qoin_engine_api::Payload)> {
+        // Unknown ones (and genesis, which has no header) left out.
+        hashes.iter().filter_map(|h| reader.block(h).ok().flatten()).collect()
+    };
+    match request {
+        Request::Status(_) => Response::Status(status),
+        Request::HeadersByRange { start, count } => {
+            let count = (*count).min(MAX_HEADERS_PER_REQUEST);
+            let hashes = reader.canonical_range(*start, count).unwrap_or_else(|e| {
+                tracing::warn!(target: targets::STORE, "canonical index: {e}");
+                Vec::new()
+            });
+            Response::Headers(blocks(&hashes).into_iter().map(|(h, _)| h).collect())
+        }
+        Request::HeadersByHash(hashes) => {
+            let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
+            Response::Headers(blocks(hashes).into_iter().map(|(h, _)| h).collect())
+        }
+        Request::PayloadsByHash(hashes) => {
+            // As many as fit in a response frame (the asker asks again for the rest).
+            let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
+            let mut room = MAX_RESPONSE_BYTES - 64 * 1024;
+            let mut out = Vec::new();
+            for (_, p) in blocks(hashes) {
+                let size = p.to_bytes().len() + 16;
+                if size > room {
+                    break;
                 }
-                Response::Payloads(out)
+                room -= size;
+                out.push(p);
             }
+            Response::Payloads(out)
         }
     }
+}
 
-    /// Stored blocks by hash, in order; unknown ones (and genesis, which has no header) left out.
-    fn blocks(&self, hashes: &[B256]) -> Vec<(qoin_primitives::Header, qoin_engine_api::Payload)> {
-        hashes.iter().filter_map(|h| self.store.block(h).ok().flatten()).collect()
-    }
+/// Requests answered at once (each reads the store on a blocking thread); the network's
+/// per-peer rate limits (§16.5) bound what waits.
+const ANSWERING: usize = 4;
+/// Events waiting for the node.
+const EVENTS: usize = 4096;
+
+/// Answers peers' sync requests apart from the node's own loop, from the stored blocks and the
+/// status last published, so a node that is syncing or importing still serves its peers; every
+/// other event goes on to the node. When the node has fallen [`EVENTS`] behind, a gossiped
+/// message is ignored (no blame: gossipsub must not wait for a verdict) and other events are
+/// dropped, as the network itself does.
+fn spawn_responder(
+    mut raw: mpsc::Receiver<NetworkEvent>,
+    handle: NetworkHandle,
+    reader: ChainReader,
+    status: watch::Receiver<Status>,
+) -> mpsc::Receiver<NetworkEvent> {
+    let (tx, rx) = mpsc::channel(EVENTS);
+    let answering = std::sync::Arc::new(tokio::sync::Semaphore::new(ANSWERING));
+    tokio::spawn(async move {
+        while let Some(event) = raw.recv().await {
+            match event {
+                NetworkEvent::Request { peer, request, channel } => {
+                    let Ok(permit) = answering.clone().acquire_owned().await else { break };
+                    let (reader, handle, ours) = (reader.clone(), handle.clone(), *status.borrow());
+                    tokio::spawn(async move {
+                        let response =
+                            tokio::task::spawn_blocking(move || (answer(&reader, ours, &request), request))
+                                .await;
+                        drop(permit);
+                        match response {
+                            Ok((response, request)) => {
+                                tracing::debug!(target: targets::NETWORK, %peer, ?request, "answered");
+                                let _ = handle.respond(channel, response).await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(target: targets::NETWORK, %peer, "request not answered: {e}")
+                            }
+                        }
+                    });
+                }
+                other => match tx.try_send(other) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(
+                        NetworkEvent::Block { id, source, .. } | NetworkEvent::Transaction { id, source, .. },
+                    )) => {
+                        tracing::debug!(target: targets::NETWORK, "node busy: gossiped message ignored");
+                        let _ = handle.report(id, source, GossipVerdict::Ignore).await;
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!(target: targets::NETWORK, "node busy: network event dropped");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break, // the node stopped
+                },
+            }
+        }
+    });
+    rx
 }

@@ -413,27 +413,100 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     );
     // More blocks than gossip back-fill fetches (256): only a sync brings a new node there.
     let target = wait_for("300 blocks", 180, || block_number(miner.http()).filter(|n| *n >= 300));
+    // A third peer (a bare libp2p node of the chain, as another client would be), which the
+    // fresh node dials at start beside the miner, asks it for headers while it syncs.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let genesis: alloy_primitives::B256 = serde_json::from_value(block_hash(miner.http(), 0)).unwrap();
+    let chain_id = qoin_primitives::Genesis::from_file(&miner.genesis).unwrap().chain_id;
+    let ours = qoin_cl_network::Status {
+        chain_id,
+        genesis_hash: genesis,
+        head_hash: genesis,
+        head_height: 0,
+        cumulative_work: 0,
+    };
+    let (_status_tx, status_rx) = tokio::sync::watch::channel(ours);
+    let third_p2p = free_port();
+    let (peer, mut events) = rt.block_on(async {
+        qoin_cl_network::start(
+            &qoin_cl_network::NetworkConfig {
+                key_path: dir.path().join("third.key"),
+                listen: vec![format!("/ip4/127.0.0.1/tcp/{third_p2p}").parse().unwrap()],
+                bootnodes: vec![],
+                max_inbound: 4,
+                max_outbound: 4,
+                chain_id,
+                genesis_hash: genesis,
+                deny_file: None,
+                inbound_delay: Duration::ZERO,
+            },
+            status_rx,
+            None,
+        )
+        .unwrap()
+    });
+    let bootnodes =
+        format!("/ip4/127.0.0.1/tcp/{miner_p2p},/ip4/127.0.0.1/tcp/{third_p2p}/p2p/{}", peer.peer_id());
     let _cl_f = Proc(
         fresh
             .cl_command(&dir.path().join("fresh/jwt.hex"))
-            .args(["--no-mine", "--p2p.port", "0", "--bootnodes", &format!("/ip4/127.0.0.1/tcp/{miner_p2p}")])
-            // Every message from its peer held 100 ms (the testnet's link delay): the sync
-            // lasts long enough to be watched.
-            .args(["--p2p.test-latency-ms", "100"])
+            .args(["--no-mine", "--p2p.port", "0", "--bootnodes", &bootnodes])
+            // Every message from its peers held 1 s (the testnet's link delay): the sync lasts
+            // long enough to be watched.
+            .args(["--p2p.test-latency-ms", "1000"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    // While it syncs, its execution client's eth_syncing says so (as geth's does).
+    let fresh_id = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Some(qoin_cl_network::NetworkEvent::PeerStatus { peer, .. }) = events.recv().await {
+                    return peer;
+                }
+            }
+        })
+        .await
+        .expect("the fresh node took the third peer as a peer of its chain")
+    });
+    // Its own events are not needed past this point (the network answers statuses itself).
+    drop(events);
+    // While it syncs, its execution client's eth_syncing says so (as geth's does), and it
+    // answers its peers: the answers show a head still below the target.
     let mut seen: Option<Value> = None;
+    let mut answered_while_behind: Option<(u64, Vec<qoin_primitives::Header>)> = None;
     let height = wait_for("the fresh node to sync", 300, || {
         if let Ok(s) = rpc(fresh.http(), "eth_syncing", json!([])) {
             if s.is_object() {
                 seen.get_or_insert(s);
+                if answered_while_behind.is_none() {
+                    answered_while_behind = rt.block_on(async {
+                        // Each costs a little over the 1 s the node holds the request.
+                        let ask = |r| tokio::time::timeout(Duration::from_secs(5), peer.request(fresh_id, r));
+                        let (status, headers) = tokio::join!(
+                            ask(qoin_cl_network::Request::Status(ours)),
+                            ask(qoin_cl_network::Request::HeadersByRange { start: 1, count: 4 })
+                        );
+                        match (status, headers) {
+                            (
+                                Ok(Ok(qoin_cl_network::Response::Status(s))),
+                                Ok(Ok(qoin_cl_network::Response::Headers(h))),
+                            ) => Some((s.head_height, h)),
+                            other => panic!("the syncing node did not answer within 5 s: {other:?}"),
+                        }
+                    });
+                }
             }
         }
         block_number(fresh.http()).filter(|n| *n >= target)
     });
+    let (head_then, headers) = answered_while_behind.expect("asked while the node synced");
+    assert!(head_then < target, "answered during the sync: head {head_then} of {target}");
+    // What it had imported so far, from the miner's chain.
+    assert!(headers.len() <= 4);
+    for h in &headers {
+        assert_eq!(json!(h.payload_hash), block_hash(miner.http(), h.height), "header {}", h.height);
+    }
     let seen = seen.expect("eth_syncing showed the sync in progress");
     let quantity = |v: &Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     assert!(quantity(&seen["highestBlock"]) >= target, "{seen}");

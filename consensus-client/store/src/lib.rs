@@ -72,6 +72,49 @@ pub enum ChainStoreError {
     OtherChain(String),
 }
 
+/// Read-only access to the stored blocks, usable from another task than the [`ChainStore`]'s
+/// (each read is one MDBX read transaction: it sees committed blocks only).
+#[derive(Debug, Clone)]
+pub struct ChainReader {
+    store: Store,
+}
+
+impl ChainReader {
+    /// As [`ChainStore::canonical_range`].
+    pub fn canonical_range(&self, start: u64, count: u64) -> Result<Vec<B256>, ChainStoreError> {
+        canonical_range(&self.store, start, count)
+    }
+
+    /// As [`ChainStore::block`].
+    pub fn block(&self, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
+        block(&self.store, hash)
+    }
+}
+
+fn canonical_range(store: &Store, start: u64, count: u64) -> Result<Vec<B256>, ChainStoreError> {
+    let tx = store.read()?;
+    let mut out = Vec::new();
+    for entry in tx.cursor::<Canonical>()?.walk(Some(&start))? {
+        let (height, hash) = entry?;
+        if height >= start.saturating_add(count) || height != start.saturating_add(out.len() as u64) {
+            break;
+        }
+        out.push(hash);
+    }
+    Ok(out)
+}
+
+fn block(store: &Store, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
+    let tx = store.read()?;
+    let (Some(h), Some(p)) = (tx.get::<Headers>(hash)?, tx.get::<Payloads>(hash)?) else {
+        return Ok(None);
+    };
+    let header = Header::decode(&h).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))?;
+    let payload =
+        Payload::from_bytes(&p).map_err(|e| ChainStoreError::Corrupt(format!("payload {hash}: {e}")))?;
+    Ok(Some((header, payload)))
+}
+
 /// The chain store plus the in-memory fork tree and block metas of the window above the root.
 pub struct ChainStore {
     store: Store,
@@ -247,29 +290,18 @@ impl ChainStore {
 
     /// The hashes of the head's chain at heights `start..start + count` (stops at the head).
     pub fn canonical_range(&self, start: u64, count: u64) -> Result<Vec<B256>, ChainStoreError> {
-        let tx = self.store.read()?;
-        let mut out = Vec::new();
-        for entry in tx.cursor::<Canonical>()?.walk(Some(&start))? {
-            let (height, hash) = entry?;
-            if height >= start.saturating_add(count) || height != start.saturating_add(out.len() as u64) {
-                break;
-            }
-            out.push(hash);
-        }
-        Ok(out)
+        canonical_range(&self.store, start, count)
     }
 
     /// The stored header and payload of `hash`.
     pub fn block(&self, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
-        let tx = self.store.read()?;
-        let (Some(h), Some(p)) = (tx.get::<Headers>(hash)?, tx.get::<Payloads>(hash)?) else {
-            return Ok(None);
-        };
-        let header =
-            Header::decode(&h).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))?;
-        let payload =
-            Payload::from_bytes(&p).map_err(|e| ChainStoreError::Corrupt(format!("payload {hash}: {e}")))?;
-        Ok(Some((header, payload)))
+        block(&self.store, hash)
+    }
+
+    /// Read access to the stored blocks for another task (peers' requests answered while this
+    /// store is busy importing).
+    pub fn reader(&self) -> ChainReader {
+        ChainReader { store: self.store.clone() }
     }
 
     /// Stores a validated block (header and payload in one transaction) and adds it to the

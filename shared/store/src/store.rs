@@ -132,7 +132,9 @@ impl From<ReadError> for StoreError {
     }
 }
 
-/// An open MDBX database with a checked schema.
+/// An open MDBX database with a checked schema. A clone shares the environment (MDBX readers
+/// in one task never block the writer in another, and see committed data only).
+#[derive(Clone)]
 pub struct Store {
     env: Environment,
     path: PathBuf,
