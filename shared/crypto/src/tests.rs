@@ -220,3 +220,77 @@ fn bare_signatures_verify_and_reject_tampering() {
     assert!(crate::verify_mldsa44(&[], b"m", &d).is_err());
     assert!(crate::verify_mldsa44(k.public().mldsa(), b"m", &d[..100]).is_err());
 }
+
+/// Falcon-512 signatures are verified with `fn-dsa-vrfy` (original-Falcon mode) and made with
+/// PQClean: both libraries must give every input the same verdict. Signatures made by each
+/// verify with the other, and mutated keys, messages and signatures (5,000, from a fixed seed)
+/// are refused or accepted by both alike.
+#[test]
+fn falcon_verdicts_are_the_same_through_fn_dsa_and_pqclean() {
+    use fn_dsa_kgen::KeyPairGenerator as _;
+    use fn_dsa_sign::{SigningKey as _, SigningKey512, DOMAIN_NONE, HASH_ID_ORIGINAL_FALCON};
+    use pqcrypto_falcon::falconpadded512 as f;
+    use pqcrypto_traits::sign::{DetachedSignature as _, PublicKey as _, SecretKey as _};
+
+    let pqclean = |pk: &[u8], msg: &[u8], sig: &[u8]| -> bool {
+        match (f::PublicKey::from_bytes(pk), f::DetachedSignature::from_bytes(sig)) {
+            (Ok(pk), Ok(sig)) => f::verify_detached_signature(&sig, msg, &pk).is_ok(),
+            _ => false,
+        }
+    };
+    let ours = |pk: &[u8], msg: &[u8], sig: &[u8]| crate::verify_falcon512(pk, msg, sig).is_ok();
+
+    let mut kg = fn_dsa_kgen::KeyPairGenerator512::default();
+    let mut sk = vec![0u8; fn_dsa_kgen::sign_key_size(9)];
+    let mut pk = vec![0u8; fn_dsa_kgen::vrfy_key_size(9)];
+    kg.keygen(9, &mut rand_core::OsRng, &mut sk, &mut pk);
+    let msg = b"cross-implementation".to_vec();
+
+    // PQClean's signature, fn-dsa's verdict.
+    let by_pqclean = f::detached_sign(&msg, &f::SecretKey::from_bytes(&sk).unwrap()).as_bytes().to_vec();
+    assert_eq!(by_pqclean.len(), 666);
+    assert!(ours(&pk, &msg, &by_pqclean) && pqclean(&pk, &msg, &by_pqclean));
+    // fn-dsa's signature, PQClean's verdict.
+    let mut by_fn_dsa = vec![0u8; 666];
+    SigningKey512::decode(&sk).unwrap().sign(
+        &mut rand_core::OsRng,
+        &DOMAIN_NONE,
+        &HASH_ID_ORIGINAL_FALCON,
+        &msg,
+        &mut by_fn_dsa,
+    );
+    assert!(pqclean(&pk, &msg, &by_fn_dsa) && ours(&pk, &msg, &by_fn_dsa));
+
+    // Mutations: a byte set, a byte flipped, in the key, the signature or the message.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..5_000 {
+        let (mut k, mut m, mut s) =
+            (pk.clone(), msg.clone(), if i % 2 == 0 { by_pqclean.clone() } else { by_fn_dsa.clone() });
+        let r = next();
+        let target: &mut Vec<u8> = match r % 5 {
+            0 => &mut k,
+            1 | 2 => &mut s,
+            3 => &mut m,
+            _ => &mut s, // left alone below: a valid triple
+        };
+        if r % 5 != 4 {
+            let at = (next() as usize) % target.len();
+            target[at] = if r & 0x100 == 0 { target[at] ^ (1 << (next() % 8)) } else { next() as u8 };
+        }
+        let (a, b) = (pqclean(&k, &m, &s), ours(&k, &m, &s));
+        assert_eq!(a, b, "mutation {i}: PQClean says {a}, fn-dsa says {b}");
+        if a {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(accepted > 900 && refused > 2_500, "accepted {accepted}, refused {refused}");
+}

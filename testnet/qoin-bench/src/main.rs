@@ -11,6 +11,7 @@ mod forkchoice;
 mod network;
 mod pow;
 mod rpc;
+mod sig;
 
 use clap::Parser;
 use qoin_crypto::{verify, verify_batch, Domain, DualSignature, Keypair, VerifyItem};
@@ -21,6 +22,10 @@ use std::time::{Duration, Instant};
 const BENCHES: &[(&str, &str)] = &[
     ("sig-sign", "dual Falcon-512 + ML-DSA-44 signatures per second, one thread and all cores"),
     ("sig-verify", "dual signature verifications per second, one thread and all cores"),
+    (
+        "sig-libs",
+        "Falcon-512 and ML-DSA-44 verifications per second through each Rust implementation, one thread",
+    ),
     ("keccak", "keccak256 of 32-byte inputs (hashes/s) and of 1 MiB buffers (MB/s), one thread"),
     ("mq-search", "MQ exhaustive-search candidates per second, per backend, one core and all cores"),
     ("mq-cancel", "time from setting the stop flag to the search returning, per backend"),
@@ -180,6 +185,7 @@ fn main() {
     let run = |name: &str| match name {
         "sig-sign" => sig_sign(cli.seconds),
         "sig-verify" => sig_verify(cli.seconds),
+        "sig-libs" => sig::sig_libs(cli.seconds),
         "keccak" => keccak(cli.seconds),
         "mq-search" => pow::mq_search(cli.seconds),
         "mq-cancel" => pow::mq_cancel(),
