@@ -40,7 +40,7 @@ fn zeros(f: u64) -> u64 {
     (0..4).filter(|lane| (f >> (16 * lane)) & 0xffff == 0).fold(0, |m, lane| m | 1 << lane)
 }
 
-gray_kernel!(unsafe fn run_portable: u64, lanes = 4, load = load, splat = splat, xor = xor,
+gray_kernel_16!(unsafe fn run_portable: u64, lanes = 4, load = load, splat = splat, xor = xor,
     acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 
 impl Kernel for Portable {

@@ -64,7 +64,7 @@ mod avx2 {
         (0..32).filter(|lane| m >> (2 * lane) & 1 == 1).fold(0, |acc, lane| acc | 1 << lane)
     }
 
-    gray_kernel!(#[target_feature(enable = "avx2")] pub(super) unsafe fn run: V, lanes = 32,
+    gray_kernel_32!(#[target_feature(enable = "avx2")] pub(super) unsafe fn run: V, lanes = 32,
         load = load, splat = splat, xor = xor, acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 }
 
@@ -139,7 +139,7 @@ mod avx512 {
         u64::from(_mm512_cmpeq_epi16_mask(f.0, z)) | u64::from(_mm512_cmpeq_epi16_mask(f.1, z)) << 32
     }
 
-    gray_kernel!(#[target_feature(enable = "avx512f,avx512bw")] pub(super) unsafe fn run: V, lanes = 64,
+    gray_kernel_32!(#[target_feature(enable = "avx512f,avx512bw")] pub(super) unsafe fn run: V, lanes = 64,
         load = load, splat = splat, xor = xor, acc_init = acc_init, acc = acc, hit = hit, zeros = zeros);
 }
 

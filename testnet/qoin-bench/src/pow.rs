@@ -30,13 +30,73 @@ fn search_rate(solver: &dyn Solver, threads: usize, secs: f64) -> f64 {
 
 pub(crate) fn mq_search(secs: f64) {
     let all = rayon::current_num_threads();
+    let mut ours = Vec::new();
     for solver in available() {
         for threads in [1, all] {
             let value = search_rate(solver.as_ref(), threads, secs);
             emit(&json!({"bench": "mq-search", "unit": "candidates/s", "value": round(value),
                 "backend": solver.name(), "threads": threads, "per_core": round(value / threads as f64),
                 "m": 40, "n": 48}));
+            if threads == 1 {
+                ours.push((solver.name(), value));
+            }
         }
+    }
+    reference(&ours);
+}
+
+/// Each backend's libfes-lite counterpart (one thread each).
+const COUNTERPARTS: [(&str, &str); 3] =
+    [("portable", "generic_4x16"), ("avx2", "avx2_16x16"), ("avx512", "avx512bw_64x16")];
+
+/// libfes-lite's sources: `QOIN_LIBFES_LITE`, else `shared/tools/libfes-lite` beside the checkout.
+fn libfes_dir() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("QOIN_LIBFES_LITE") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/libfes-lite"),
+    };
+    dir.join("src").join("speed.c").is_file().then_some(dir)
+}
+
+/// Builds and runs libfes-lite's speed program (`libfes-speed.sh`, right after our figures, on
+/// the same machine) and prints each of our backends' ratio to its counterpart per core. Says
+/// so and goes on when the sources or a compiler are missing.
+fn reference(ours: &[(&str, f64)]) {
+    let Some(dir) = libfes_dir() else {
+        emit(&json!({"bench": "mq-search", "reference": "libfes-lite",
+            "skipped": "sources not found (set QOIN_LIBFES_LITE to libfes-lite's directory)"}));
+        return;
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("libfes-speed.sh");
+    let out = match std::process::Command::new("bash").arg(&script).arg(&dir).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            let why = String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string();
+            emit(
+                &json!({"bench": "mq-search", "reference": "libfes-lite", "skipped": format!("build failed: {why}")}),
+            );
+            return;
+        }
+        Err(e) => {
+            emit(&json!({"bench": "mq-search", "reference": "libfes-lite", "skipped": e.to_string()}));
+            return;
+        }
+    };
+    let kernels: Vec<(String, f64)> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["kernel"].as_str()?.to_string(), v["value"].as_f64()?)))
+        .collect();
+    for (backend, kernel) in COUNTERPARTS {
+        let (Some((_, mine)), Some((_, theirs))) =
+            (ours.iter().find(|(n, _)| *n == backend), kernels.iter().find(|(k, _)| k == kernel))
+        else {
+            continue;
+        };
+        emit(
+            &json!({"bench": "mq-search", "backend": backend, "threads": 1, "reference": format!("libfes-lite {kernel}"),
+            "reference_value": theirs, "unit": "x reference per core", "value": (mine / theirs * 1000.0).round() / 1000.0}),
+        );
     }
 }
 
