@@ -1,8 +1,9 @@
 //! The consensus client on the network: it answers peers' sync requests from the chain store
-//! (in a task of their own, so syncing and importing never keep peers waiting), judges gossiped blocks with the cheap checks before they are forwarded and then imports
-//! them, gossips the blocks it mines, and keeps its status (head, cumulative work) current for
-//! peers; gossiped transactions go to the relay (`relay`); a peer with a heavier chain starts
-//! a headers-first sync (`sync`).
+//! (in a task of their own, so syncing and importing never keep peers waiting), judges gossiped
+//! blocks with the cheap checks before they are forwarded and then imports them, gossips the
+//! blocks it mines, and keeps its status (head, cumulative work) current for peers; gossiped
+//! transactions go to the relay (`relay`); a peer with a heavier chain starts a headers-first
+//! sync (`sync`).
 
 use crate::config::now_ms;
 use crate::node::{ImportError, Node};

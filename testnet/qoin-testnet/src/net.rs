@@ -199,6 +199,15 @@ fn deny_list_mode() -> String {
     "p2p-deny-list".into()
 }
 
+/// How partitions are made, in words.
+fn partition_how(namespaces: Option<&netns::Layout>) -> &'static str {
+    if namespaces.is_some() {
+        "nftables drop rules"
+    } else {
+        "p2p deny list"
+    }
+}
+
 fn partition_mode(namespaces: Option<&netns::Layout>) -> String {
     if namespaces.is_some() {
         "nftables".into()
@@ -387,12 +396,12 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     let links = Links::new(layout.as_ref(), args.latency_ms);
     let partitions = partition_mode(layout.as_ref());
     let subnet =
-        layout.as_ref().map(|l| format!(" on 10.213.{}.0/24 (namespaces qoin-{}-*)", l.subnet, l.tag));
+        layout.as_ref().map(|l| format!(" (namespaces qoin-{}-* on 10.213.{}.0/24)", l.tag, l.subnet));
     tracing::info!(target: targets::TESTNET,
         "new chain: {} nodes, {miners} mining with {} thread(s) each ({solver} at {rate:.3e} candidates/s per miner); \
          initial difficulty {difficulty} for a {} ms target; links: {}{}; partitions: {}",
         args.nodes, args.miner_threads, args.block_time_ms, links.describe(), subnet.unwrap_or_default(),
-        if layout.is_some() { "nftables drop rules" } else { "p2p deny list" });
+        partition_how(layout.as_ref()));
     // Recorded before any program starts, so `down` removes the namespaces of a failed `up`.
     let mut net =
         Network { nodes: Vec::new(), partitions, partition: None, links, namespaces: layout.clone() };
@@ -794,7 +803,7 @@ pub(crate) fn partition(args: &PartitionArgs) -> anyhow::Result<()> {
     let named: Vec<Vec<String>> =
         groups.iter().map(|g| g.iter().map(|i| net.nodes[*i].name.clone()).collect()).collect();
     let shown: Vec<String> = named.iter().map(|g| g.join(",")).collect();
-    let how = if net.namespaces.is_some() { "nftables drop rules" } else { "p2p deny list" };
+    let how = partition_how(net.namespaces.as_ref());
     tracing::info!(target: targets::TESTNET, "partitioned ({how}): {}", shown.join(" / "));
     net.partition = Some(named);
     save(d, &net)
