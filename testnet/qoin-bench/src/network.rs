@@ -54,6 +54,8 @@ struct Testnet {
     bins: PathBuf,
     dir: PathBuf,
     nodes: Vec<Value>,
+    /// How the nodes are linked (`network.json`'s `links.mode`: namespaces or loopback).
+    links: String,
 }
 
 impl Testnet {
@@ -69,13 +71,14 @@ impl Testnet {
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap_or_else(|e| fail(&e));
-        let mut net = Testnet { bins, dir, nodes: Vec::new() };
+        let mut net = Testnet { bins, dir, nodes: Vec::new(), links: String::new() };
         if !status.success() {
             fail(&"qoin-testnet up failed");
         }
         let text = std::fs::read_to_string(net.dir.join("network.json")).unwrap_or_else(|e| fail(&e));
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(&e));
         net.nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+        net.links = v["links"]["mode"].as_str().unwrap_or("unknown").to_string();
         net
     }
 
@@ -231,7 +234,7 @@ pub(crate) fn block_propagation(blocks: u64) {
         emit(&json!({
             "bench": "block-propagation", "unit": "ms", "stat": stat,
             "value": (percentile(&delays, p) * 10.0).round() / 10.0,
-            "nodes": NODES, "latency_ms": LATENCY_MS, "blocks": blocks, "samples": delays.len(),
+            "nodes": NODES, "latency_ms": LATENCY_MS, "blocks": blocks, "samples": delays.len(), "links": net.links,
             "not_imported": missing, "goal_p95_ms": 4 * LATENCY_MS,
         }));
     }
@@ -264,12 +267,12 @@ pub(crate) fn stale_rate(blocks: u64) {
         |n: usize| if total == 0 { 0.0 } else { (n as f64 / total as f64 * 10_000.0).round() / 100.0 };
     emit(&json!({
         "bench": "stale-rate", "unit": "%", "value": share(stale), "stat": "stale (neither canonical nor a sibling)",
-        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total, "canonical": on_chain,
+        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total, "canonical": on_chain, "links": net.links,
         "siblings": as_sibling, "goal": 1.0,
     }));
     emit(&json!({
         "bench": "stale-rate", "unit": "%", "value": share(total - on_chain), "stat": "lost without siblings (not canonical)",
-        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total,
+        "nodes": NODES, "miners": NODES, "latency_ms": LATENCY_MS, "mined": total, "links": net.links,
     }));
 }
 
@@ -312,7 +315,7 @@ pub(crate) fn sync(blocks: u64) {
     emit(&json!({
         "bench": "sync", "unit": "blocks/s", "value": (imported as f64 / secs * 10.0).round() / 10.0,
         "what": "empty blocks, from one peer", "blocks": imported, "sync_s": (secs * 100.0).round() / 100.0,
-        "behind_at_restart": target.saturating_sub(start_height),
+        "behind_at_restart": target.saturating_sub(start_height), "links": net.links,
         "restart_to_caught_up_s": (wall * 100.0).round() / 100.0,
     }));
 }
@@ -397,7 +400,7 @@ pub(crate) fn gossip_bandwidth(txs: u64) {
         emit(&json!({
             "bench": "gossip-bandwidth", "unit": "bytes/tx", "value": v.round(), "node": format!("node{i}"),
             "role": if i == 0 { "miner" } else if i == 3 { "received the transactions" } else { "follower" },
-            "txs": txs, "nodes": NODES, "what": "sent + received, transports, less empty-block baseline",
+            "txs": txs, "nodes": NODES, "what": "sent + received, transports, less empty-block baseline", "links": net.links,
             "idle_bytes_per_s": ((b1[i] - b0[i]) / idle_secs).round(),
         }));
     }
