@@ -132,7 +132,7 @@ fn kernel_macro(name: &str, u: u32, accs: usize) -> String {
         20,
         &format!(
             "replay(base, [f, {}], [{}], hits);",
-            regs("d").split(", ").map(|r| format!("{r}r")).collect::<Vec<_>>().join(", "),
+            (0..u).map(|a| format!("d{a}r")).collect::<Vec<_>>().join(", "),
             all.join(", ")
         ),
     );

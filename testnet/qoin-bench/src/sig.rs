@@ -68,14 +68,6 @@ fn pqclean_mldsa(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     d::verify_detached_signature(&sig, msg, &pk).is_ok()
 }
 
-fn libcrux_mldsa(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    use libcrux_ml_dsa::ml_dsa_44::{verify, MLDSA44Signature, MLDSA44VerificationKey};
-    let (Ok(pk), Ok(sig)) = (<[u8; 1312]>::try_from(pk), <[u8; 2420]>::try_from(sig)) else {
-        return false;
-    };
-    verify(&MLDSA44VerificationKey::new(pk), msg, b"", &MLDSA44Signature::new(sig)).is_ok()
-}
-
 fn rustcrypto_mldsa(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     use ml_dsa::{EncodedVerifyingKey, MlDsa44, Signature, VerifyingKey};
     let (Ok(pk), Ok(sig)) =
@@ -140,9 +132,8 @@ pub(crate) fn sig_libs(secs: f64) {
         ("fn-dsa-vrfy 0.3.0 (pure Rust, AVX2, original-Falcon mode)", fn_dsa_falcon),
     ];
     measure(secs, "falcon-512", &falcon_items(), &falcon);
-    let mldsa: [(&str, Verifier); 4] = [
+    let mldsa: [(&str, Verifier); 3] = [
         ("pqcrypto-mldsa 0.1.2 (PQClean ml-dsa-44, AVX2)", pqclean_mldsa),
-        ("libcrux-ml-dsa 0.0.11 (AVX2)", libcrux_mldsa),
         ("ml-dsa 0.1.2 (RustCrypto, portable)", rustcrypto_mldsa),
         ("fips204 0.4.6 (portable)", fips204_mldsa),
     ];
