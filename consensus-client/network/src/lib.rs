@@ -13,7 +13,8 @@
 //! - peer scores, bans and request rate limits ([`peers`]);
 //! - rust-libp2p's metrics (transport bytes, connections, gossipsub, identify, Kademlia) in
 //!   the node's registry;
-//! - for test networks, a delay on every inbound message (`NetworkConfig::inbound_delay`).
+//! - for test networks, a delay on every inbound message (`NetworkConfig::inbound_delay`),
+//!   and free loopback ports ([`ports`]).
 //!
 //! It owns no chain data: the node answers peers' requests and validates what they send.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -21,6 +22,7 @@
 pub mod codec;
 pub mod key;
 pub mod peers;
+pub mod ports;
 pub mod service;
 pub mod wire;
 

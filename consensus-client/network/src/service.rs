@@ -420,6 +420,25 @@ fn build(
     Ok((swarm, libp2p::metrics::Metrics::new(registry)))
 }
 
+/// An error and its sources, joined: libp2p's transport errors print nothing of their own
+/// ("cannot listen on ...: " with the reason, such as "Address in use", only in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        "unknown transport error".to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// Starts the network: loads (or creates) the node key, listens, dials the bootnodes, and
 /// spawns the task that runs the swarm. `status` is this node's current status, answered to
 /// every peer that asks. With a registry, rust-libp2p's metrics join it (`libp2p_bandwidth_bytes`
@@ -438,7 +457,7 @@ pub fn start(
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| NetworkError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            .map_err(|e| NetworkError::Listen { addr: addr.clone(), reason: error_chain(&e) })?;
     }
     let (blocks, transactions) = (blocks_topic(config.chain_id), transactions_topic(config.chain_id));
     for topic in [&blocks, &transactions] {

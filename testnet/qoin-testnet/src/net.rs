@@ -38,7 +38,7 @@ use qoin_crypto::keystore::{KdfParams, Keystore};
 use qoin_tracing::{targets, LogArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::net::TcpListener;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -291,8 +291,9 @@ fn stop_pid(name: &str, pid: u32) {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A free port for a node on loopback (see [`qoin_cl_network::ports::free_loopback_port`]).
+fn free_port(taken: &mut HashSet<u16>) -> anyhow::Result<u16> {
+    Ok(qoin_cl_network::ports::free_loopback_port(taken)?)
 }
 
 /// Starts a detached program (its own session, output to `log`); returns its pid.
@@ -410,6 +411,7 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     let mut nodes: Vec<NodeEntry> = Vec::with_capacity(args.nodes);
 
     let mut bootnode: Option<String> = None;
+    let mut ports = HashSet::new();
     for i in 0..args.nodes {
         let name = format!("node{i}");
         let nd = d.join(&name);
@@ -420,11 +422,11 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
             Some(l) => (l.ip(i).to_string(), 8545, 8551, 30333, 9001, 5054),
             None => (
                 "127.0.0.1".to_string(),
-                free_port()?,
-                free_port()?,
-                free_port()?,
-                free_port()?,
-                free_port()?,
+                free_port(&mut ports)?,
+                free_port(&mut ports)?,
+                free_port(&mut ports)?,
+                free_port(&mut ports)?,
+                free_port(&mut ports)?,
             ),
         };
         let prefix = match &layout {
@@ -507,9 +509,9 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         net.nodes = nodes.clone();
         save(d, &net)?;
     }
-    wait_answering(&net, Duration::from_secs(120))?;
+    wait_answering(d, &net, Duration::from_secs(120))?;
     if net.nodes.len() > 1 {
-        wait_peered(&net, Duration::from_secs(60))?;
+        wait_peered(d, &net, Duration::from_secs(60))?;
     }
     tracing::info!(target: targets::TESTNET, "{} nodes up; {} describes them", net.nodes.len(), manifest(d).display());
     println!("{}", manifest(d).display());
@@ -518,17 +520,11 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
 
 /// Waits until every node's JSON-RPC and both metrics endpoints answer; an exited program
 /// is an error naming its log.
-fn wait_answering(net: &Network, limit: Duration) -> anyhow::Result<()> {
+fn wait_answering(d: &Path, net: &Network, limit: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     for n in &net.nodes {
         loop {
-            for (what, pid) in [("qoin-el", n.pids.el), ("qoin-cl", n.pids.cl)] {
-                if let Some(pid) = pid {
-                    if !alive(pid) {
-                        bail!("{} of {} exited; see its log in the node's directory", what, n.name);
-                    }
-                }
-            }
+            exited(d, n)?;
             let ok = rpc(&n.rpc, "eth_blockNumber", &json!([])).is_ok()
                 && metric(&n.metrics, "qoin_cl_head_height").is_some();
             if ok {
@@ -543,12 +539,28 @@ fn wait_answering(net: &Network, limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error naming the program of node `n` (in the network at `d`) that exited, and the last line of its log.
+fn exited(d: &Path, n: &NodeEntry) -> anyhow::Result<()> {
+    for (what, pid, log) in [("qoin-el", n.pids.el, "el.log"), ("qoin-cl", n.pids.cl, "cl.log")] {
+        if pid.is_some_and(|p| !alive(p)) {
+            let path = d.join(&n.name).join(log);
+            let last = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+                .unwrap_or_default();
+            bail!("{what} of {} exited; the end of {}: {last}", n.name, path.display());
+        }
+    }
+    Ok(())
+}
+
 /// Waits until every node has a peer, so that what a script sends after `up` reaches a network
 /// rather than islands still dialling.
-fn wait_peered(net: &Network, limit: Duration) -> anyhow::Result<()> {
+fn wait_peered(d: &Path, net: &Network, limit: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     for n in &net.nodes {
         while metric(&n.metrics, "qoin_cl_peers").unwrap_or(0.0) < 1.0 {
+            exited(d, n)?;
             if start.elapsed() > limit {
                 bail!("{} has no peer after {limit:?}; see its cl.log", n.name);
             }
@@ -574,22 +586,34 @@ struct NodeStatus {
 
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let net = load(&args.net.datadir)?;
-    let mut out = Vec::new();
-    for n in &net.nodes {
-        let running = [n.pids.el, n.pids.cl].into_iter().all(|p| p.is_some_and(alive));
-        let head = rpc(&n.rpc, "eth_getBlockByNumber", &json!(["latest", false])).ok();
-        out.push(NodeStatus {
-            name: n.name.clone(),
-            running,
-            height: head.as_ref().and_then(|h| quantity(&h["number"])),
-            head: head.as_ref().and_then(|h| h["hash"].as_str().map(str::to_string)),
-            peers: metric(&n.metrics, "qoin_cl_peers").map(|v| v as u64),
-            syncing: metric(&n.metrics, "qoin_cl_syncing").map(|v| v > 0.0),
-            hash_rate: if n.mining { metric(&n.metrics, "qoin_cl_hash_rate") } else { None },
-            pool: metric(&n.el_metrics, "qoin_el_txpool_size").map(|v| v as u64),
-            mining: n.mining,
-        });
-    }
+    // Every node is read at once, each on a thread of its own, so that the heads compared are
+    // taken at nearly the same moment: read one after another, a network with sub-second
+    // blocks seldom looks agreed even when it is.
+    let out: Vec<NodeStatus> = std::thread::scope(|scope| {
+        let reads: Vec<_> = net
+            .nodes
+            .iter()
+            .map(|n| {
+                scope.spawn(move || {
+                    let running = [n.pids.el, n.pids.cl].into_iter().all(|p| p.is_some_and(alive));
+                    let head = rpc(&n.rpc, "eth_getBlockByNumber", &json!(["latest", false])).ok();
+                    NodeStatus {
+                        name: n.name.clone(),
+                        running,
+                        height: head.as_ref().and_then(|h| quantity(&h["number"])),
+                        head: head.as_ref().and_then(|h| h["hash"].as_str().map(str::to_string)),
+                        peers: metric(&n.metrics, "qoin_cl_peers").map(|v| v as u64),
+                        syncing: metric(&n.metrics, "qoin_cl_syncing").map(|v| v > 0.0),
+                        hash_rate: if n.mining { metric(&n.metrics, "qoin_cl_hash_rate") } else { None },
+                        pool: metric(&n.el_metrics, "qoin_el_txpool_size").map(|v| v as u64),
+                        mining: n.mining,
+                    }
+                })
+            })
+            .collect();
+        reads.into_iter().map(|r| r.join()).collect::<Result<_, _>>()
+    })
+    .map_err(|_| anyhow::anyhow!("reading a node's status panicked"))?;
     let heads: std::collections::BTreeSet<&str> = out.iter().filter_map(|n| n.head.as_deref()).collect();
     let agree = heads.len() == 1 && out.iter().all(|n| n.head.is_some());
     if args.json {
@@ -693,7 +717,7 @@ pub(crate) fn restart(args: &NodeArgs) -> anyhow::Result<()> {
     tracing::info!(target: targets::TESTNET, "{} restarted", n.name);
     let one = Network { nodes: vec![n.clone()], ..net.clone() };
     save(&d, &net)?;
-    wait_answering(&one, Duration::from_secs(60))
+    wait_answering(&d, &one, Duration::from_secs(60))
 }
 
 fn deny_file(d: &Path, node: &str) -> PathBuf {

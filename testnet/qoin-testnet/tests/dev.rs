@@ -15,8 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A free port on loopback, never the same one twice in this process (see
+/// `qoin_cl_network::ports`: from below the kernel's ephemeral range).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Option<std::collections::HashSet<u16>>> = std::sync::Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    qoin_cl_network::ports::free_loopback_port(given.get_or_insert_with(Default::default)).unwrap()
 }
 
 fn rpc(addr: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
@@ -71,6 +75,14 @@ impl Drop for Devnet {
     /// Ctrl-C first, so that qoin-testnet stops the two programs it started (a test that
     /// failed half-way leaves none behind); SIGKILL if it has not exited after 20 s.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the devnet printed (its log and both programs'), for a failed test.
+            self.seen.extend(self.lines.try_iter());
+            eprintln!("---- the devnet's output (last 60 lines) ----");
+            for l in &self.seen[self.seen.len().saturating_sub(60)..] {
+                eprintln!("{l}");
+            }
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -345,9 +357,32 @@ fn one_network() -> std::sync::MutexGuard<'static, ()> {
     ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The reasons of the panics so far, by thread: a failed network test repeats its reason after
+/// the nodes' logs, where a reader of the output's tail finds it.
+static PANICS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn record_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            PANICS.lock().unwrap_or_else(|e| e.into_inner()).push((thread, info.to_string()));
+            default(info);
+        }));
+    });
+}
+
 /// Stops the network when the test ends, passed or not; a failed test first prints the end of
-/// every node's logs (CI keeps nothing else of them).
+/// every node's logs (CI keeps nothing else of them), then its reason again.
 struct Down(String);
+
+impl Down {
+    fn new(dir: &str) -> Self {
+        record_panics();
+        Down(dir.to_string())
+    }
+}
 
 impl Drop for Down {
     fn drop(&mut self) {
@@ -357,13 +392,32 @@ impl Drop for Down {
                 if !Path::new(&node).exists() {
                     break;
                 }
-                for log in ["cl.log", "el.log"] {
+                for (log, keep) in [("cl.log", 25), ("el.log", 8)] {
                     let text = std::fs::read_to_string(format!("{node}/{log}")).unwrap_or_default();
                     let lines: Vec<&str> = text.lines().collect();
-                    eprintln!("---- node{i} {log} (last 40 lines) ----");
-                    for l in &lines[lines.len().saturating_sub(40)..] {
+                    // Warnings and errors from anywhere in the log, then its last lines.
+                    let tail = lines.len().saturating_sub(keep);
+                    let warnings: Vec<&&str> = lines[..tail]
+                        .iter()
+                        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("\"WARN\""))
+                        .collect();
+                    eprintln!(
+                        "---- node{i} {log}: {} warnings, last 10; last {keep} lines ----",
+                        warnings.len()
+                    );
+                    for l in &warnings[warnings.len().saturating_sub(10)..] {
                         eprintln!("{l}");
                     }
+                    eprintln!("   ..");
+                    for l in &lines[tail..] {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+            let me = std::thread::current().name().unwrap_or("?").to_string();
+            for (thread, reason) in PANICS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if *thread == me {
+                    eprintln!("---- {me} failed: {reason}");
                 }
             }
         }
@@ -383,6 +437,42 @@ fn network_status(dir: &str) -> Value {
     serde_json::from_str(&testnet(&["status", "--datadir", dir, "--json"])).unwrap()
 }
 
+/// One line per node of a status: what a failed wait last saw.
+fn brief(s: &Value) -> String {
+    let mut out = format!("heads_agree={} partition={}", s["heads_agree"], s["partition"]);
+    for n in s["nodes"].as_array().into_iter().flatten() {
+        let head = n["head"].as_str().unwrap_or("-");
+        out += &format!(
+            "\n  {} running={} height={} head={} peers={} syncing={}",
+            n["name"].as_str().unwrap_or("?"),
+            n["running"],
+            n["height"],
+            &head[..head.len().min(12)],
+            n["peers"],
+            n["syncing"],
+        );
+    }
+    out
+}
+
+/// Waits until the network's status satisfies `done`; on a timeout the panic says what the
+/// last status was.
+fn wait_for_status(dir: &str, what: &str, secs: u64, mut done: impl FnMut(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = network_status(dir);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}; last status: {}",
+            brief(&s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_network_of_four_pairs_converges_relays_recovers_a_killed_node_and_heals_a_partition() {
     four_pairs("auto");
@@ -399,7 +489,7 @@ fn four_pairs(links: &str) {
     let _one = one_network();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net").display().to_string();
-    let _down = Down(dir.clone());
+    let _down = Down::new(&dir);
     testnet(&[
         "up",
         "--nodes",
@@ -445,12 +535,11 @@ fn four_pairs(links: &str) {
 
     // Every node finds every other (through the bootnode's DHT) and follows the two miners to
     // one head.
-    wait_for("four nodes on one head at height >= 5, each with three peers", 180, || {
-        let s = network_status(&dir);
+    wait_for_status(&dir, "four nodes on one head at height >= 5, each with three peers", 180, |s| {
         let nodes = s["nodes"].as_array().unwrap();
         let low = nodes.iter().map(|n| n["height"].as_u64().unwrap_or(0)).min();
         let meshed = nodes.iter().all(|n| n["peers"] == 3 && n["running"] == true);
-        (s["heads_agree"] == true && low >= Some(5) && meshed).then_some(())
+        s["heads_agree"] == true && low >= Some(5) && meshed
     });
 
     // A transfer sent to node 3, which does not mine, is mined by a miner and reaches all.
@@ -475,19 +564,17 @@ fn four_pairs(links: &str) {
     wait_for("node0 to mine on alone", 120, || block_number(addr(0)).filter(|n| *n >= before + 3));
     testnet(&["restart", "node1", "--datadir", &dir]);
     let target = block_number(addr(0)).unwrap();
-    wait_for("node1 to catch up and all heads to agree", 120, || {
-        let s = network_status(&dir);
+    wait_for_status(&dir, "node1 to catch up and all heads to agree", 120, |s| {
         let h1 = s["nodes"][1]["height"].as_u64().unwrap_or(0);
-        (h1 >= target && s["heads_agree"] == true).then_some(())
+        h1 >= target && s["heads_agree"] == true
     });
 
     // A 2+2 partition (one miner on each side) mines on both sides; healed, every node is on
     // the heavier side, and the transfer the lighter side had mined is mined again: none lost.
     testnet(&["partition", "--groups", "0,2/1,3", "--datadir", &dir]);
     assert_eq!(network_status(&dir)["partition"], json!([["node0", "node2"], ["node1", "node3"]]));
-    wait_for("each node to see only its own side", 60, || {
-        let s = network_status(&dir);
-        s["nodes"].as_array().unwrap().iter().all(|n| n["peers"] == 1).then_some(())
+    wait_for_status(&dir, "each node to see only its own side", 60, |s| {
+        s["nodes"].as_array().unwrap().iter().all(|n| n["peers"] == 1)
     });
     let split = [block_number(addr(0)).unwrap(), block_number(addr(1)).unwrap()];
     let side_tx = |node: usize, key: usize| {
@@ -502,21 +589,16 @@ fn four_pairs(links: &str) {
     // point is what each side mines).
     let (tx_a, block_a) = side_tx(0, 5);
     let (tx_b, block_b) = side_tx(1, 6);
-    wait_for("both sides to mine on apart", 120, || {
-        let s = network_status(&dir);
+    wait_for_status(&dir, "both sides to mine on apart", 120, |s| {
         let h = |i: usize| s["nodes"][i]["height"].as_u64().unwrap_or(0);
-        (h(0) >= split[0] + 4 && h(1) >= split[1] + 4 && s["nodes"][0]["head"] != s["nodes"][1]["head"])
-            .then_some(())
+        h(0) >= split[0] + 4 && h(1) >= split[1] + 4 && s["nodes"][0]["head"] != s["nodes"][1]["head"]
     });
     assert_eq!(receipt(addr(2), &tx_a)["blockHash"], block_a, "side 0,2 has its own transfer");
     let missing = rpc(addr(0), "eth_getTransactionReceipt", json!([tx_b])).unwrap();
     assert!(missing.is_null(), "side 0,2 never saw the other side's transfer: {missing}");
     testnet(&["heal", "--datadir", &dir]);
     assert!(network_status(&dir)["partition"].is_null());
-    wait_for("all heads to agree after the heal", 180, || {
-        let s = network_status(&dir);
-        (s["heads_agree"] == true).then_some(())
-    });
+    wait_for_status(&dir, "all heads to agree after the heal", 180, |s| s["heads_agree"] == true);
     let mut remined = 0;
     for (tx, first) in [(&tx_a, &block_a), (&tx_b, &block_b)] {
         let r = wait_for("the transfer in the joined chain", 120, || {
@@ -562,7 +644,7 @@ fn two_miners_at_one_second_over_delayed_links_fork_and_reward_the_siblings() {
     let _one = one_network();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net").display().to_string();
-    let _down = Down(dir.clone());
+    let _down = Down::new(&dir);
     // 300 ms one-way on every link: a block reaches the other miner about 0.3 s after it was
     // mined, so at a 1 s target about one block in four meets a rival at its height.
     testnet(&[
@@ -619,7 +701,7 @@ fn two_miners_at_one_second_over_delayed_links_fork_and_reward_the_siblings() {
         assert!(amount(c) > 0 && amount(c) < amount(&credits[0]), "{block}");
     }
     // And both nodes go on to one head.
-    wait_for("both heads to agree", 60, || (network_status(&dir)["heads_agree"] == true).then_some(()));
+    wait_for_status(&dir, "both heads to agree", 60, |s| s["heads_agree"] == true);
 }
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
