@@ -5,8 +5,8 @@ use crate::jwt::JwtSecret;
 use crate::proto::{self, engine_client};
 use crate::types::{
     parse_u256, AccountProof, Attributes, EngineError, Payload, PayloadId, PayloadStatus, PooledTx,
-    SyncProgress, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS,
-    VERSION_HEADER,
+    SyncProgress, TxVerdict, MAX_GET_POOLED, MAX_POOLED_HASHES, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS,
+    METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use tokio_stream::{Stream, StreamExt as _};
@@ -237,6 +237,50 @@ impl EngineClient {
         };
         self.inner.clone().set_sync_status(req).await.map_err(|s| status_err(&s))?;
         Ok(())
+    }
+
+    /// `PooledTransactionHashes`: the ids of the pool's transactions, executable ones first, at
+    /// most `limit` (at most [`MAX_POOLED_HASHES`]).
+    pub async fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError> {
+        let limit = limit.min(MAX_POOLED_HASHES);
+        let req = proto::PooledTransactionHashesRequest { limit: limit as u32 };
+        let r =
+            self.inner.clone().pooled_transaction_hashes(req).await.map_err(|s| status_err(&s))?.into_inner();
+        if r.hashes.len() > limit {
+            return Err(EngineError::Internal(format!("asked for {limit} ids, got {}", r.hashes.len())));
+        }
+        r.hashes.iter().map(|h| crate::types::parse_b256("hashes", h)).collect()
+    }
+
+    /// `GetPooledTransactions` for any number of ids (calls of at most [`MAX_GET_POOLED`]):
+    /// the pooled ones, in the order asked.
+    pub async fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(MAX_GET_POOLED) {
+            let req =
+                proto::GetPooledTransactionsRequest { hashes: chunk.iter().map(|h| h.to_vec()).collect() };
+            let r = self
+                .inner
+                .clone()
+                .get_pooled_transactions(req)
+                .await
+                .map_err(|s| status_err(&s))?
+                .into_inner();
+            if r.transactions.len() > chunk.len() {
+                return Err(EngineError::Internal(format!(
+                    "asked for {} transactions, got {}",
+                    chunk.len(),
+                    r.transactions.len()
+                )));
+            }
+            for t in r.transactions {
+                out.push(PooledTx {
+                    hash: crate::types::parse_b256("hash", &t.hash)?,
+                    raw: Bytes::from(t.raw),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// `SubmitTransactions` for any number of raw transactions (calls of at most

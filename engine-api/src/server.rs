@@ -12,8 +12,8 @@ use crate::proto::engine_server::{Engine, EngineServer};
 use crate::proto::{self};
 use crate::types::{
     parse_address, parse_b256, parse_payload_id, AccountProof, Attributes, EngineError, Payload, PayloadId,
-    PayloadStatus, PooledTx, SyncProgress, TxVerdict, MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS,
-    METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+    PayloadStatus, PooledTx, SyncProgress, TxVerdict, MAX_GET_POOLED, MAX_POOLED_HASHES, MAX_PROOF_ADDRESSES,
+    MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::net::SocketAddr;
@@ -52,6 +52,10 @@ pub trait EngineBackend: Send + Sync + 'static {
     fn submit_transactions(&self, transactions: Vec<Bytes>) -> Result<Vec<TxVerdict>, EngineError>;
     /// The consensus client's sync progress (`None`: not syncing), for `eth_syncing`.
     fn set_sync_status(&self, progress: Option<SyncProgress>);
+    /// The ids of pooled transactions, executable ones first, at most `limit`.
+    fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError>;
+    /// Pooled transactions by id, in the order asked; ids not pooled are left out.
+    fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError>;
 }
 
 /// Checks a request's token and returns it unchanged (the tonic interceptor).
@@ -236,6 +240,50 @@ impl<B: EngineBackend> Engine for Service<B> {
         }
         Ok(Response::new(proto::SubmitTransactionsResponse {
             verdicts: verdicts.iter().map(TxVerdict::to_proto).collect(),
+        }))
+    }
+
+    async fn pooled_transaction_hashes(
+        &self,
+        request: Request<proto::PooledTransactionHashesRequest>,
+    ) -> Result<Response<proto::PooledTransactionHashesResponse>, Status> {
+        check_version(&request)?;
+        let limit = request.get_ref().limit as usize;
+        if limit > MAX_POOLED_HASHES {
+            return Err(
+                EngineError::InvalidParams(format!("limit {limit}, at most {MAX_POOLED_HASHES}")).to_status()
+            );
+        }
+        let hashes = blocking(&self.backend, move |b| b.pooled_transaction_hashes(limit)).await?;
+        Ok(Response::new(proto::PooledTransactionHashesResponse {
+            hashes: hashes.iter().take(limit).map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    async fn get_pooled_transactions(
+        &self,
+        request: Request<proto::GetPooledTransactionsRequest>,
+    ) -> Result<Response<proto::GetPooledTransactionsResponse>, Status> {
+        check_version(&request)?;
+        let raw = request.into_inner().hashes;
+        if raw.len() > MAX_GET_POOLED {
+            return Err(EngineError::InvalidParams(format!(
+                "{} transaction ids, at most {MAX_GET_POOLED}",
+                raw.len()
+            ))
+            .to_status());
+        }
+        let hashes = raw
+            .iter()
+            .map(|h| parse_b256("hashes", h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_status())?;
+        let txs = blocking(&self.backend, move |b| b.pooled_transactions(&hashes)).await?;
+        Ok(Response::new(proto::GetPooledTransactionsResponse {
+            transactions: txs
+                .into_iter()
+                .map(|t| proto::PooledTransaction { hash: t.hash.to_vec(), raw: t.raw.to_vec() })
+                .collect(),
         }))
     }
 }

@@ -112,6 +112,27 @@ impl EngineBackend for Recorder {
     fn set_sync_status(&self, progress: Option<SyncProgress>) {
         self.sync.lock().unwrap().push(progress);
     }
+    /// A pool of 5,000 transactions: id i is `[i as u16; 16]`, its encoding the id's bytes.
+    fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((0..5_000u16).take(limit).map(pooled_id).collect())
+    }
+    fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(hashes
+            .iter()
+            .filter(|h| (0..5_000u16).any(|i| pooled_id(i) == **h))
+            .map(|h| PooledTx { hash: *h, raw: Bytes::copy_from_slice(h.as_slice()) })
+            .collect())
+    }
+}
+
+fn pooled_id(i: u16) -> B256 {
+    let mut b = [0u8; 32];
+    for pair in b.chunks_mut(2) {
+        pair.copy_from_slice(&i.to_be_bytes());
+    }
+    B256::from(b)
 }
 
 async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
@@ -212,6 +233,30 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
         transactions: vec![vec![1u8]; types::MAX_SUBMIT_TRANSACTIONS + 1],
     };
     let refused = c.raw().submit_transactions(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+
+    // The pool's ids, capped at the limit; transactions by id across the per-call limit, the
+    // unknown ones left out, in the order asked.
+    let ids = c.pooled_transaction_hashes(10).await.unwrap();
+    assert_eq!(ids, (0..10).map(pooled_id).collect::<Vec<_>>());
+    assert_eq!(c.pooled_transaction_hashes(100_000).await.unwrap().len(), types::MAX_POOLED_HASHES);
+    let too_many = proto::PooledTransactionHashesRequest { limit: types::MAX_POOLED_HASHES as u32 + 1 };
+    let refused = c.raw().pooled_transaction_hashes(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+    let mut asked: Vec<B256> = (0..types::MAX_GET_POOLED as u16 + 10).rev().map(pooled_id).collect();
+    asked.insert(3, B256::repeat_byte(0xee));
+    let before = backend.calls.load(Ordering::SeqCst);
+    let got = c.pooled_transactions(&asked).await.unwrap();
+    assert_eq!(backend.calls.load(Ordering::SeqCst) - before, 2);
+    let want: Vec<B256> = asked.iter().copied().filter(|h| *h != B256::repeat_byte(0xee)).collect();
+    assert_eq!(got.iter().map(|t| t.hash).collect::<Vec<_>>(), want);
+    assert!(got.iter().all(|t| t.raw.as_ref() == t.hash.as_slice()));
+    let too_many =
+        proto::GetPooledTransactionsRequest { hashes: vec![vec![0u8; 32]; types::MAX_GET_POOLED + 1] };
+    let refused = c.raw().get_pooled_transactions(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+    let short = proto::GetPooledTransactionsRequest { hashes: vec![vec![0u8; 31]] };
+    let refused = c.raw().get_pooled_transactions(short).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
 
     // Sync progress arrives as sent, and its end as none.

@@ -21,6 +21,8 @@ pub const METHODS_V1: &[&str] = &[
     "SubscribeTransactions",
     "SubmitTransactions",
     "SetSyncStatus",
+    "PooledTransactionHashes",
+    "GetPooledTransactions",
 ];
 /// A sync in progress, as the consensus client reports it (`SetSyncStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,10 @@ pub struct SyncProgress {
 pub const MAX_PROOF_ADDRESSES: usize = 1024;
 /// Most transactions one `SubmitTransactions` call may carry.
 pub const MAX_SUBMIT_TRANSACTIONS: usize = 256;
+/// Most ids one `PooledTransactionHashes` call returns.
+pub const MAX_POOLED_HASHES: usize = 4096;
+/// Most ids one `GetPooledTransactions` call may ask for.
+pub const MAX_GET_POOLED: usize = 256;
 
 /// An engine call's failure, with Ethereum's error codes where one exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

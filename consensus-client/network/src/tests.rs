@@ -62,6 +62,8 @@ fn every_message_round_trips() {
         Request::HeadersByRange { start: 5, count: MAX_HEADERS_PER_REQUEST },
         Request::HeadersByHash(vec![B256::repeat_byte(1); 3]),
         Request::PayloadsByHash(vec![B256::repeat_byte(2); MAX_HASHES_PER_REQUEST]),
+        Request::PoolHashes,
+        Request::TransactionsByHash(vec![B256::repeat_byte(3); MAX_TXS_PER_REQUEST]),
     ] {
         assert_eq!(Request::decode(&r.encode()).unwrap(), r);
     }
@@ -71,6 +73,8 @@ fn every_message_round_trips() {
         Response::Headers(vec![header(1), header(2)]),
         Response::Payloads(vec![payload(1)]),
         Response::Refused("rate limited".into()),
+        Response::TransactionHashes(vec![B256::repeat_byte(4); MAX_POOL_HASHES]),
+        Response::Transactions(vec![Bytes::from_static(b"\x51a transaction"); MAX_TXS_PER_REQUEST]),
     ] {
         assert_eq!(Response::decode(&r.encode().unwrap()).unwrap(), r);
     }
@@ -86,6 +90,14 @@ fn limits_are_enforced_before_decoding() {
     assert!(matches!(Request::decode(&hashes.encode()), Err(WireError::TooMany { .. })));
     let big = vec![0u8; MAX_REQUEST_BYTES + 1];
     assert!(matches!(Request::decode(&big), Err(WireError::TooLarge { .. })));
+    let txs = Request::TransactionsByHash(vec![B256::ZERO; MAX_TXS_PER_REQUEST + 1]);
+    assert!(matches!(Request::decode(&txs.encode()), Err(WireError::TooMany { .. })));
+    let ids = Response::TransactionHashes(vec![B256::ZERO; MAX_POOL_HASHES + 1]);
+    assert!(matches!(Response::decode(&ids.encode().unwrap()), Err(WireError::TooMany { .. })));
+    let txs = Response::Transactions(vec![Bytes::new(); MAX_TXS_PER_REQUEST + 1]);
+    assert!(matches!(Response::decode(&txs.encode().unwrap()), Err(WireError::TooMany { .. })));
+    let huge = Response::Transactions(vec![Bytes::from(vec![0x51; MAX_GOSSIP_TX_BYTES + 1])]);
+    assert!(matches!(Response::decode(&huge.encode().unwrap()), Err(WireError::TooLarge { .. })));
     let big = vec![0u8; MAX_GOSSIP_BLOCK_BYTES + 1];
     assert!(matches!(GossipBlock::decode(&big), Err(WireError::TooLarge { .. })));
     // A short hash is a field error, not a panic.
@@ -354,4 +366,28 @@ mod swarm {
         let e = read_deny_list(&path).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
     }
+}
+
+/// A port another program holds: the node refuses to start and says why (the transport's own
+/// error says nothing; the reason is in its source).
+#[tokio::test]
+async fn a_port_in_use_is_named_in_the_error() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::NetworkConfig {
+        key_path: dir.path().join("node.key"),
+        listen: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()],
+        bootnodes: vec![],
+        max_inbound: 8,
+        max_outbound: 8,
+        chain_id: 1337,
+        genesis_hash: B256::repeat_byte(0x9e),
+        deny_file: None,
+        inbound_delay: std::time::Duration::ZERO,
+    };
+    let (_, status) = tokio::sync::watch::channel(status());
+    let Err(e) = crate::start(&config, status, None) else { panic!("listened on a port in use") };
+    let text = e.to_string();
+    assert!(text.contains(&format!("/tcp/{port}")) && text.to_lowercase().contains("in use"), "{text}");
 }

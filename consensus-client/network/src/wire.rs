@@ -25,6 +25,10 @@ pub const MAX_GOSSIP_TX_BYTES: usize = qoin_primitives::MAX_TX_SIZE;
 pub const MAX_HEADERS_PER_REQUEST: u64 = 1024;
 /// Most payloads (or headers by hash) one request may ask for.
 pub const MAX_HASHES_PER_REQUEST: usize = 64;
+/// Most transaction ids a pool-hashes answer may carry.
+pub const MAX_POOL_HASHES: usize = 4096;
+/// Most transactions one transactions-by-hash request may ask for.
+pub const MAX_TXS_PER_REQUEST: usize = 256;
 
 /// Why bytes from a peer were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,12 +150,22 @@ pub enum Request {
     HeadersByHash(Vec<B256>),
     /// Payloads by block hash (≤ [`MAX_HASHES_PER_REQUEST`]).
     PayloadsByHash(Vec<B256>),
+    /// The ids of the peer's pooled transactions (≤ [`MAX_POOL_HASHES`] in the answer).
+    PoolHashes,
+    /// Pooled transactions by id (≤ [`MAX_TXS_PER_REQUEST`]).
+    TransactionsByHash(Vec<B256>),
 }
 
-fn hashes(what: &'static str, list: &[Vec<u8>]) -> Result<Vec<B256>, WireError> {
-    if list.len() > MAX_HASHES_PER_REQUEST {
-        return Err(WireError::TooMany { what, got: list.len() as u64, max: MAX_HASHES_PER_REQUEST as u64 });
+/// Refuses a list of more than `max` items.
+fn at_most<T>(what: &'static str, list: &[T], max: usize) -> Result<(), WireError> {
+    if list.len() > max {
+        return Err(WireError::TooMany { what, got: list.len() as u64, max: max as u64 });
     }
+    Ok(())
+}
+
+fn hashes(what: &'static str, list: &[Vec<u8>], max: usize) -> Result<Vec<B256>, WireError> {
+    at_most(what, list, max)?;
     list.iter().map(|h| hash(h, what)).collect()
 }
 
@@ -167,6 +181,8 @@ impl Request {
             }
             Self::HeadersByHash(h) => Kind::HeadersByHash(by_hash(h)),
             Self::PayloadsByHash(h) => Kind::PayloadsByHash(by_hash(h)),
+            Self::PoolHashes => Kind::PoolHashes(proto::PoolHashes {}),
+            Self::TransactionsByHash(h) => Kind::TransactionsByHash(by_hash(h)),
         };
         proto::Request { kind: Some(kind) }.encode_to_vec()
     }
@@ -188,8 +204,16 @@ impl Request {
                 }
                 Ok(Self::HeadersByRange { start: r.start, count: r.count })
             }
-            Kind::HeadersByHash(h) => Ok(Self::HeadersByHash(hashes("headers by hash", &h.hashes)?)),
-            Kind::PayloadsByHash(h) => Ok(Self::PayloadsByHash(hashes("payloads by hash", &h.hashes)?)),
+            Kind::HeadersByHash(h) => {
+                Ok(Self::HeadersByHash(hashes("headers by hash", &h.hashes, MAX_HASHES_PER_REQUEST)?))
+            }
+            Kind::PayloadsByHash(h) => {
+                Ok(Self::PayloadsByHash(hashes("payloads by hash", &h.hashes, MAX_HASHES_PER_REQUEST)?))
+            }
+            Kind::PoolHashes(_) => Ok(Self::PoolHashes),
+            Kind::TransactionsByHash(h) => {
+                Ok(Self::TransactionsByHash(hashes("transactions by hash", &h.hashes, MAX_TXS_PER_REQUEST)?))
+            }
         }
     }
 }
@@ -205,6 +229,12 @@ pub enum Response {
     Payloads(Vec<Payload>),
     /// The request was refused; the reason, for logs.
     Refused(String),
+    /// Ids of pooled transactions, executable ones first (≤ [`MAX_POOL_HASHES`]).
+    TransactionHashes(Vec<B256>),
+    /// EIP-2718 transactions, in the order asked; unknown ones left out. Not decoded here: the
+    /// execution client's pool judges each (≤ [`MAX_TXS_PER_REQUEST`], each at most
+    /// [`MAX_GOSSIP_TX_BYTES`]).
+    Transactions(Vec<alloy_primitives::Bytes>),
 }
 
 impl Response {
@@ -220,6 +250,12 @@ impl Response {
                 Kind::Payloads(proto::Payloads { payloads: ps.iter().map(Payload::to_bytes).collect() })
             }
             Self::Refused(why) => Kind::Refused(why.clone()),
+            Self::TransactionHashes(h) => Kind::TransactionHashes(proto::TransactionHashes {
+                hashes: h.iter().map(|h| h.to_vec()).collect(),
+            }),
+            Self::Transactions(txs) => Kind::Transactions(proto::Transactions {
+                transactions: txs.iter().map(|t| t.to_vec()).collect(),
+            }),
         };
         Ok(proto::Response { kind: Some(kind) }.encode_to_vec())
     }
@@ -232,23 +268,11 @@ impl Response {
         match p.kind.ok_or(WireError::Field("response.kind"))? {
             Kind::Status(s) => Ok(Self::Status(Status::from_proto(&s)?)),
             Kind::Headers(h) => {
-                if h.headers.len() as u64 > MAX_HEADERS_PER_REQUEST {
-                    return Err(WireError::TooMany {
-                        what: "headers",
-                        got: h.headers.len() as u64,
-                        max: MAX_HEADERS_PER_REQUEST,
-                    });
-                }
+                at_most("headers", &h.headers, MAX_HEADERS_PER_REQUEST as usize)?;
                 Ok(Self::Headers(h.headers.iter().map(|b| Header::decode(b)).collect::<Result<_, _>>()?))
             }
             Kind::Payloads(ps) => {
-                if ps.payloads.len() > MAX_HASHES_PER_REQUEST {
-                    return Err(WireError::TooMany {
-                        what: "payloads",
-                        got: ps.payloads.len() as u64,
-                        max: MAX_HASHES_PER_REQUEST as u64,
-                    });
-                }
+                at_most("payloads", &ps.payloads, MAX_HASHES_PER_REQUEST)?;
                 let payloads = ps
                     .payloads
                     .iter()
@@ -257,6 +281,20 @@ impl Response {
                 Ok(Self::Payloads(payloads))
             }
             Kind::Refused(why) => Ok(Self::Refused(why.chars().take(256).collect())),
+            Kind::TransactionHashes(h) => {
+                Ok(Self::TransactionHashes(hashes("transaction hashes", &h.hashes, MAX_POOL_HASHES)?))
+            }
+            Kind::Transactions(t) => {
+                at_most("transactions", &t.transactions, MAX_TXS_PER_REQUEST)?;
+                if let Some(big) = t.transactions.iter().find(|t| t.len() > MAX_GOSSIP_TX_BYTES) {
+                    return Err(WireError::TooLarge {
+                        what: "transaction",
+                        got: big.len(),
+                        max: MAX_GOSSIP_TX_BYTES,
+                    });
+                }
+                Ok(Self::Transactions(t.transactions.into_iter().map(Into::into).collect()))
+            }
         }
     }
 }

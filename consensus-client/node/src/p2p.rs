@@ -1,15 +1,18 @@
 //! The consensus client on the network: it answers peers' sync requests from the chain store
-//! (in a task of their own, so syncing and importing never keep peers waiting), judges gossiped
-//! blocks with the cheap checks before they are forwarded and then imports them, gossips the
-//! blocks it mines, and keeps its status (head, cumulative work) current for peers; gossiped
-//! transactions go to the relay (`relay`); a peer with a heavier chain starts a headers-first
-//! sync (`sync`).
+//! and their pool requests from the execution client's pool (in a task of their own, so
+//! syncing and importing never keep peers waiting), judges gossiped blocks with the cheap
+//! checks before they are forwarded and then imports them, gossips the blocks it mines, and
+//! keeps its status (head, cumulative work) current for peers; gossiped transactions, and the
+//! pool of each new peer, go to the relay (`relay`); a peer with a heavier chain starts a
+//! headers-first sync (`sync`).
 
 use crate::config::now_ms;
 use crate::node::{ImportError, Node};
 use crate::relay::{self, Incoming, Relay};
 use alloy_primitives::B256;
-use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST, MAX_RESPONSE_BYTES};
+use qoin_cl_network::wire::{
+    MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST, MAX_POOL_HASHES, MAX_RESPONSE_BYTES,
+};
 use qoin_cl_network::{
     GossipBlock, GossipVerdict, NetworkConfig, NetworkEvent, NetworkHandle, Penalty, Request, Response,
     Status,
@@ -37,7 +40,8 @@ impl P2p {
     pub async fn start(config: &NetworkConfig, node: &Node) -> anyhow::Result<Self> {
         let (status, status_rx) = watch::channel(node.status());
         let (handle, raw) = qoin_cl_network::start(config, status_rx.clone(), Some(&node.metrics.registry))?;
-        let events = spawn_responder(raw, handle.clone(), node.store.reader(), status_rx);
+        let events =
+            spawn_responder(raw, handle.clone(), node.store.reader(), node.engine.clone(), status_rx);
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
         let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
         Ok(Self { handle, events, status, relay, peers: Default::default() })
@@ -121,7 +125,11 @@ impl P2p {
             }
             NetworkEvent::PeerStatus { peer, status } => {
                 let ours = node.status();
-                self.peers.insert(peer, status);
+                if self.peers.insert(peer, status).is_none() {
+                    // A peer new to us: each side takes what the other's pool has and its own
+                    // lacks (transactions sent while either had no peers, or before it joined).
+                    self.relay.pull_pool(peer);
+                }
                 node.metrics.peers.set(self.peers.len() as f64);
                 if status.cumulative_work > ours.cumulative_work {
                     tracing::info!(
@@ -346,7 +354,40 @@ fn answer(reader: &ChainReader, status: Status, request: &Request) -> Response {
             }
             Response::Payloads(out)
         }
+        // Answered from the execution client's pool (`answer_from_pool`), never from here.
+        Request::PoolHashes | Request::TransactionsByHash(_) => {
+            Response::Refused("not a chain-store request".into())
+        }
     }
+}
+
+/// The answer to a peer's request for our pool: its ids (executable ones first), or the
+/// transactions asked for (as many as fit in a response frame; unknown ones left out). `None`
+/// for any other request.
+async fn answer_from_pool(engine: &qoin_engine_api::EngineClient, request: &Request) -> Option<Response> {
+    let answer = match request {
+        Request::PoolHashes => {
+            engine.pooled_transaction_hashes(MAX_POOL_HASHES).await.map(Response::TransactionHashes)
+        }
+        Request::TransactionsByHash(ids) => engine.pooled_transactions(ids).await.map(|txs| {
+            let mut room = MAX_RESPONSE_BYTES - 64 * 1024;
+            let mut out = Vec::with_capacity(txs.len());
+            for t in txs {
+                let size = t.raw.len() + 8;
+                if size > room {
+                    break;
+                }
+                room -= size;
+                out.push(t.raw);
+            }
+            Response::Transactions(out)
+        }),
+        _ => return None,
+    };
+    Some(answer.unwrap_or_else(|e| {
+        tracing::debug!(target: targets::ENGINE, "pool request not answered: {e}");
+        Response::Refused("pool unavailable".into())
+    }))
 }
 
 /// Requests answered at once (each reads the store on a blocking thread); the network's
@@ -364,6 +405,7 @@ fn spawn_responder(
     mut raw: mpsc::Receiver<NetworkEvent>,
     handle: NetworkHandle,
     reader: ChainReader,
+    engine: qoin_engine_api::EngineClient,
     status: watch::Receiver<Status>,
 ) -> mpsc::Receiver<NetworkEvent> {
     let (tx, rx) = mpsc::channel(EVENTS);
@@ -374,10 +416,17 @@ fn spawn_responder(
                 NetworkEvent::Request { peer, request, channel } => {
                     let Ok(permit) = answering.clone().acquire_owned().await else { break };
                     let (reader, handle, ours) = (reader.clone(), handle.clone(), *status.borrow());
+                    let engine = engine.clone();
                     tokio::spawn(async move {
-                        let response =
-                            tokio::task::spawn_blocking(move || (answer(&reader, ours, &request), request))
-                                .await;
+                        let response = match answer_from_pool(&engine, &request).await {
+                            Some(r) => Ok((r, request)),
+                            None => {
+                                tokio::task::spawn_blocking(move || {
+                                    (answer(&reader, ours, &request), request)
+                                })
+                                .await
+                            }
+                        };
                         drop(permit);
                         match response {
                             Ok((response, request)) => {

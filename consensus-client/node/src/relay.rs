@@ -8,12 +8,20 @@
 //! added → forwarded, known or refused (funds, price, limits) → dropped without blame,
 //! invalid (undecodable, bad signature, wrong chain, …) → dropped and the sender penalised.
 //!
+//! On meeting a peer: each side asks the other for the ids of its pool (`PoolHashes`), then for
+//! the transactions its own pool lacks (`TransactionsByHash`, 256 at a time), and offers them
+//! to its pool like gossiped ones, without gossiping them on (the peer that had them did). A
+//! transaction sent while a node had no peers, or before another joined, so still reaches
+//! every pool. A peer that answers with transactions it was not asked for, or invalid ones,
+//! is penalised.
+//!
 //! The relay runs as its own task so that a burst of transactions never delays block import.
 
 use crate::metrics::ClMetrics;
 use alloy_primitives::{Bytes, B256};
-use qoin_cl_network::{GossipVerdict, MessageId, NetworkHandle, PeerId, Penalty};
-use qoin_engine_api::{EngineClient, EngineError, Verdict, MAX_SUBMIT_TRANSACTIONS};
+use qoin_cl_network::wire::MAX_TXS_PER_REQUEST;
+use qoin_cl_network::{GossipVerdict, MessageId, NetworkHandle, PeerId, Penalty, Request, Response};
+use qoin_engine_api::{EngineClient, EngineError, Verdict, MAX_POOLED_HASHES, MAX_SUBMIT_TRANSACTIONS};
 use qoin_primitives::SignedTx;
 use qoin_tracing::targets;
 use std::collections::{HashSet, VecDeque};
@@ -41,9 +49,27 @@ pub(crate) struct Incoming {
 #[derive(Debug, Clone)]
 pub(crate) struct Relay {
     queue: mpsc::Sender<Incoming>,
+    pulls: mpsc::Sender<PeerId>,
+}
+
+/// Peers waiting for their pool to be pulled; a peer beyond them is skipped (its transactions
+/// still arrive by gossip as they are sent).
+const PULLS_WAITING: usize = 64;
+
+/// Transactions pulled from a peer's pool, for the relay loop to offer to ours.
+struct Pulled {
+    peer: PeerId,
+    raws: Vec<Bytes>,
 }
 
 impl Relay {
+    /// Pulls what `peer`'s pool has and ours lacks, in the background.
+    pub(crate) fn pull_pool(&self, peer: PeerId) {
+        if self.pulls.try_send(peer).is_err() {
+            tracing::debug!(target: targets::NETWORK, %peer, "pool pull skipped: too many waiting");
+        }
+    }
+
     /// Queues a gossiped transaction; when the queue is full it is dropped without blame.
     pub(crate) async fn offer(&self, network: &NetworkHandle, tx: Incoming) {
         if let Err(mpsc::error::TrySendError::Full(tx)) = self.queue.try_send(tx) {
@@ -82,8 +108,83 @@ impl Seen {
 /// Starts the relay task.
 pub(crate) fn spawn(engine: EngineClient, network: NetworkHandle, metrics: Arc<ClMetrics>) -> Relay {
     let (queue, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(engine, network, metrics, rx));
-    Relay { queue }
+    let (pulls, pull_rx) = mpsc::channel(PULLS_WAITING);
+    // Pulled transactions wait here for the relay loop (a few batches: the puller waits when
+    // they are full).
+    let (pulled_tx, pulled) = mpsc::channel(4);
+    tokio::spawn(puller(engine.clone(), network.clone(), pull_rx, pulled_tx));
+    tokio::spawn(run(engine, network, metrics, rx, pulled));
+    Relay { queue, pulls }
+}
+
+/// Pulls peers' pools, one peer at a time: their ids, less those our pool has, then the
+/// transactions by id; each batch goes to the relay loop.
+async fn puller(
+    engine: EngineClient,
+    network: NetworkHandle,
+    mut peers: mpsc::Receiver<PeerId>,
+    pulled: mpsc::Sender<Pulled>,
+) {
+    while let Some(peer) = peers.recv().await {
+        match pull_one(&engine, &network, peer, &pulled).await {
+            Ok(0) => tracing::debug!(target: targets::NETWORK, %peer, "pool pull: nothing new"),
+            Ok(n) => tracing::debug!(target: targets::NETWORK, %peer, transactions = n, "pool pulled"),
+            Err(e) => tracing::debug!(target: targets::NETWORK, %peer, "pool pull ended: {e}"),
+        }
+    }
+}
+
+async fn pull_one(
+    engine: &EngineClient,
+    network: &NetworkHandle,
+    peer: PeerId,
+    pulled: &mpsc::Sender<Pulled>,
+) -> Result<usize, String> {
+    let theirs = match network.request(peer, Request::PoolHashes).await.map_err(|e| e.to_string())? {
+        Response::TransactionHashes(ids) => ids,
+        Response::Refused(why) => return Err(format!("refused: {why}")),
+        _ => {
+            let _ = network.penalize(peer, Penalty::BadResponse).await;
+            return Err("answered pool hashes with something else".into());
+        }
+    };
+    if theirs.is_empty() {
+        return Ok(0);
+    }
+    let ours: HashSet<B256> = engine
+        .pooled_transaction_hashes(MAX_POOLED_HASHES)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let mut asked = HashSet::new();
+    let want: Vec<B256> = theirs.into_iter().filter(|id| !ours.contains(id) && asked.insert(*id)).collect();
+    let mut total = 0;
+    for chunk in want.chunks(MAX_TXS_PER_REQUEST) {
+        let raws = match network.request(peer, Request::TransactionsByHash(chunk.to_vec())).await {
+            Ok(Response::Transactions(raws)) => raws,
+            Ok(Response::Refused(why)) => return Err(format!("refused: {why}")),
+            Ok(_) => {
+                let _ = network.penalize(peer, Penalty::BadResponse).await;
+                return Err("answered transactions by hash with something else".into());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        // Only what was asked for, each once: anything else is the peer's fault.
+        let mut wanted: HashSet<B256> = chunk.iter().copied().collect();
+        for raw in &raws {
+            let ok = SignedTx::decode(raw).is_ok_and(|t| wanted.remove(&t.id()));
+            if !ok {
+                let _ = network.penalize(peer, Penalty::BadResponse).await;
+                return Err("sent a transaction it was not asked for".into());
+            }
+        }
+        total += raws.len();
+        if pulled.send(Pulled { peer, raws }).await.is_err() {
+            break; // the relay stopped
+        }
+    }
+    Ok(total)
 }
 
 async fn run(
@@ -91,6 +192,7 @@ async fn run(
     network: NetworkHandle,
     metrics: Arc<ClMetrics>,
     mut incoming: mpsc::Receiver<Incoming>,
+    mut pulled: mpsc::Receiver<Pulled>,
 ) {
     let mut seen = Seen::default();
     let mut announced = None;
@@ -115,6 +217,7 @@ async fn run(
                 }
                 submit(&engine, &network, &metrics, &mut seen, batch).await;
             }
+            Some(p) = pulled.recv() => submit_pulled(&engine, &network, &metrics, &mut seen, p).await,
             item = next(&mut announced) => match item {
                 Some(Ok(tx)) => {
                     if seen.insert(tx.hash) {
@@ -147,6 +250,51 @@ async fn next(s: &mut Option<Announced>) -> Option<Result<qoin_engine_api::Poole
         None => {
             tokio::time::sleep(Duration::from_millis(500)).await;
             None
+        }
+    }
+}
+
+/// Offers transactions pulled from a peer's pool to ours. They are marked seen first, so that
+/// ours does not gossip them on when it announces them; an invalid one is the peer's fault.
+async fn submit_pulled(
+    engine: &EngineClient,
+    network: &NetworkHandle,
+    metrics: &ClMetrics,
+    seen: &mut Seen,
+    p: Pulled,
+) {
+    // (Each decoded and checked against what was asked for by the puller.)
+    let ids: Vec<B256> = p.raws.iter().filter_map(|r| SignedTx::decode(r).ok()).map(|t| t.id()).collect();
+    let fresh: Vec<(Bytes, B256)> = p.raws.into_iter().zip(ids).filter(|(_, id)| seen.insert(*id)).collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let raws: Vec<Bytes> = fresh.iter().map(|(r, _)| r.clone()).collect();
+    match engine.submit_transactions(&raws).await {
+        Ok(verdicts) => {
+            let mut invalid = 0;
+            for v in &verdicts {
+                match v.verdict {
+                    Verdict::Added => {
+                        metrics.txs_received.inc();
+                    }
+                    Verdict::Invalid => {
+                        invalid += 1;
+                        metrics.txs_rejected.inc();
+                    }
+                    Verdict::Known | Verdict::Refused => {}
+                }
+            }
+            if invalid > 0 {
+                tracing::debug!(target: targets::NETWORK, peer = %p.peer, invalid, "invalid transactions in a pulled pool");
+                let _ = network.penalize(p.peer, Penalty::InvalidTransaction).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(target: targets::ENGINE, "cannot hand {} pulled transactions to the execution client: {e}", fresh.len());
+            for (_, id) in &fresh {
+                seen.remove(id);
+            }
         }
     }
 }

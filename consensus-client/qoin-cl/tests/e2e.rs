@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,8 +26,12 @@ fn el_binary() -> PathBuf {
     el
 }
 
+/// A free port on loopback, never the same one twice in this process (see
+/// `qoin_cl_network::ports`: from below the kernel's ephemeral range).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Option<std::collections::HashSet<u16>>> = std::sync::Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    qoin_cl_network::ports::free_loopback_port(given.get_or_insert_with(Default::default)).unwrap()
 }
 
 /// A child process killed on drop.
@@ -269,6 +273,13 @@ fn a_following_pair_imports_the_miners_blocks_over_gossip() {
     let before = wait_for("the miner's first blocks", 120, || block_number(miner.http()).filter(|n| *n >= 3));
     drop(alone);
     let before = block_number(miner.http()).unwrap().max(before);
+    // A transfer sent to the follower before its consensus client runs (so before it has any
+    // peer) is gossiped to nobody; it waits in the follower's pool.
+    let to = "0x000000000000000000000000000000000000cafe";
+    let early_from = format!("{:#x}", qoin_primitives::dev::dev_keys()[3].address());
+    let early =
+        rpc(follower.http(), "eth_sendTransaction", json!([{"from": early_from, "to": to, "value": "0x9"}]))
+            .unwrap();
     // The follower (not mining) listens; the miner comes back and dials it. The follower
     // learns of the heavier chain (from the miner's status, or from a gossiped block whose
     // parent it lacks), fetches the missing blocks from it, then keeps up with gossip.
@@ -291,9 +302,16 @@ fn a_following_pair_imports_the_miners_blocks_over_gossip() {
         assert_eq!(block_hash(follower.http(), n), block_hash(miner.http(), n), "block {n}");
     }
 
+    // When they met, the miner took the early transfer from the follower's pool and mined it.
+    let receipt = wait_for("the early transfer's receipt on the follower", 60, || {
+        rpc(follower.http(), "eth_getTransactionReceipt", json!([early])).ok().filter(|r| !r.is_null())
+    });
+    assert_eq!(receipt["status"], "0x1");
+    let on_miner = rpc(miner.http(), "eth_getTransactionReceipt", json!([early])).unwrap();
+    assert_eq!(on_miner["blockHash"], receipt["blockHash"], "mined by the miner");
+
     // A transaction sent to the follower (which does not mine) reaches the miner's pool over
     // gossip, is mined there, and the block comes back to the follower.
-    let to = "0x000000000000000000000000000000000000cafe";
     let from = format!("{:#x}", qoin_primitives::dev::dev_keys()[2].address());
     let hash = rpc(follower.http(), "eth_sendTransaction", json!([{"from": from, "to": to, "value": "0x7"}]))
         .unwrap();

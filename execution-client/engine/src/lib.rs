@@ -9,7 +9,10 @@
 //! block unwinds the canonical chain to the fork point through the change sets and executes
 //! the side branch; a block that fails is remembered as invalid and the answer is `INVALID`
 //! with the latest valid hash. Blocks unwound by a reorg are kept as side blocks (so the
-//! chain can switch back) and their transactions return to the pool.
+//! chain can switch back) and their transactions return to the pool. Side blocks are capped
+//! in number and bytes, and pruned once the head is more than 1,024 blocks above them.
+//!
+//! It also lists and serves the pool by transaction id, for the pool exchange between peers.
 //!
 //! Payloads are built on `ForkchoiceUpdated` with attributes, keyed by the attributes' id,
 //! and rebuilt on `GetPayload` when the pool has changed since (a better payload).
@@ -232,6 +235,23 @@ impl EngineHandler {
         }
     }
 
+    /// Drops the side blocks that can never become canonical again: those more than
+    /// [`MAX_REORG_DEPTH`] below the head, whose branch forks further back than any reorg the
+    /// consensus client follows (spec §16.8) or this client executes.
+    fn prune_side(state: &mut State, head_number: u64) {
+        let Some(floor) = head_number.checked_sub(MAX_REORG_DEPTH as u64) else { return };
+        let old: Vec<B256> =
+            state.side.iter().filter(|(_, (h, _))| h.number < floor).map(|(k, _)| *k).collect();
+        if old.is_empty() {
+            return;
+        }
+        for hash in &old {
+            Self::forget_side(state, hash);
+        }
+        let State { side, side_order, .. } = state;
+        side_order.retain(|h| side.contains_key(h));
+    }
+
     fn forget_side(state: &mut State, hash: &B256) {
         if let Some((_, body)) = state.side.remove(hash) {
             state.side_bytes = state.side_bytes.saturating_sub(side_size(&body));
@@ -416,6 +436,27 @@ impl EngineBackend for EngineHandler {
     fn set_sync_status(&self, progress: Option<SyncProgress>) {
         self.node.set_sync_status(progress);
     }
+
+    fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError> {
+        let read = self.chain().store().read().map_err(|e| EngineError::Internal(e.to_string()))?;
+        let content = self.node.pool().content(&LatestState(&read), None);
+        // Executable ones first (each sender's in nonce order), then those behind a gap.
+        Ok([content.pending, content.queued]
+            .iter()
+            .flat_map(|side| side.values().flat_map(|by_nonce| by_nonce.values()))
+            .map(SignedTx::id)
+            .take(limit)
+            .collect())
+    }
+
+    fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError> {
+        let pool = self.node.pool();
+        Ok(hashes
+            .iter()
+            .filter_map(|h| pool.get(h))
+            .map(|t| PooledTx { hash: t.id(), raw: Bytes::from(t.encode()) })
+            .collect())
+    }
 }
 
 /// Whose fault a refusal is: one that no state could make valid means the relaying peer did
@@ -534,6 +575,9 @@ impl EngineHandler {
             }
         }
         let head_header = self.chain().head().map_err(internal)?;
+        if head != current.hash() {
+            Self::prune_side(&mut state, head_header.number);
+        }
         if let Some(f) = finalized {
             match self.canonical_number(&f)? {
                 Some(n) if n <= head_header.number => {}

@@ -271,6 +271,25 @@ fn submitted_transactions_get_the_pools_verdict_and_are_announced() {
     assert!(announced.try_recv().is_err());
 }
 
+/// What a peer that just connected is offered: the pool's ids, executable ones first, and the
+/// transactions by id (unknown ids left out).
+#[test]
+fn the_pool_is_listed_by_id_and_served_by_id() {
+    let k = Keypair::from_seed(&[3; 32]);
+    let (_d, e) = node(std::slice::from_ref(&k));
+    // Nonces 0 and 1 are executable; 3 waits behind the gap at 2.
+    let txs = [transfer(&k, 3, 5), transfer(&k, 0, 5), transfer(&k, 1, 5)];
+    let raws: Vec<Bytes> = txs.iter().map(|t| t.encode().into()).collect();
+    assert!(e.submit_transactions(raws).unwrap().iter().all(|v| v.verdict == Verdict::Added));
+    let ids = e.pooled_transaction_hashes(10).unwrap();
+    assert_eq!(ids, [txs[1].id(), txs[2].id(), txs[0].id()]);
+    assert_eq!(e.pooled_transaction_hashes(2).unwrap(), [txs[1].id(), txs[2].id()]);
+    let got = e.pooled_transactions(&[txs[0].id(), B256::repeat_byte(9), txs[1].id()]).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].hash, got[1].hash), (txs[0].id(), txs[1].id()));
+    assert_eq!(got[0].raw.as_ref(), txs[0].encode().as_slice());
+}
+
 #[test]
 fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     let mut state = State::default();
@@ -309,4 +328,13 @@ fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     let before = state.side_bytes;
     EngineHandler::forget_side(&mut state, &header(100 + MAX_SIDE as u64 - 1).hash());
     assert_eq!(state.side_bytes, before - side_size(&small));
+    // A head more than MAX_REORG_DEPTH above a side block prunes it: no reorg can reach it.
+    let top = 100 + MAX_SIDE as u64 - 2;
+    EngineHandler::prune_side(&mut state, 100 + 1000 + MAX_REORG_DEPTH as u64);
+    assert!(state.side.values().all(|(h, _)| h.number >= 1100), "pruned below the reorg bound");
+    assert_eq!(state.side.len(), (top - 1100 + 1) as usize);
+    assert_eq!(state.side_order.len(), state.side.len(), "the order forgets them too");
+    assert_eq!(state.side_bytes, state.side.values().map(|(_, b)| side_size(b)).sum::<usize>());
+    EngineHandler::prune_side(&mut state, 5);
+    assert_eq!(state.side.len(), (top - 1100 + 1) as usize, "a low head prunes nothing");
 }
