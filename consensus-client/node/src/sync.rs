@@ -11,9 +11,12 @@
 //!    A window holds at most [`WINDOW`] headers. Before any payload is fetched, the window's
 //!    chain must carry more work than ours; a peer whose headers do not is dropped and
 //!    penalised (its status claimed work it does not have).
-//! 4. **Payloads.** By hash, 64 per request, spread over every peer that claims at least as
-//!    much work, a few requests in flight; an answer with a payload that is not the one the
-//!    header commits to costs its peer, and what a peer left out is asked of another.
+//! 4. **Payloads.** By hash, up to 64 per request, spread over every peer that claims at
+//!    least as much work, a few requests in flight, paced below each peer's rate limit; an
+//!    answer with a payload that is not the one the header commits to costs its peer, and
+//!    what a peer left out (an answer holds what fits in a frame) is asked again, of another
+//!    peer when there is one, in requests sized to what answers held. The window's payloads
+//!    come in slices of about 256 MiB, each imported before the next is fetched.
 //! 5. **Import.** Oldest first (siblings before the block naming them) through the same import
 //!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A block
 //!    refused there costs the peer that served the headers, and the sync goes on with another.
@@ -38,6 +41,14 @@ pub use qoin_consensus::forkchoice::MAX_REORG_DEPTH;
 pub const WINDOW: usize = 2048;
 /// Payload requests in flight at once.
 const IN_FLIGHT: usize = 4;
+/// Blocks whose payloads are fetched before they are imported, at first (a window's headers
+/// are all checked first; its payloads come and are imported slice by slice).
+const FIRST_SLICE: usize = 64;
+/// Bytes of payloads a slice aims at: later slices hold as many blocks as fit at the average
+/// payload size seen, so a window of full blocks (about 5 MB each) is not held whole.
+const SLICE_BYTES: usize = 256 << 20;
+/// Fewest blocks in a slice.
+const MIN_SLICE: usize = 16;
 /// A peer this many blocks ahead means we are syncing: the miner waits.
 pub const FAR_BEHIND: u64 = 32;
 
@@ -164,37 +175,53 @@ impl P2p {
                     });
                 }
             }
-            let payloads = self.payloads(node, peer, target, &window).await?;
-            for p in window {
-                if node.store.meta(&p.meta.hash).is_some() {
-                    continue;
+            // Payloads in slices, each imported before the next is fetched: memory holds one
+            // slice, sized to about SLICE_BYTES from the payloads seen so far.
+            let mut slice_len = FIRST_SLICE;
+            let mut rest: &[Pending] = &window;
+            while !rest.is_empty() {
+                let (slice, tail) = rest.split_at(slice_len.min(rest.len()));
+                rest = tail;
+                let payloads = self.payloads(node, peer, target, slice).await?;
+                if !payloads.is_empty() {
+                    let bytes: usize = payloads
+                        .values()
+                        .map(|p| p.transactions.iter().map(|t| t.len()).sum::<usize>() + 1024)
+                        .sum();
+                    let average = (bytes / payloads.len()).max(1);
+                    slice_len = (SLICE_BYTES / average).clamp(MIN_SLICE, WINDOW);
                 }
-                let payload = payloads.get(&p.meta.hash).ok_or_else(|| {
-                    SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash))
-                })?;
-                match node.import_checked(&p.header, payload, p.meta.clone()).await {
-                    Ok(()) => imported += 1,
-                    Err(ImportError::Rejected(why)) => {
-                        return Err(SyncError::Peer(
-                            peer,
-                            Penalty::InvalidBlock,
-                            format!("block #{} refused: {why}", p.meta.height),
-                        ))
+                for p in slice {
+                    if node.store.meta(&p.meta.hash).is_some() {
+                        continue;
                     }
-                    Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
-                }
-                if logged.elapsed() >= Duration::from_secs(5) {
-                    logged = Instant::now();
-                    let rate = imported as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                    let left = target.head_height.saturating_sub(p.meta.height);
-                    tracing::info!(
-                        target: targets::SYNC,
-                        height = p.meta.height,
-                        target = target.head_height,
-                        blocks_per_s = %format_args!("{rate:.1}"),
-                        eta_s = (left as f64 / rate.max(1e-3)).round(),
-                        "sync progress"
-                    );
+                    let payload = payloads.get(&p.meta.hash).ok_or_else(|| {
+                        SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash))
+                    })?;
+                    match node.import_checked(&p.header, payload, p.meta.clone()).await {
+                        Ok(()) => imported += 1,
+                        Err(ImportError::Rejected(why)) => {
+                            return Err(SyncError::Peer(
+                                peer,
+                                Penalty::InvalidBlock,
+                                format!("block #{} refused: {why}", p.meta.height),
+                            ))
+                        }
+                        Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
+                    }
+                    if logged.elapsed() >= Duration::from_secs(5) {
+                        logged = Instant::now();
+                        let rate = imported as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                        let left = target.head_height.saturating_sub(p.meta.height);
+                        tracing::info!(
+                            target: targets::SYNC,
+                            height = p.meta.height,
+                            target = target.head_height,
+                            blocks_per_s = %format_args!("{rate:.1}"),
+                            eta_s = (left as f64 / rate.max(1e-3)).round(),
+                            "sync progress"
+                        );
+                    }
                 }
             }
             self.update_status(node);
@@ -329,6 +356,13 @@ impl P2p {
 
     /// The payloads of the window's blocks we lack, from every peer claiming at least
     /// `target`'s work, `IN_FLIGHT` requests at a time.
+    ///
+    /// A server answers as many payloads as fit in one response frame (16 MiB): a block of a
+    /// thousand PQ transactions is about 5 MB, so an answer may hold only a few of the 64
+    /// asked. Each round asks again for what is missing, in requests sized to what the last
+    /// answers held; requests to each server are paced below its rate limit (§16.5), and a
+    /// refusal (rate limited, busy) is asked again later without blame. The sync gives up on
+    /// the window when a server set serves nothing for [`IDLE_ROUNDS`] rounds in a row.
     async fn payloads(
         &self,
         node: &Node,
@@ -355,15 +389,19 @@ impl P2p {
             .collect();
         servers.insert(0, peer);
         let mut got: HashMap<B256, Payload> = HashMap::new();
-        let mut rounds = 0;
+        let mut pace = Pace::default();
+        let mut per_request = MAX_HASHES_PER_REQUEST;
+        let mut idle = 0;
         while !order.is_empty() {
-            rounds += 1;
-            if rounds > 16 || servers.is_empty() {
+            if idle >= IDLE_ROUNDS || servers.is_empty() {
                 return Err(SyncError::Unanswered(peer, format!("{} payloads not served", order.len())));
             }
+            let before = got.len();
+            let mut largest = 0;
             let mut set = tokio::task::JoinSet::new();
-            for (i, chunk) in order.chunks(MAX_HASHES_PER_REQUEST).enumerate() {
+            for (i, chunk) in order.chunks(per_request).enumerate() {
                 let server = servers[i % servers.len()];
+                pace.wait(server).await;
                 let handle = self.handle.clone();
                 let chunk = chunk.to_vec();
                 set.spawn(async move {
@@ -372,31 +410,77 @@ impl P2p {
                 });
                 while set.len() >= IN_FLIGHT {
                     if let Some(done) = set.join_next().await {
-                        take(done, &mut wanted, &mut got, &mut servers, &self.handle).await;
+                        largest =
+                            largest.max(take(done, &mut wanted, &mut got, &mut servers, &self.handle).await);
                     }
+                }
+                if servers.is_empty() {
+                    break;
                 }
             }
             while let Some(done) = set.join_next().await {
-                take(done, &mut wanted, &mut got, &mut servers, &self.handle).await;
+                largest = largest.max(take(done, &mut wanted, &mut got, &mut servers, &self.handle).await);
             }
             order.retain(|h| !got.contains_key(h));
+            if got.len() > before {
+                idle = 0;
+                // Ask next for about as many as the fullest answer held.
+                per_request = largest.clamp(1, MAX_HASHES_PER_REQUEST);
+            } else {
+                idle += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
         Ok(got)
     }
 }
 
-/// Files one payload answer: payloads that were asked for go in, a payload nobody asked for
-/// costs its peer and removes it from the servers; a failed request removes the server.
+/// Rounds in a row in which no server served a payload before the sync gives up on a window.
+const IDLE_ROUNDS: u32 = 5;
+/// Requests per second asked of one server by a sync, and at most this many at once: below
+/// the rate limit every server applies (64 at once, 16 per second, §16.5), so that a long
+/// sync of full blocks is not refused, nor penalised as over the limit.
+const REQUESTS_PER_SEC: f64 = 12.0;
+const REQUEST_BURST: f64 = 32.0;
+
+/// A token bucket per server, mirroring the server's own limit from below.
+#[derive(Default)]
+struct Pace {
+    buckets: HashMap<PeerId, (f64, Instant)>,
+}
+
+impl Pace {
+    /// Waits until a request to `server` is within the pace, and takes its token.
+    async fn wait(&mut self, server: PeerId) {
+        let (tokens, at) = self.buckets.entry(server).or_insert((REQUEST_BURST, Instant::now()));
+        let now = Instant::now();
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * REQUESTS_PER_SEC)
+            .min(REQUEST_BURST);
+        *at = now;
+        if *tokens < 1.0 {
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - *tokens) / REQUESTS_PER_SEC)).await;
+            *tokens = 1.0;
+            *at = Instant::now();
+        }
+        *tokens -= 1.0;
+    }
+}
+
+/// Files one payload answer; returns how many payloads it held. Payloads that were asked for
+/// go in; a payload nobody asked for, or an answer of another kind, costs its peer and
+/// removes it from the servers; a refusal (rate limited, busy) is no one's fault and is asked
+/// again; a failed request removes the server.
 async fn take(
     done: Result<(PeerId, Result<Response, qoin_cl_network::RequestError>), tokio::task::JoinError>,
     wanted: &mut HashMap<B256, B256>,
     got: &mut HashMap<B256, Payload>,
     servers: &mut Vec<PeerId>,
     handle: &NetworkHandle,
-) {
-    let Ok((server, result)) = done else { return };
+) -> usize {
+    let Ok((server, result)) = done else { return 0 };
     match result {
         Ok(Response::Payloads(ps)) => {
+            let n = ps.len();
             for p in ps {
                 match wanted.get(&p.block_hash) {
                     Some(block) => {
@@ -405,19 +489,26 @@ async fn take(
                     None => {
                         let _ = handle.penalize(server, Penalty::BadResponse).await;
                         servers.retain(|s| *s != server);
-                        return;
+                        return 0;
                     }
                 }
             }
             wanted.retain(|_, b| !got.contains_key(b));
+            n
+        }
+        Ok(Response::Refused(why)) => {
+            tracing::debug!(target: targets::SYNC, peer = %server, "payloads refused: {why}");
+            0
         }
         Ok(_) => {
             let _ = handle.penalize(server, Penalty::BadResponse).await;
             servers.retain(|s| *s != server);
+            0
         }
         Err(e) => {
             tracing::debug!(target: targets::SYNC, "{e}");
             servers.retain(|s| *s != server);
+            0
         }
     }
 }

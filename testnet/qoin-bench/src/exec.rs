@@ -125,9 +125,9 @@ fn pick(funded: &[Address], i: u64) -> Address {
 /// Builds `BLOCKS` blocks of one transaction per sender on one chain, then imports them
 /// into a fresh chain, timing only the import (decode, signature checks in parallel,
 /// execution, state root, one MDBX commit per block).
-fn import_bench(name: &str, erc20: bool) {
-    let t0 = Instant::now();
-    let keys: Vec<Keypair> = (0..FUNDED as u32)
+/// `n` keys from fixed seeds (the same ones every run), made in parallel.
+pub(crate) fn bench_keys(n: usize) -> Vec<Keypair> {
+    (0..n as u32)
         .into_par_iter()
         .map(|i| {
             let mut seed = [0u8; 32];
@@ -135,7 +135,13 @@ fn import_bench(name: &str, erc20: bool) {
             seed[4..8].copy_from_slice(b"BNCH");
             Keypair::from_seed(&seed)
         })
-        .collect();
+        .collect()
+}
+
+/// Imports `BLOCKS` blocks of `PER_BLOCK` transactions; emits the result and returns tx/s.
+fn import_bench(name: &str, erc20: bool) -> f64 {
+    let t0 = Instant::now();
+    let keys = bench_keys(FUNDED);
     let funded: Vec<Address> = keys.iter().map(Keypair::address).collect();
     eprintln!("{name}: {FUNDED} keys in {:.1} s", t0.elapsed().as_secs_f64());
     let code = if erc20 { Some(token_code()) } else { None };
@@ -206,12 +212,14 @@ fn import_bench(name: &str, erc20: bool) {
     drop(chain);
     let _ = std::fs::remove_dir_all(&import_dir);
     per_block.sort_by(f64::total_cmp);
+    let tx_per_s = txs as f64 / secs;
     emit(&json!({
-        "bench": name, "unit": "tx/s", "value": round(txs as f64 / secs),
+        "bench": name, "unit": "tx/s", "value": round(tx_per_s),
         "transactions": txs, "blocks": BLOCKS, "txs_per_block": PER_BLOCK, "funded_accounts": FUNDED,
         "block_ms_median": round(per_block[per_block.len() / 2]), "block_ms_max": round(per_block[per_block.len() - 1]),
         "threads": rayon::current_num_threads(),
     }));
+    tx_per_s
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
@@ -227,8 +235,8 @@ fn token_code() -> Vec<u8> {
     hex::decode(hex).unwrap_or_else(|e| fail(&e))
 }
 
-pub(crate) fn import_transfers() {
-    import_bench("import-transfers", false);
+pub(crate) fn import_transfers() -> f64 {
+    import_bench("import-transfers", false)
 }
 
 pub(crate) fn import_erc20() {

@@ -52,6 +52,7 @@ const BENCHES: &[(&str, &str)] = &[
         "8 miners, 1 s target, 50 ms link delay: share of mined blocks neither canonical nor a sibling",
     ),
     ("sync", "a node 10,000 empty blocks behind catching up from its peer (blocks/s)"),
+    ("sync-transfers", "a node catching up 100 blocks of 1,000 transfers (tx/s), against import-transfers in the same run"),
     (
         "gossip-bandwidth",
         "4 pairs: bytes sent and received per transaction per node (transports, empty blocks subtracted)",
@@ -76,7 +77,8 @@ struct Cli {
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Blocks for `fork-choice` (default 1,000,000), `block-propagation` (100), `stale-rate`
-    /// (500) and `sync` (10,000); transactions for `gossip-bandwidth` (300).
+    /// (500), `sync` (10,000) and `sync-transfers` (100); transactions for `gossip-bandwidth`
+    /// (300).
     #[arg(long)]
     blocks: Option<u64>,
 }
@@ -192,7 +194,9 @@ fn main() {
         "mq-verify" => pow::mq_verify(cli.seconds),
         "difficulty-sim" => pow::difficulty_sim(),
         "precompiles" => exec::precompile_costs(cli.seconds),
-        "import-transfers" => exec::import_transfers(),
+        "import-transfers" => {
+            exec::import_transfers();
+        }
         "import-erc20" => exec::import_erc20(),
         "state-root" => exec::state_root(),
         "engine-roundtrip" => engine::engine_roundtrip(),
@@ -202,6 +206,7 @@ fn main() {
         "block-propagation" => network::block_propagation(cli.blocks.unwrap_or(100)),
         "stale-rate" => network::stale_rate(cli.blocks.unwrap_or(500)),
         "sync" => network::sync(cli.blocks.unwrap_or(10_000)),
+        "sync-transfers" => network::sync_transfers(cli.blocks.unwrap_or(100)),
         "gossip-bandwidth" => network::gossip_bandwidth(cli.blocks.unwrap_or(300)),
         _ => unreachable!("names come from BENCHES"),
     };

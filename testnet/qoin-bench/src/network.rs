@@ -10,6 +10,7 @@
 //! inbound peer messages for the delay; see `qoin-testnet up --latency-ms`).
 
 use crate::{emit, percentile};
+use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ struct Testnet {
 
 impl Testnet {
     fn up(nodes: usize, miners: usize, latency_ms: u64, block_time_ms: u64) -> Testnet {
+        Self::up_with(nodes, miners, latency_ms, block_time_ms, &[])
+    }
+
+    /// As [`Testnet::up`], with more options for `qoin-testnet up`.
+    fn up_with(nodes: usize, miners: usize, latency_ms: u64, block_time_ms: u64, extra: &[&str]) -> Testnet {
         let bins = release_bins();
         let dir = std::env::temp_dir().join(format!("qoin-bench-net-{}", std::process::id()));
         let status = Command::new(bins.join("qoin-testnet"))
@@ -68,6 +74,7 @@ impl Testnet {
             .arg(&dir)
             .args(["--nodes", &nodes.to_string(), "--miners", &miners.to_string()])
             .args(["--latency-ms", &latency_ms.to_string(), "--block-time-ms", &block_time_ms.to_string()])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap_or_else(|e| fail(&e));
@@ -279,6 +286,45 @@ pub(crate) fn stale_rate(blocks: u64) {
 /// A node killed at the start of the chain and restarted `blocks` later catches up from its
 /// one peer while that peer goes on mining: blocks/s of the sync, from its `syncing` to its
 /// last `synced` log line (headers, payloads, execution, sampling and fork choice per block).
+/// How a restarted node caught up (from its log: the first `syncing` to the last `synced`).
+struct CatchUp {
+    /// Blocks the sync imported.
+    blocks: u64,
+    /// Seconds from the first `syncing` to the last `synced`.
+    sync_s: f64,
+    /// Seconds from the restart to its head reaching node 0's head at the restart.
+    wall_s: f64,
+    /// Node 0's head at the restart.
+    target: u64,
+}
+
+/// Restarts node 1 and waits until it has caught up with node 0's head at that moment.
+fn restart_and_catch_up(net: &Testnet) -> CatchUp {
+    let restarted = Instant::now();
+    let restarted_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    if !net.command(&["restart", "node1"]) {
+        fail(&"qoin-testnet restart failed");
+    }
+    let target = net.height(0).unwrap_or(0);
+    while net.height(1).unwrap_or(0) < target {
+        if restarted.elapsed() > Duration::from_secs(600) {
+            fail(&"the restarted node did not catch up within 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall_s = restarted.elapsed().as_secs_f64();
+    // (The log goes on from before the kill.)
+    let log: Vec<Value> =
+        net.cl_log(1).into_iter().filter(|l| at(l).is_some_and(|t| t >= restarted_at)).collect();
+    let began = log.iter().find(|l| field(l, "message") == Some("syncing")).and_then(at);
+    let synced: Vec<&Value> = log.iter().filter(|l| field(l, "message") == Some("synced")).collect();
+    let ended = synced.last().and_then(|l| at(l));
+    let blocks: u64 = synced.iter().filter_map(|l| l["blocks"].as_u64()).sum();
+    let (Some(began), Some(ended)) = (began, ended) else { fail(&"no sync in the restarted node's log") };
+    CatchUp { blocks, sync_s: (ended - began).max(1e-3), wall_s, target }
+}
+
 pub(crate) fn sync(blocks: u64) {
     // 100 ms blocks (the shortest target a genesis may have): the chain grows fast, and goes
     // on growing while the node syncs.
@@ -288,35 +334,136 @@ pub(crate) fn sync(blocks: u64) {
         fail(&"qoin-testnet kill failed");
     }
     net.wait_height(blocks, Duration::from_secs(blocks));
-    let restarted = Instant::now();
-    let restarted_at =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    if !net.command(&["restart", "node1"]) {
-        fail(&"qoin-testnet restart failed");
+    let c = restart_and_catch_up(&net);
+    net.down();
+    emit(&json!({
+        "bench": "sync", "unit": "blocks/s", "value": (c.blocks as f64 / c.sync_s * 10.0).round() / 10.0,
+        "what": "empty blocks, from one peer", "blocks": c.blocks, "sync_s": (c.sync_s * 100.0).round() / 100.0,
+        "behind_at_restart": c.target.saturating_sub(start_height), "links": net.links,
+        "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
+    }));
+}
+
+impl Testnet {
+    /// Sends raw transactions to node `node` in one JSON-RPC batch; fails on any refusal.
+    fn send_raw_batch(&self, node: usize, raws: &[String]) {
+        let Some(url) = self.nodes.get(node).and_then(|n| n["rpc"].as_str()) else { fail(&"no such node") };
+        let batch: Vec<Value> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, r)| json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [r]}))
+            .collect();
+        let answers: Vec<Value> = ureq::post(url)
+            .header("Connection", "close")
+            .send_json(&batch)
+            .and_then(|mut a| a.body_mut().read_json())
+            .unwrap_or_else(|e| fail(&format!("eth_sendRawTransaction batch: {e}")));
+        if let Some(refused) = answers.iter().find(|a| a.get("error").is_some()) {
+            fail(&format!("a transfer was refused: {refused}"));
+        }
     }
-    let target = net.height(0).unwrap_or(blocks);
-    while net.height(1).unwrap_or(0) < target {
-        if restarted.elapsed() > Duration::from_secs(600) {
-            fail(&"the restarted node did not catch up within 600 s");
+}
+
+/// A node catching up about `blocks` blocks of 1,000 transfers each from one peer: transfers
+/// per second of the sync (its first `syncing` to its last `synced` log line), against
+/// `import-transfers` measured in the same run (goal: at least 80% of it). Every transfer
+/// comes from its own funded account (an `up --alloc` genesis) and is fed to the miner, 1,000
+/// each time its head moves, while the other node is down.
+pub(crate) fn sync_transfers(blocks: u64) {
+    const PER_BLOCK: usize = 1_000;
+    let total = blocks as usize * PER_BLOCK;
+    let t0 = Instant::now();
+    let keys = crate::exec::bench_keys(total);
+    eprintln!("sync-transfers: {total} keys in {:.1} s", t0.elapsed().as_secs_f64());
+    // 1 QOIN each: a transfer at up to 1,000 gwei (the base fee climbs while blocks are more
+    // than half full).
+    let alloc: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| (format!("{:#x}", k.address()), json!({"balance": "0xde0b6b3a7640000"})))
+        .collect();
+    let alloc_path = std::env::temp_dir().join(format!("qoin-bench-alloc-{}.json", std::process::id()));
+    std::fs::write(&alloc_path, Value::Object(alloc).to_string()).unwrap_or_else(|e| fail(&e));
+    let net = Testnet::up_with(2, 1, 0, 1000, &["--alloc", &alloc_path.display().to_string()]);
+    let _ = std::fs::remove_file(&alloc_path);
+    if !net.command(&["kill", "node1"]) {
+        fail(&"qoin-testnet kill failed");
+    }
+    let chain_id = net
+        .rpc(0, "eth_chainId", &json!([]))
+        .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| fail(&"no chain id"));
+    let t0 = Instant::now();
+    let raws: Vec<String> = keys
+        .par_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let tx = qoin_primitives::TxRequest {
+                chain_id,
+                nonce: 0,
+                max_priority_fee_per_gas: 1,
+                max_fee_per_gas: 1_000_000_000_000,
+                gas_limit: 21_000,
+                to: qoin_primitives::TxKind::Call(keys[(i + 1) % keys.len()].address()),
+                value: qoin_primitives::U256::from(1u8),
+                ..Default::default()
+            }
+            .sign(k);
+            format!("0x{}", hex::encode(tx.encode()))
+        })
+        .collect();
+    eprintln!("sync-transfers: {total} transfers signed in {:.1} s", t0.elapsed().as_secs_f64());
+    let first = net.height(0).unwrap_or(0);
+    let (mut sent, mut last) = (0, None);
+    let feeding = Instant::now();
+    while sent < total {
+        let h = net.height(0);
+        if h.is_some() && h != last {
+            last = h;
+            let end = (sent + PER_BLOCK).min(total);
+            for chunk in raws[sent..end].chunks(500) {
+                net.send_raw_batch(0, chunk);
+            }
+            sent = end;
+        }
+        if feeding.elapsed() > Duration::from_secs(blocks * 20) {
+            fail(&"the miner's head stopped moving while the transfers were fed");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let wall = restarted.elapsed().as_secs_f64();
-    net.down();
-    // (The log goes on from before the kill.)
-    let log: Vec<Value> =
-        net.cl_log(1).into_iter().filter(|l| at(l).is_some_and(|t| t >= restarted_at)).collect();
-    let began = log.iter().find(|l| field(l, "message") == Some("syncing")).and_then(at);
-    let synced: Vec<&Value> = log.iter().filter(|l| field(l, "message") == Some("synced")).collect();
-    let ended = synced.last().and_then(|l| at(l));
-    let imported: u64 = synced.iter().filter_map(|l| l["blocks"].as_u64()).sum();
-    let (Some(began), Some(ended)) = (began, ended) else { fail(&"no sync in the restarted node's log") };
-    let secs = (ended - began).max(1e-3);
+    // Until every transfer is mined.
+    loop {
+        let status = net.rpc(0, "txpool_status", &json!([])).unwrap_or(Value::Null);
+        let count = |k: &str| {
+            status[k].as_str().and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        };
+        if count("pending") == Some(0) && count("queued") == Some(0) {
+            break;
+        }
+        if feeding.elapsed() > Duration::from_secs(blocks * 30) {
+            fail(&"the transfers were not all mined");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let top = net.height(0).unwrap_or(0);
+    let mined: u64 = (first + 1..=top)
+        .filter_map(|h| net.rpc(0, "eth_getBlockTransactionCountByNumber", &json!([format!("{h:#x}")])))
+        .filter_map(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
+        .sum();
+    let c = restart_and_catch_up(&net);
+    let links = net.links.clone();
+    drop(net); // down, and its data removed
+               // The reference, in the same run: blocks of the same kind of transfers imported straight
+               // into the execution client's chain (no network, no consensus client).
+    let import = crate::exec::import_transfers();
+    // Transfers over the sync's time: the blocks it imported hold them all (the empty blocks
+    // before the feed, and those mined while it synced, are few).
+    let tx_per_s = mined as f64 / c.sync_s;
     emit(&json!({
-        "bench": "sync", "unit": "blocks/s", "value": (imported as f64 / secs * 10.0).round() / 10.0,
-        "what": "empty blocks, from one peer", "blocks": imported, "sync_s": (secs * 100.0).round() / 100.0,
-        "behind_at_restart": target.saturating_sub(start_height), "links": net.links,
-        "restart_to_caught_up_s": (wall * 100.0).round() / 100.0,
+        "bench": "sync-transfers", "unit": "tx/s", "value": tx_per_s.round(),
+        "transfers": mined, "blocks_with_transfers": top - first, "blocks_synced": c.blocks,
+        "sync_s": (c.sync_s * 100.0).round() / 100.0, "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
+        "import_transfers_tx_per_s": import.round(), "vs_import_transfers": (tx_per_s / import * 1000.0).round() / 1000.0,
+        "goal_vs_import": 0.8, "links": links,
     }));
 }
 

@@ -117,10 +117,16 @@ pub(crate) fn calibrated(rate: f64, target_ms: u64) -> Difficulty {
     Difficulty::new(m, mantissa).unwrap_or(Difficulty::MIN)
 }
 
-/// Writes a new dev-allocation genesis starting now, with `block_time_ms` as its target and
-/// `difficulty` for block 1.
-pub(crate) fn write_genesis(path: &Path, block_time_ms: u64, difficulty: Difficulty) -> anyhow::Result<()> {
+/// Writes a new dev genesis starting now, with `block_time_ms` as its target and `difficulty`
+/// for block 1: the dev accounts and the `extra` ones (an account in both takes `extra`'s).
+pub(crate) fn write_genesis(
+    path: &Path,
+    block_time_ms: u64,
+    difficulty: Difficulty,
+    extra: std::collections::BTreeMap<qoin_primitives::Address, qoin_primitives::GenesisAccount>,
+) -> anyhow::Result<()> {
     let mut g = dev_genesis(&dev_keys());
+    g.alloc.extend(extra);
     g.timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     g.target_block_time_ms = block_time_ms;
     g.pow.initial_equations = difficulty.m();
@@ -136,7 +142,7 @@ fn prepare(args: &DevArgs, threads: usize) -> anyhow::Result<()> {
     if !genesis_path.exists() {
         let (rate, solver) = measure_rate(threads)?;
         let difficulty = calibrated(rate, args.block_time_ms);
-        write_genesis(&genesis_path, args.block_time_ms, difficulty)?;
+        write_genesis(&genesis_path, args.block_time_ms, difficulty, Default::default())?;
         tracing::info!(target: targets::TESTNET, "new chain: {solver} solver measured at {rate:.3e} candidates/s on {threads} threads; \
              initial difficulty {difficulty} for a {} ms target",
             args.block_time_ms

@@ -147,7 +147,7 @@ pub(crate) fn manifests(args: &ManifestArgs) -> anyhow::Result<()> {
     let (rate, solver) = crate::dev::measure_rate(args.miner_threads)?;
     let difficulty = crate::dev::calibrated(rate * miners.max(1) as f64, args.block_time_ms);
     let genesis_path = out.join("genesis.json");
-    crate::dev::write_genesis(&genesis_path, args.block_time_ms, difficulty)?;
+    crate::dev::write_genesis(&genesis_path, args.block_time_ms, difficulty, Default::default())?;
     let genesis = std::fs::read_to_string(&genesis_path)?;
 
     // Keys, made here so that the bootnode's peer id is known and each miner has its own.

@@ -76,6 +76,11 @@ pub(crate) struct UpArgs {
     /// Do not fund and unlock the ten dev accounts on every node's JSON-RPC.
     #[arg(long)]
     no_dev_accounts: bool,
+    /// More accounts in the genesis: a JSON file shaped like a genesis file's `alloc`
+    /// (`{"0x<address>": {"balance": "0x<shor>"}, ...}`; `nonce`, `code` and `storage` may be
+    /// given too), added to the dev accounts. A load test's senders, for example.
+    #[arg(long, value_name = "FILE")]
+    alloc: Option<PathBuf>,
     /// How the nodes are linked: `netns` (a network namespace and an address per node on one
     /// bridge; partitions drop packets with nftables; needs root, `ip` and `nft`), `loopback`
     /// (every node on 127.0.0.1; partitions through each node's p2p deny list), or `auto`:
@@ -356,6 +361,36 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// The lock file in a network's directory (see [`lock_datadir`]).
+const LOCK: &str = ".qoin-testnet.lock";
+
+/// Locks a network's directory (creating it) for as long as the file returned is open: held by
+/// `up` and `down`, so that two of them never work on one network at once. (Two `up`s into
+/// one directory at once each started programs, and the one whose `network.json` was
+/// overwritten left its programs running, unknown to `down`.)
+fn lock_datadir(d: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    let path = d.join(LOCK);
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!(
+                "another qoin-testnet is starting or stopping the network in {}; try again when it is done",
+                d.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     let d = &args.datadir;
     if args.nodes == 0 {
@@ -368,6 +403,7 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     if args.latency_ms > 60_000 {
         bail!("--latency-ms {} is more than a minute", args.latency_ms);
     }
+    let _lock = lock_datadir(d)?;
     if manifest(d).exists() {
         let old = load(d).ok();
         let running = old
@@ -383,16 +419,28 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         if let Some(l) = old.as_ref().and_then(|n| n.namespaces.as_ref()) {
             netns::destroy(l);
         }
-        std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
+        // Everything but the lock this `up` holds.
+        for entry in std::fs::read_dir(d).with_context(|| format!("cannot clear {}", d.display()))? {
+            let path = entry?.path();
+            if path.file_name() == Some(std::ffi::OsStr::new(LOCK)) {
+                continue;
+            }
+            let removed =
+                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.with_context(|| format!("cannot clear {}", path.display()))?;
+        }
     }
-    std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     let (el_bin, cl_bin) = crate::dev::binaries()?;
 
     // One genesis: the miners together find a block every target.
     let (rate, solver) = crate::dev::measure_rate(args.miner_threads)?;
     let difficulty = crate::dev::calibrated(rate * miners.max(1) as f64, args.block_time_ms);
     let genesis = d.join("genesis.json");
-    crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty)?;
+    let extra = match &args.alloc {
+        Some(path) => read_alloc(path)?,
+        None => Default::default(),
+    };
+    crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty, extra)?;
     let layout = namespaces(args)?;
     let links = Links::new(layout.as_ref(), args.latency_ms);
     let partitions = partition_mode(layout.as_ref());
@@ -539,6 +587,14 @@ fn wait_answering(d: &Path, net: &Network, limit: Duration) -> anyhow::Result<()
     Ok(())
 }
 
+/// The accounts of an `--alloc` file.
+fn read_alloc(
+    path: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<qoin_primitives::Address, qoin_primitives::GenesisAccount>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a genesis alloc object", path.display()))
+}
+
 /// An error naming the program of node `n` (in the network at `d`) that exited, and the last line of its log.
 fn exited(d: &Path, n: &NodeEntry) -> anyhow::Result<()> {
     for (what, pid, log) in [("qoin-el", n.pids.el, "el.log"), ("qoin-cl", n.pids.cl, "cl.log")] {
@@ -653,6 +709,8 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn down(args: &NetArgs) -> anyhow::Result<()> {
+    load(&args.datadir)?; // (no network there: say so before creating a lock file)
+    let _lock = lock_datadir(&args.datadir)?;
     let mut net = load(&args.datadir)?;
     for n in &mut net.nodes {
         if let Some(pid) = n.pids.cl.take() {
@@ -841,4 +899,20 @@ pub(crate) fn heal(args: &NetArgs) -> anyhow::Result<()> {
     tracing::info!(target: targets::TESTNET, "healed: {how}; peers reconnect within about 10 s");
     net.partition = None;
     save(d, &net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_up_or_down_at_a_time_per_network() {
+        let dir = std::env::temp_dir().join(format!("qoin-testnet-lock-{}", std::process::id()));
+        let held = lock_datadir(&dir).unwrap();
+        let second = lock_datadir(&dir).unwrap_err().to_string();
+        assert!(second.contains("another qoin-testnet"), "{second}");
+        drop(held);
+        assert!(lock_datadir(&dir).is_ok(), "free again once the first is done");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

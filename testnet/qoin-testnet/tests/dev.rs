@@ -490,8 +490,14 @@ fn four_pairs(links: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net").display().to_string();
     let _down = Down::new(&dir);
+    // One account more in the genesis, as a load test funds its senders.
+    let alloc = tmp.path().join("alloc.json");
+    let extra = "0x00000000000000000000000000000000000a110c";
+    std::fs::write(&alloc, format!(r#"{{"{extra}": {{"balance": "0x1234"}}}}"#)).unwrap();
     testnet(&[
         "up",
+        "--alloc",
+        alloc.to_str().unwrap(),
         "--nodes",
         "4",
         "--miners",
@@ -511,6 +517,7 @@ fn four_pairs(links: &str) {
         nodes[i]["rpc"].as_str().unwrap().trim_start_matches("http://").parse().unwrap()
     };
     assert!(nodes[0]["p2p"].as_str().unwrap().contains("/p2p/12D3"), "{}", nodes[0]);
+    assert_eq!(rpc(addr(2), "eth_getBalance", json!([extra, "latest"])).unwrap(), "0x1234");
     assert_eq!(nodes.iter().filter(|n| n["mining"] == true).count(), 2);
     // As root with `ip` and `nft` (CI), each node has a network namespace and an address of its
     // own, and partitions drop packets; elsewhere all share loopback and partitions go through
