@@ -450,6 +450,22 @@ pub(crate) fn sync_transfers(blocks: u64) {
         .filter_map(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
         .sum();
     let c = restart_and_catch_up(&net);
+    // Where the synced node's time went: its consensus client's engine calls, per block.
+    let metrics =
+        net.nodes.get(1).and_then(|n| n["metrics"].as_str()).map(str::to_string).unwrap_or_default();
+    let text = ureq::get(&format!("{metrics}/metrics"))
+        .header("Connection", "close")
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    let engine_ms: serde_json::Map<String, Value> = ["NewPayload", "ForkchoiceUpdated", "GetAccountProofs"]
+        .iter()
+        .map(|m| {
+            let sum = metric_value(&text, "qoin_cl_engine_call_seconds_sum", &format!("method=\"{m}\""));
+            ((*m).to_string(), json!((sum * 1e3 / c.blocks.max(1) as f64 * 10.0).round() / 10.0))
+        })
+        .collect();
     let links = net.links.clone();
     drop(net); // down, and its data removed
                // The reference, in the same run: blocks of the same kind of transfers imported straight
@@ -463,8 +479,16 @@ pub(crate) fn sync_transfers(blocks: u64) {
         "transfers": mined, "blocks_with_transfers": top - first, "blocks_synced": c.blocks,
         "sync_s": (c.sync_s * 100.0).round() / 100.0, "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
         "import_transfers_tx_per_s": import.round(), "vs_import_transfers": (tx_per_s / import * 1000.0).round() / 1000.0,
-        "goal_vs_import": 0.8, "links": links,
+        "goal_vs_import": 0.8, "links": links, "engine_ms_per_synced_block": engine_ms,
     }));
+}
+
+/// The value of the sample `name` whose labels include `label` in a Prometheus text page.
+fn metric_value(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') && rest.contains(label)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Bytes node `i`'s transports sent and received so far (rust-libp2p's counters).
