@@ -595,7 +595,8 @@ fn read_alloc(
     serde_json::from_str(&text).with_context(|| format!("{}: not a genesis alloc object", path.display()))
 }
 
-/// An error naming the program of node `n` (in the network at `d`) that exited, and the last line of its log.
+/// An error naming the program of node `n` (in the network at `d`) that exited, and the last
+/// line of its log.
 fn exited(d: &Path, n: &NodeEntry) -> anyhow::Result<()> {
     for (what, pid, log) in [("qoin-el", n.pids.el, "el.log"), ("qoin-cl", n.pids.cl, "cl.log")] {
         if pid.is_some_and(|p| !alive(p)) {
