@@ -227,6 +227,9 @@ impl EngineHandler {
         let size = side_size(&body);
         if state.side.insert(hash, (header, body)).is_none() {
             state.side_bytes = state.side_bytes.saturating_add(size);
+            // A block kept before, made canonical, and unwound again may have a stale place
+            // in the order; left there, reaching it would drop this newer copy early.
+            state.side_order.retain(|h| *h != hash);
             state.side_order.push_back(hash);
             while state.side_order.len() > MAX_SIDE || state.side_bytes > MAX_SIDE_BYTES {
                 let Some(old) = state.side_order.pop_front() else { break };

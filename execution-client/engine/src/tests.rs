@@ -337,4 +337,17 @@ fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     assert_eq!(state.side_bytes, state.side.values().map(|(_, b)| side_size(b)).sum::<usize>());
     EngineHandler::prune_side(&mut state, 5);
     assert_eq!(state.side.len(), (top - 1100 + 1) as usize, "a low head prunes nothing");
+
+    // A block kept, made canonical (forgotten), then unwound and kept again, is the newest
+    // in the order: MAX_SIDE - 1 blocks after it do not push it out.
+    let mut state = State::default();
+    let again = header(1);
+    EngineHandler::remember_side(&mut state, again.clone(), small.clone());
+    EngineHandler::forget_side(&mut state, &again.hash());
+    EngineHandler::remember_side(&mut state, again.clone(), small.clone());
+    for n in 2..1 + MAX_SIDE as u64 {
+        EngineHandler::remember_side(&mut state, header(n), small.clone());
+    }
+    assert_eq!(state.side.len(), MAX_SIDE);
+    assert!(state.side.contains_key(&again.hash()), "kept by its newer place in the order");
 }
