@@ -56,10 +56,11 @@ pub(crate) struct Relay {
 /// still arrive by gossip as they are sent).
 const PULLS_WAITING: usize = 64;
 
-/// Transactions pulled from a peer's pool, for the relay loop to offer to ours.
+/// Transactions pulled from a peer's pool (each with its id), for the relay loop to offer to
+/// ours.
 struct Pulled {
     peer: PeerId,
-    raws: Vec<Bytes>,
+    txs: Vec<(Bytes, B256)>,
 }
 
 impl Relay {
@@ -172,15 +173,18 @@ async fn pull_one(
         };
         // Only what was asked for, each once: anything else is the peer's fault.
         let mut wanted: HashSet<B256> = chunk.iter().copied().collect();
-        for raw in &raws {
-            let ok = SignedTx::decode(raw).is_ok_and(|t| wanted.remove(&t.id()));
-            if !ok {
-                let _ = network.penalize(peer, Penalty::BadResponse).await;
-                return Err("sent a transaction it was not asked for".into());
+        let mut txs = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match SignedTx::decode(&raw).map(|t| t.id()) {
+                Ok(id) if wanted.remove(&id) => txs.push((raw, id)),
+                _ => {
+                    let _ = network.penalize(peer, Penalty::BadResponse).await;
+                    return Err("sent a transaction it was not asked for".into());
+                }
             }
         }
-        total += raws.len();
-        if pulled.send(Pulled { peer, raws }).await.is_err() {
+        total += txs.len();
+        if pulled.send(Pulled { peer, txs }).await.is_err() {
             break; // the relay stopped
         }
     }
@@ -263,9 +267,7 @@ async fn submit_pulled(
     seen: &mut Seen,
     p: Pulled,
 ) {
-    // (Each decoded and checked against what was asked for by the puller.)
-    let ids: Vec<B256> = p.raws.iter().filter_map(|r| SignedTx::decode(r).ok()).map(|t| t.id()).collect();
-    let fresh: Vec<(Bytes, B256)> = p.raws.into_iter().zip(ids).filter(|(_, id)| seen.insert(*id)).collect();
+    let fresh: Vec<(Bytes, B256)> = p.txs.into_iter().filter(|(_, id)| seen.insert(*id)).collect();
     if fresh.is_empty() {
         return;
     }

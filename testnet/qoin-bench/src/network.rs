@@ -98,8 +98,18 @@ impl Testnet {
     }
 
     fn height(&self, node: usize) -> Option<u64> {
-        let v = self.rpc(node, "eth_blockNumber", &json!([]))?;
-        u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+        quantity(&self.rpc(node, "eth_blockNumber", &json!([]))?)
+    }
+
+    /// The Prometheus text page of node `i`'s consensus client (empty if it does not answer).
+    fn metrics_text(&self, i: usize) -> String {
+        let Some(url) = self.nodes.get(i).and_then(|n| n["metrics"].as_str()) else { return String::new() };
+        ureq::get(&format!("{url}/metrics"))
+            .header("Connection", "close")
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
     }
 
     /// Waits until node 0 is at `height` (or the deadline passes: then fails).
@@ -390,7 +400,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
     }
     let chain_id = net
         .rpc(0, "eth_chainId", &json!([]))
-        .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
+        .and_then(|v| quantity(&v))
         .unwrap_or_else(|| fail(&"no chain id"));
     let t0 = Instant::now();
     let raws: Vec<String> = keys
@@ -433,9 +443,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
     // Until every transfer is mined.
     loop {
         let status = net.rpc(0, "txpool_status", &json!([])).unwrap_or(Value::Null);
-        let count = |k: &str| {
-            status[k].as_str().and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
-        };
+        let count = |k: &str| quantity(&status[k]);
         if count("pending") == Some(0) && count("queued") == Some(0) {
             break;
         }
@@ -447,18 +455,11 @@ pub(crate) fn sync_transfers(blocks: u64) {
     let top = net.height(0).unwrap_or(0);
     let mined: u64 = (first + 1..=top)
         .filter_map(|h| net.rpc(0, "eth_getBlockTransactionCountByNumber", &json!([format!("{h:#x}")])))
-        .filter_map(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
+        .filter_map(|v| quantity(&v))
         .sum();
     let c = restart_and_catch_up(&net);
     // Where the synced node's time went: its consensus client's engine calls, per block.
-    let metrics =
-        net.nodes.get(1).and_then(|n| n["metrics"].as_str()).map(str::to_string).unwrap_or_default();
-    let text = ureq::get(&format!("{metrics}/metrics"))
-        .header("Connection", "close")
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
+    let text = net.metrics_text(1);
     let engine_ms: serde_json::Map<String, Value> = ["NewPayload", "ForkchoiceUpdated", "GetAccountProofs"]
         .iter()
         .map(|m| {
@@ -483,6 +484,11 @@ pub(crate) fn sync_transfers(blocks: u64) {
     }));
 }
 
+/// A JSON-RPC quantity (`"0x1a"`).
+fn quantity(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
 /// The value of the sample `name` whose labels include `label` in a Prometheus text page.
 fn metric_value(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
@@ -493,14 +499,8 @@ fn metric_value(text: &str, name: &str, label: &str) -> f64 {
 
 /// Bytes node `i`'s transports sent and received so far (rust-libp2p's counters).
 fn transport_bytes(net: &Testnet, i: usize) -> f64 {
-    let Some(url) = net.nodes.get(i).and_then(|n| n["metrics"].as_str()) else { return 0.0 };
-    let text = ureq::get(&format!("{url}/metrics"))
-        .header("Connection", "close")
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    text.lines()
+    net.metrics_text(i)
+        .lines()
         .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

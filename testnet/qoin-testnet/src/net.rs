@@ -34,6 +34,7 @@
 
 use crate::netns;
 use anyhow::{bail, Context as _};
+use qoin_cl_network::ports::free_loopback_port;
 use qoin_crypto::keystore::{KdfParams, Keystore};
 use qoin_tracing::{targets, LogArgs};
 use serde::{Deserialize, Serialize};
@@ -296,11 +297,6 @@ fn stop_pid(name: &str, pid: u32) {
     }
 }
 
-/// A free port for a node on loopback (see [`qoin_cl_network::ports::free_loopback_port`]).
-fn free_port(taken: &mut HashSet<u16>) -> anyhow::Result<u16> {
-    Ok(qoin_cl_network::ports::free_loopback_port(taken)?)
-}
-
 /// Starts a detached program (its own session, output to `log`); returns its pid.
 fn spawn(command: &[String], log: &Path) -> anyhow::Result<u32> {
     let (program, args) = command.split_first().context("empty command")?;
@@ -470,11 +466,11 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
             Some(l) => (l.ip(i).to_string(), 8545, 8551, 30333, 9001, 5054),
             None => (
                 "127.0.0.1".to_string(),
-                free_port(&mut ports)?,
-                free_port(&mut ports)?,
-                free_port(&mut ports)?,
-                free_port(&mut ports)?,
-                free_port(&mut ports)?,
+                free_loopback_port(&mut ports)?,
+                free_loopback_port(&mut ports)?,
+                free_loopback_port(&mut ports)?,
+                free_loopback_port(&mut ports)?,
+                free_loopback_port(&mut ports)?,
             ),
         };
         let prefix = match &layout {
