@@ -35,7 +35,6 @@ impl Keypair {
     pub fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
         use fn_dsa_kgen::KeyPairGenerator as _;
         let falcon_seed = derive_seed(FALCON_KEYGEN_TAG, seed);
-        let mldsa_seed = derive_seed(MLDSA_KEYGEN_TAG, seed);
 
         let mut kg = fn_dsa_kgen::KeyPairGenerator512::default();
         let mut falcon_sk =
@@ -44,13 +43,33 @@ impl Keypair {
         let mut rng = FixedSeed { seed: falcon_seed, used: false };
         kg.keygen(fn_dsa_kgen::FN_DSA_LOGN_512, &mut rng, &mut falcon_sk, &mut falcon_pk);
 
-        let (mldsa_pk, mldsa_sk) = {
-            use fips204::traits::{KeyGen as _, SerDes as _};
-            let (pk, sk) = fips204::ml_dsa_44::KG::keygen_from_seed(&mldsa_seed);
-            (pk.into_bytes().to_vec(), Zeroizing::new(sk.into_bytes().to_vec()))
-        };
+        let (mldsa_pk, mldsa_sk) = mldsa_from_seed(seed);
         Self::from_parts(falcon_pk, &falcon_sk, mldsa_pk, &mldsa_sk)
             .unwrap_or_else(|e| unreachable!("generated keys have the suite's lengths: {e}"))
+    }
+
+    /// A key pair from a master seed and a Falcon-512 secret key made elsewhere: the ML-DSA
+    /// keys come from the seed (§2.5 of the spec), the Falcon keys from `falcon_sk` (the
+    /// standard 1,281-byte encoding, header byte `0x59`), whatever generator made it. This is
+    /// what a version-2 keystore carries, so keys made by an implementation without
+    /// `fn-dsa-kgen` (qoin-js, on noble's round-3 generator) load here with their address.
+    pub fn from_seed_and_falcon_key(seed: &[u8; SEED_LEN], falcon_sk: &[u8]) -> Result<Self, CryptoError> {
+        use fn_dsa_sign::SigningKey as _;
+        let invalid = CryptoError::InvalidKey("Falcon-512 secret key");
+        if falcon_sk.len() != fn_dsa_kgen::sign_key_size(fn_dsa_kgen::FN_DSA_LOGN_512) {
+            return Err(invalid);
+        }
+        let key = fn_dsa_sign::SigningKey512::decode(falcon_sk).ok_or(invalid)?;
+        let mut falcon_pk = vec![0u8; fn_dsa_kgen::vrfy_key_size(fn_dsa_kgen::FN_DSA_LOGN_512)];
+        key.to_verifying_key(&mut falcon_pk);
+        let (mldsa_pk, mldsa_sk) = mldsa_from_seed(seed);
+        Self::from_parts(falcon_pk, falcon_sk, mldsa_pk, &mldsa_sk)
+    }
+
+    /// The Falcon-512 secret key in its standard encoding (1,281 bytes), as a version-2
+    /// keystore stores it.
+    pub fn falcon_secret_key(&self) -> &[u8] {
+        self.falcon_sk.as_bytes()
     }
 
     /// A fresh key pair from the operating system's randomness, with the seed it came from.
@@ -114,6 +133,13 @@ impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Keypair({})", self.address)
     }
+}
+
+/// The ML-DSA-44 key pair of a master seed: ξ = `SHAKE256("QOIN/KEYGEN/ML-DSA-44/v1" ‖ seed)[..32]`.
+fn mldsa_from_seed(seed: &[u8; SEED_LEN]) -> (Vec<u8>, Zeroizing<Vec<u8>>) {
+    use fips204::traits::{KeyGen as _, SerDes as _};
+    let (pk, sk) = fips204::ml_dsa_44::KG::keygen_from_seed(&derive_seed(MLDSA_KEYGEN_TAG, seed));
+    (pk.into_bytes().to_vec(), Zeroizing::new(sk.into_bytes().to_vec()))
 }
 
 fn derive_seed(tag: &[u8], seed: &[u8; SEED_LEN]) -> [u8; 32] {

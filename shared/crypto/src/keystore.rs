@@ -1,7 +1,11 @@
 //! The encrypted keystore file.
 //!
-//! A keystore holds one account's 32-byte master seed (from which both secret keys are
-//! derived, see [`Keypair::from_seed`]), encrypted under a password:
+//! A keystore holds one account's secret keys, encrypted under a password. Version 2 (what
+//! is written) holds the 32-byte master seed (the ML-DSA keys are derived from it) followed
+//! by the Falcon-512 secret key in its standard encoding (1,281 bytes), so keys made by any
+//! Falcon generator load with their address, see [`Keypair::from_seed_and_falcon_key`].
+//! Version 1 (still read) holds the seed alone, both keys derived from it
+//! ([`Keypair::from_seed`]).
 //!
 //! - KDF: argon2id (v1.3) over the password and a 32-byte random salt gives 64 bytes;
 //!   the first 32 are the encryption key, the last 32 the *check key*.
@@ -20,10 +24,12 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// Current keystore format version.
-pub const KEYSTORE_VERSION: u32 = 1;
+/// The keystore format version written: 2 (seed and Falcon secret key). Version 1 (seed
+/// only) is still read.
+pub const KEYSTORE_VERSION: u32 = 2;
 const CHECK_TAG: &[u8] = b"QOIN/KEYSTORE-CHECK/v1";
-const AAD_TAG: &str = "QOIN/KEYSTORE/v1";
+/// Falcon-512 secret key length in its standard encoding.
+const FALCON_SK_LEN: usize = 1281;
 
 /// Why a keystore could not be written or opened.
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +121,19 @@ pub struct CryptoSection {
     pub check: String,
 }
 
-fn aad(address: &Address, suite: u8, p: &KdfParams) -> Vec<u8> {
-    format!("{AAD_TAG}|{address:#x}|{suite}|{}|{}|{}", p.m_cost_kib, p.t_cost, p.p_cost).into_bytes()
+/// The associated data: binds the version, address, suite and KDF costs to the ciphertext.
+fn aad(version: u32, address: &Address, suite: u8, p: &KdfParams) -> Vec<u8> {
+    format!("QOIN/KEYSTORE/v{version}|{address:#x}|{suite}|{}|{}|{}", p.m_cost_kib, p.t_cost, p.p_cost)
+        .into_bytes()
+}
+
+/// The plaintext length of a version's ciphertext (without the 16-byte tag).
+fn plaintext_len(version: u32) -> usize {
+    if version == 1 {
+        SEED_LEN
+    } else {
+        SEED_LEN + FALCON_SK_LEN
+    }
 }
 
 fn derive(password: &[u8], salt: &[u8], p: &KdfParams) -> Result<Zeroizing<[u8; 64]>, KeystoreError> {
@@ -143,14 +160,25 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-/// Encrypts `seed` under `password` and returns the keystore contents.
+/// Encrypts the key pair of `seed` (§2.5 of the spec) under `password` and returns the
+/// keystore contents (version 2).
 pub fn encrypt(
     seed: &[u8; SEED_LEN],
     password: &[u8],
     params: KdfParams,
 ) -> Result<KeystoreFile, KeystoreError> {
+    encrypt_keypair(&Keypair::from_seed(seed), seed, password, params)
+}
+
+/// Encrypts `keypair`, whose ML-DSA keys come from `seed`, under `password` (version 2: the
+/// seed followed by the Falcon secret key).
+pub fn encrypt_keypair(
+    keypair: &Keypair,
+    seed: &[u8; SEED_LEN],
+    password: &[u8],
+    params: KdfParams,
+) -> Result<KeystoreFile, KeystoreError> {
     params.check()?;
-    let keypair = Keypair::from_seed(seed);
     let address = keypair.address();
     let suite = keypair.public().suite().as_byte();
     let salt: [u8; 32] = random();
@@ -158,9 +186,12 @@ pub fn encrypt(
     let key = derive(password, &salt, &params)?;
     let cipher = chacha20poly1305::XChaCha20Poly1305::new_from_slice(&key[..32])
         .map_err(|_| KeystoreError::Malformed("cipher key length".into()))?;
-    let aad = aad(&address, suite, &params);
+    let aad = aad(KEYSTORE_VERSION, &address, suite, &params);
+    let mut plain = Zeroizing::new(Vec::with_capacity(plaintext_len(KEYSTORE_VERSION)));
+    plain.extend_from_slice(seed);
+    plain.extend_from_slice(keypair.falcon_secret_key());
     let ciphertext = cipher
-        .encrypt(chacha20poly1305::XNonce::from_slice(&nonce), Payload { msg: seed, aad: &aad })
+        .encrypt(chacha20poly1305::XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad })
         .map_err(|_| KeystoreError::Malformed("encryption failed".into()))?;
     Ok(KeystoreFile {
         version: KEYSTORE_VERSION,
@@ -194,7 +225,7 @@ impl KeystoreFile {
                 KeystoreError::Malformed(e.to_string())
             }
         })?;
-        if file.version != KEYSTORE_VERSION {
+        if !(1..=KEYSTORE_VERSION).contains(&file.version) {
             return Err(KeystoreError::Malformed(format!("unsupported keystore version {}", file.version)));
         }
         Suite::supported(file.suite).map_err(|e| KeystoreError::Malformed(e.to_string()))?;
@@ -213,7 +244,8 @@ impl KeystoreFile {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| unreachable!("keystore serialises: {e}"))
     }
 
-    /// Decrypts the seed and rebuilds the key pair, checking it matches the stored address.
+    /// Decrypts the secret keys and rebuilds the key pair, checking it matches the stored
+    /// address; answers it with the master seed (from which its ML-DSA keys come).
     pub fn decrypt(&self, password: &[u8]) -> Result<(Keypair, Zeroizing<[u8; SEED_LEN]>), KeystoreError> {
         let c = &self.crypto;
         c.kdfparams.check()?;
@@ -221,7 +253,7 @@ impl KeystoreFile {
         let nonce: [u8; 24] = hex_field("nonce", &c.nonce)?;
         let ciphertext =
             hex::decode(&c.ciphertext).map_err(|e| KeystoreError::Malformed(format!("ciphertext: {e}")))?;
-        if ciphertext.len() != SEED_LEN + 16 {
+        if ciphertext.len() != plaintext_len(self.version) + 16 {
             return Err(KeystoreError::Tampered("ciphertext has the wrong length"));
         }
         let key = derive(password, &salt, &c.kdfparams)?;
@@ -230,7 +262,7 @@ impl KeystoreFile {
         }
         let cipher = chacha20poly1305::XChaCha20Poly1305::new_from_slice(&key[..32])
             .map_err(|_| KeystoreError::Malformed("cipher key length".into()))?;
-        let aad = aad(&self.address, self.suite, &c.kdfparams);
+        let aad = aad(self.version, &self.address, self.suite, &c.kdfparams);
         let plain = Zeroizing::new(
             cipher
                 .decrypt(
@@ -239,12 +271,17 @@ impl KeystoreFile {
                 )
                 .map_err(|_| KeystoreError::Tampered("authentication tag does not match"))?,
         );
-        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
-        if plain.len() != SEED_LEN {
-            return Err(KeystoreError::Tampered("seed has the wrong length"));
+        if plain.len() != plaintext_len(self.version) {
+            return Err(KeystoreError::Tampered("secret keys have the wrong length"));
         }
-        seed.copy_from_slice(&plain);
-        let keypair = Keypair::from_seed(&seed);
+        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+        seed.copy_from_slice(&plain[..SEED_LEN]);
+        let keypair = if self.version == 1 {
+            Keypair::from_seed(&seed)
+        } else {
+            Keypair::from_seed_and_falcon_key(&seed, &plain[SEED_LEN..])
+                .map_err(|_| KeystoreError::Tampered("the Falcon secret key does not decode"))?
+        };
         if keypair.address() != self.address {
             return Err(KeystoreError::Tampered("address does not match the key"));
         }

@@ -294,3 +294,76 @@ fn falcon_verdicts_are_the_same_through_fn_dsa_and_pqclean() {
     }
     assert!(accepted > 900 && refused > 2_500, "accepted {accepted}, refused {refused}");
 }
+
+#[test]
+fn keystore_writes_version_2_with_the_falcon_key() {
+    let (_dir, ks, addr) = stored();
+    let f = ks.read(&ks.path_of(&addr)).unwrap();
+    assert_eq!(f.version, 2);
+    assert_eq!(hex::decode(&f.crypto.ciphertext).unwrap().len(), 32 + 1281 + 16);
+    let (kp, seed) = f.decrypt(b"correct horse").unwrap();
+    assert_eq!(*seed, [42; 32]);
+    assert_eq!(kp.falcon_secret_key(), Keypair::from_seed(&[42; 32]).falcon_secret_key());
+
+    // Relabelled as version 1 (seed only): refused, not read as another key.
+    let mut old = f.clone();
+    old.version = 1;
+    assert!(matches!(old.decrypt(b"correct horse"), Err(KeystoreError::Tampered(_))));
+    // A version from the future is not guessed at.
+    let mut future = f;
+    future.version = 3;
+    assert!(matches!(KeystoreFile::parse(&future.to_json()), Err(KeystoreError::Malformed(_))));
+}
+
+#[test]
+fn keystore_still_reads_version_1_files() {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    // A version-1 file as earlier releases wrote it: the seed alone under the v1 AAD.
+    let seed = [7u8; 32];
+    let address = Keypair::from_seed(&seed).address();
+    let p = KdfParams::LIGHT;
+    let (salt, nonce) = ([3u8; 32], [4u8; 24]);
+    let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(64)).unwrap();
+    let mut k = [0u8; 64];
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(b"pw", &salt, &mut k)
+        .unwrap();
+    let aad = format!("QOIN/KEYSTORE/v1|{address:#x}|1|{}|{}|{}", p.m_cost_kib, p.t_cost, p.p_cost);
+    let ct = chacha20poly1305::XChaCha20Poly1305::new_from_slice(&k[..32])
+        .unwrap()
+        .encrypt(chacha20poly1305::XNonce::from_slice(&nonce), Payload { msg: &seed, aad: aad.as_bytes() })
+        .unwrap();
+    let mut check = b"QOIN/KEYSTORE-CHECK/v1".to_vec();
+    check.extend_from_slice(&k[32..]);
+    let json = format!(
+        r#"{{"version":1,"address":"{address:#x}","suite":1,"crypto":{{"kdf":"argon2id","kdfparams":{{"m_cost_kib":{},"t_cost":{},"p_cost":{}}},"salt":"{}","cipher":"xchacha20-poly1305","nonce":"{}","ciphertext":"{}","check":"{}"}}}}"#,
+        p.m_cost_kib,
+        p.t_cost,
+        p.p_cost,
+        hex::encode(salt),
+        hex::encode(nonce),
+        hex::encode(ct),
+        hex::encode(crate::keccak256(check))
+    );
+    let (kp, got) = KeystoreFile::parse(&json).unwrap().decrypt(b"pw").unwrap();
+    assert_eq!((kp.address(), *got), (address, seed));
+}
+
+#[test]
+fn a_falcon_key_from_elsewhere_keeps_its_address() {
+    // The seed's own Falcon key gives the seed's address.
+    let kp = Keypair::from_seed(&[1; 32]);
+    let again = Keypair::from_seed_and_falcon_key(&[1; 32], kp.falcon_secret_key()).unwrap();
+    assert_eq!(again.address(), kp.address());
+    assert_eq!(again.public(), kp.public());
+    // Another seed's Falcon key: the keys of that Falcon key and this seed's ML-DSA key.
+    let other = Keypair::from_seed(&[2; 32]);
+    let mixed = Keypair::from_seed_and_falcon_key(&[1; 32], other.falcon_secret_key()).unwrap();
+    assert_eq!(mixed.public().falcon(), other.public().falcon());
+    assert_eq!(mixed.public().mldsa(), kp.public().mldsa());
+    let sig = mixed.sign(Domain::Transaction, &[9; 32]);
+    assert!(verify(mixed.public(), Domain::Transaction, &[9; 32], &sig).is_ok());
+    // Not a Falcon key: refused.
+    assert!(Keypair::from_seed_and_falcon_key(&[1; 32], &[0u8; 1281]).is_err());
+    assert!(Keypair::from_seed_and_falcon_key(&[1; 32], &kp.falcon_secret_key()[..1280]).is_err());
+}

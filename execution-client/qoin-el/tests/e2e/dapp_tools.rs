@@ -8,13 +8,16 @@
 //! - Hardhat 3 (`tests/dapp-tools/hardhat`, on the npm `node` package's Node.js 22, `accounts:
 //!   "remote"`, the npm solc): deploy, calls, revert reasons, custom errors, events, and the
 //!   network helpers (`loadFixture`, `time`, `mine`, `setBalance` / `setNonce` / `setCode` /
-//!   `setStorageAt`, `takeSnapshot`) over the dev-node methods.
+//!   `setStorageAt`, `takeSnapshot`) over the dev-node methods;
+//! - qoin-js (`shared/qoin-js`, `tests/dapp-tools/qoin-js.mjs`): a viem Account and an ethers
+//!   Signer on post-quantum keys, keystore files shared with `qoin-el account` both ways.
 //!
 //! The lockfile lists EDR's (Hardhat's EVM) native packages for other platforms without
 //! tarballs: the registry this is installed from may not serve them, and `npm ci` only needs
 //! them listed to skip them.
 //!
-//! Needs Node.js and `npm ci` in `tests/dapp-tools`; CI does both and sets
+//! Needs Node.js, `npm ci` in `shared/qoin-js` (which builds it) and then in
+//! `tests/dapp-tools`; CI does these and sets
 //! `QOIN_DAPP_TOOLS=1`, which makes a missing setup a failure instead of a skip.
 
 use crate::rpc::Node;
@@ -153,6 +156,78 @@ fn ethers_and_viem_deploy_call_and_decode_reverts() {
         ),
         "{stdout}"
     );
+}
+
+/// qoin-js's own unit tests (`shared/qoin-js/test`): the spec's key, address and transaction
+/// vectors, decoding of bad input, keystores, and the fixtures qoin-primitives cross-checks.
+#[test]
+fn qoin_js_unit_tests_pass() {
+    let Some(tools) = tools(&["qoin-js/dist/index.js"]) else {
+        return;
+    };
+    let package = tools.join("node_modules/qoin-js");
+    let out = Command::new("node").arg("--test").arg("test/").current_dir(&package).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("# fail 0") && !stdout.contains("# pass 0"), "{stdout}");
+}
+
+/// qoin-js (`shared/qoin-js`): keys from a keystore `qoin-el account new` wrote and keys made
+/// in JavaScript send type-0x51 transactions through viem and ethers; what the node signs
+/// verifies in qoin-js; the JS-made keys' keystore opens in `qoin-el account show --unlock`.
+#[test]
+fn qoin_js_signs_for_viem_and_ethers_and_shares_keystores_with_qoin_el() {
+    let Some(tools) = tools(&["ethers", "viem", "qoin-js/dist/index.js"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let el = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_qoin-el"))
+            .arg("--datadir")
+            .arg(dir.path().join("wallet"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "qoin-el {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "js and rust\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let created = el(&["account", "new", "--password-file", pw, "--light-kdf"]);
+    let address = created.lines().next().unwrap().strip_prefix("New account: ").unwrap().to_string();
+    let keystore = dir.path().join("wallet/keystore").join(format!("qoin-{}.json", &address[2..]));
+    let js_keystore = dir.path().join("js-keystore");
+    std::fs::create_dir_all(&js_keystore).unwrap();
+
+    let node = Node::start(&dir.path().join("node"));
+    let out = Command::new("node")
+        .arg(tools.join("qoin-js.mjs"))
+        .arg(tools.join("../contracts/Counter.json"))
+        .arg(format!("http://{}", node.addr))
+        .arg(&keystore)
+        .arg("js and rust")
+        .arg(&js_keystore)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "qoin-el-signed transaction and message verified by qoin-js: ok",
+        "viem: qoin-js account from a qoin-el keystore deploys, calls, sends: ok",
+        "refused: wrong chain, broken signature, unfunded key: ok",
+        "ethers: qoin-js signer with keys made in JS deploys, calls, sends; messages recovered in a contract: ok",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
+    }
+    // The keys made in JavaScript open in qoin-el with the same address.
+    let js_address = stdout.lines().find_map(|l| l.strip_prefix("js-account: ")).unwrap().to_lowercase();
+    let ks = js_keystore.to_str().unwrap();
+    let listed = el(&["--keystore", ks, "account", "list"]);
+    assert!(listed.to_lowercase().contains(&js_address), "{listed}");
+    let shown = el(&["--keystore", ks, "account", "show", &js_address, "--unlock", "--password-file", pw]);
+    assert!(shown.to_lowercase().contains(&js_address), "{shown}");
 }
 
 #[test]
