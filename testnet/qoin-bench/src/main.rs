@@ -62,6 +62,10 @@ const BENCHES: &[(&str, &str)] = &[
         "engine NewPayload + ForkchoiceUpdated (p50, p99) idle and while 64 clients flood eth_call and eth_getLogs",
     ),
     (
+        "rpc-throughput",
+        "eth_call/s and eth_sendTransaction-to-receipt/s from 10 senders on qoin-el --dev, beside anvil (npm) in the same run",
+    ),
+    (
         "devnet-blocktime",
         "mean and spread of block times of a running devnet over 200 blocks at the 1 s target",
     ),
@@ -202,6 +206,7 @@ fn main() {
         "engine-roundtrip" => engine::engine_roundtrip(),
         "devnet-blocktime" => engine::devnet_blocktime(),
         "rpc-flood" => rpc::rpc_flood(),
+        "rpc-throughput" => rpc::rpc_throughput(),
         "fork-choice" => forkchoice::fork_choice(cli.blocks.unwrap_or(1_000_000)),
         "block-propagation" => network::block_propagation(cli.blocks.unwrap_or(100)),
         "stale-rate" => network::stale_rate(cli.blocks.unwrap_or(500)),

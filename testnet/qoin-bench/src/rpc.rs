@@ -1,6 +1,7 @@
 //! JSON-RPC load benchmarks against a real `qoin-el` process: `rpc-flood` (the engine API's
 //! NewPayload + ForkchoiceUpdated latency while 64 clients flood `eth_call` and `eth_getLogs`,
-//! against the same latency idle).
+//! against the same latency idle) and `rpc-throughput` (`eth_call`/s and
+//! `eth_sendTransaction`-to-receipt/s on `qoin-el --dev`, beside anvil in the same run).
 
 use crate::{emit, percentile};
 use alloy_primitives::{Address, B256};
@@ -21,7 +22,7 @@ fn fail(e: &dyn std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// A `qoin-el node --dev --mine off` (blocks only through the engine API), killed on drop.
+/// A `qoin-el node --dev` (`--mine off`: blocks only through the engine API), killed on drop.
 struct El {
     child: Child,
     rpc: String,
@@ -37,14 +38,14 @@ impl Drop for El {
     }
 }
 
-fn start_el(secret_path: &std::path::Path) -> El {
+fn start_el(secret_path: &std::path::Path, mine: &str) -> El {
     let bins = crate::network::release_bins();
     let dir = std::env::temp_dir().join(format!("qoin-bench-rpc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new(bins.join("qoin-el"))
         .arg("--datadir")
         .arg(&dir)
-        .args(["node", "--dev", "--mine", "off", "--http.port", "0", "--authrpc.port", "0"])
+        .args(["node", "--dev", "--mine", mine, "--http.port", "0", "--authrpc.port", "0"])
         .arg("--authrpc.jwtsecret")
         .arg(secret_path)
         .env("RUST_LOG", "info")
@@ -125,7 +126,7 @@ async fn build(client: &EngineClient, mut head: B256, time: &mut u64, rounds: us
 pub(crate) fn rpc_flood() {
     let secret_path = std::env::temp_dir().join(format!("qoin-bench-rpc-{}.jwt", std::process::id()));
     let secret = JwtSecret::load_or_create(&secret_path).unwrap_or_else(|e| fail(&e));
-    let el = start_el(&secret_path);
+    let el = start_el(&secret_path, "off");
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
     let latest = rpc(&agent, &el.rpc, "eth_getBlockByNumber", &json!(["latest", false]))
@@ -208,4 +209,165 @@ pub(crate) fn rpc_flood() {
         "value": (((c1 - c0) + (l1 - l0)) as f64 / seconds).round(), "errors": errors.load(Ordering::Relaxed),
     }));
     let _ = std::fs::remove_file(&secret_path);
+}
+
+/// Seconds each `rpc-throughput` phase runs, per node.
+const THROUGHPUT_SECONDS: u64 = 10;
+/// Senders (and callers) at once: the dev accounts 0-9 of both nodes.
+const SENDERS: usize = 10;
+
+/// anvil from npm (`@foundry-rs/anvil-linux-amd64`, installed by `npm ci` in the dapp-tools
+/// folder), or `QOIN_ANVIL`.
+fn anvil_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("QOIN_ANVIL") {
+        return p.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join(
+        "execution-client/qoin-el/tests/dapp-tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil",
+    );
+    if !p.exists() {
+        fail(&format!(
+            "anvil not found at {} (run `npm ci` in execution-client/qoin-el/tests/dapp-tools, or set QOIN_ANVIL)",
+            p.display()
+        ));
+    }
+    p
+}
+
+/// anvil on a free loopback port (automine: a block per transaction, as `qoin-el --dev`).
+struct Anvil {
+    child: Child,
+    rpc: String,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_anvil(agent: &ureq::Agent) -> Anvil {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| fail(&e))
+        .port();
+    let child = Command::new(anvil_path())
+        .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--silent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&e));
+    let anvil = Anvil { child, rpc: format!("http://127.0.0.1:{port}") };
+    let until = Instant::now() + Duration::from_secs(30);
+    while rpc(agent, &anvil.rpc, "eth_chainId", &json!([])).is_none() {
+        if Instant::now() > until {
+            fail(&"anvil did not answer within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anvil
+}
+
+/// The receipt of `hash`, polled every millisecond.
+fn receipt(agent: &ureq::Agent, url: &str, hash: &Value) -> Value {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(r) = rpc(agent, url, "eth_getTransactionReceipt", &json!([hash])).filter(|r| !r.is_null())
+        {
+            return r;
+        }
+        if Instant::now() > until {
+            fail(&format!("no receipt for {hash} from {url}"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs `work(sender index, from)` on `SENDERS` threads for `THROUGHPUT_SECONDS`; answers the
+/// successes per second and the failures.
+fn for_a_while(accounts: &[Value], work: impl Fn(&Value) -> bool + Sync) -> (f64, u64) {
+    let stop = AtomicBool::new(false);
+    let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for from in accounts.iter().take(SENDERS) {
+            let (stop, done, failed, work) = (&stop, &done, &failed, &work);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if work(from) { done } else { failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(THROUGHPUT_SECONDS));
+        stop.store(true, Ordering::Relaxed);
+    });
+    (done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), failed.load(Ordering::Relaxed))
+}
+
+/// `eth_call`/s and mined `eth_sendTransaction`/s against one node, on the Counter contract.
+fn throughput(agent: &ureq::Agent, url: &str) -> (f64, u64, f64, u64) {
+    let counter: Value =
+        serde_json::from_str(include_str!("../../../execution-client/qoin-el/tests/contracts/Counter.json"))
+            .unwrap_or_else(|e| fail(&e));
+    let accounts = rpc(agent, url, "eth_accounts", &json!([])).unwrap_or_else(|| fail(&"no eth_accounts"));
+    let accounts = accounts.as_array().cloned().unwrap_or_default();
+    if accounts.len() < SENDERS {
+        fail(&format!("{url} unlocks {} accounts, {SENDERS} needed", accounts.len()));
+    }
+    // Deploy with constructor argument 5.
+    let code = format!("{}{:064x}", counter["bytecode"].as_str().unwrap_or_default(), 5);
+    let hash = rpc(
+        agent,
+        url,
+        "eth_sendTransaction",
+        &json!([{"from": accounts[0], "data": code, "gas": "0x200000"}]),
+    )
+    .unwrap_or_else(|| fail(&"deploy refused"));
+    let address = receipt(agent, url, &hash)["contractAddress"].clone();
+    let count_call = json!([{"to": address, "data": "0x06661abd"}, "latest"]);
+    let (calls, call_errors) = for_a_while(&accounts, |_| rpc(agent, url, "eth_call", &count_call).is_some());
+    // add(1): selector 0x1003e2d2.
+    let add = format!("0x1003e2d2{:064x}", 1);
+    let (mined, send_errors) = for_a_while(&accounts, |from| {
+        let sent = rpc(
+            agent,
+            url,
+            "eth_sendTransaction",
+            &json!([{"from": from, "to": address, "data": add, "gas": "0x20000"}]),
+        );
+        sent.is_some_and(|h| receipt(agent, url, &h)["status"] == json!("0x1"))
+    });
+    (calls, call_errors, mined, send_errors)
+}
+
+/// `rpc-throughput`: `eth_call`/s (`count()`) and `eth_sendTransaction`-to-receipt/s
+/// (`add(1)`, each of 10 senders waiting for its receipt before the next) on the same
+/// Counter contract, `qoin-el --dev` and anvil one after the other in the same run.
+pub(crate) fn rpc_throughput() {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
+    let secret_path = std::env::temp_dir().join(format!("qoin-bench-tput-{}.jwt", std::process::id()));
+    JwtSecret::load_or_create(&secret_path).unwrap_or_else(|e| fail(&e));
+    let qoin = {
+        let el = start_el(&secret_path, "instant");
+        throughput(&agent, &el.rpc)
+    };
+    let _ = std::fs::remove_file(&secret_path);
+    let anvil = {
+        let a = start_anvil(&agent);
+        throughput(&agent, &a.rpc)
+    };
+    for (node, (calls, call_errors, mined, send_errors)) in [("qoin-el --dev", qoin), ("anvil", anvil)] {
+        emit(&json!({"bench": "rpc-throughput", "node": node, "method": "eth_call", "unit": "calls/s",
+            "value": calls.round(), "errors": call_errors, "clients": SENDERS, "seconds": THROUGHPUT_SECONDS}));
+        emit(
+            &json!({"bench": "rpc-throughput", "node": node, "method": "eth_sendTransaction to receipt", "unit": "mined/s",
+            "value": mined.round(), "errors": send_errors, "senders": SENDERS, "seconds": THROUGHPUT_SECONDS}),
+        );
+    }
+    emit(&json!({"bench": "rpc-throughput", "stat": "qoin / anvil", "unit": "x anvil", "goal": 1.0,
+        "eth_call": ((qoin.0 / anvil.0) * 100.0).round() / 100.0, "value": ((qoin.2 / anvil.2) * 100.0).round() / 100.0,
+        "what": "value: mined/s ratio; eth_call: calls/s ratio"}));
 }
