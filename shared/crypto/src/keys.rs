@@ -68,7 +68,7 @@ impl Keypair {
 
     /// The Falcon-512 secret key in its standard encoding (1,281 bytes), as a version-2
     /// keystore stores it.
-    pub fn falcon_secret_key(&self) -> &[u8] {
+    pub(crate) fn falcon_secret_key(&self) -> &[u8] {
         self.falcon_sk.as_bytes()
     }
 

@@ -172,7 +172,7 @@ pub fn encrypt(
 
 /// Encrypts `keypair`, whose ML-DSA keys come from `seed`, under `password` (version 2: the
 /// seed followed by the Falcon secret key).
-pub fn encrypt_keypair(
+fn encrypt_keypair(
     keypair: &Keypair,
     seed: &[u8; SEED_LEN],
     password: &[u8],
