@@ -547,6 +547,11 @@ const MAX_HELD: usize = 4096;
 const TICK: Duration = Duration::from_secs(2);
 /// Ticks between redials and discovery while the node has some peers but few.
 const REDIAL_TICKS: u64 = 5;
+/// Ticks between status exchanges with every connected peer (about 10 s). Gossip is best
+/// effort: a node that missed blocks (a mesh not yet rebuilt after a partition, messages
+/// dropped while it was busy) learns from its peers' statuses that their chains are heavier
+/// and syncs, instead of waiting for a block it cannot place.
+const STATUS_TICKS: u64 = 5;
 
 /// Resolves when the front of `held` is due (never while nothing is held).
 async fn sleep_until_front(held: &VecDeque<(tokio::time::Instant, Held)>) {
@@ -658,6 +663,12 @@ impl Task {
 
     fn on_tick(&mut self) {
         self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(STATUS_TICKS) {
+            let status = self.our_status();
+            for peer in self.connected.clone() {
+                self.send_status(peer, status);
+            }
+        }
         for peer in self.book.expired_bans(Instant::now()) {
             if self.denied.contains(&peer) {
                 continue;
@@ -712,6 +723,13 @@ impl Task {
             tracing::info!(target: targets::NETWORK, %peer, "peer denied");
         }
         self.denied = peers;
+    }
+
+    /// Sends our status to `peer`; its answer comes to the node as a [`NetworkEvent::PeerStatus`].
+    fn send_status(&mut self, peer: PeerId, status: Status) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::Status(status));
+        let (reply, _) = oneshot::channel();
+        self.pending.insert(id, (peer, reply));
     }
 
     fn our_status(&self) -> Status {
@@ -817,9 +835,7 @@ impl Task {
                 if num_established.get() == 1 {
                     tracing::debug!(target: targets::NETWORK, peer = %peer_id, "connected");
                     let status = self.our_status();
-                    let id = self.swarm.behaviour_mut().sync.send_request(&peer_id, Request::Status(status));
-                    let (reply, _) = oneshot::channel();
-                    self.pending.insert(id, (peer_id, reply));
+                    self.send_status(peer_id, status);
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {

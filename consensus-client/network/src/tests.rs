@@ -157,7 +157,7 @@ mod swarm {
         _dir: tempfile::TempDir,
         handle: NetworkHandle,
         events: mpsc::Receiver<NetworkEvent>,
-        _status: watch::Sender<Status>,
+        status: watch::Sender<Status>,
     }
 
     async fn node(chain_id: u64, bootnodes: Vec<Multiaddr>, quic_first: bool) -> (Node, Multiaddr) {
@@ -182,7 +182,7 @@ mod swarm {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        (Node { _dir: dir, handle, events, _status: status_tx }, addr)
+        (Node { _dir: dir, handle, events, status: status_tx }, addr)
     }
 
     async fn next_event<T>(n: &mut Node, secs: u64, mut pick: impl FnMut(NetworkEvent) -> Option<T>) -> T {
@@ -250,6 +250,21 @@ mod swarm {
             assert_eq!(*got.2, block);
             assert_eq!(got.1, a.handle.peer_id());
             b.handle.report(got.0, got.1, GossipVerdict::Accept).await.unwrap();
+
+            if !quic {
+                // A's head moves with no gossip B could hear: the periodic status exchange
+                // (about every 10 s) still tells B, on the connection it already has.
+                let moved = Status { head_height: 99, cumulative_work: 1 << 40, ..*a.status.borrow() };
+                a.status.send_replace(moved);
+                let heard = next_event(&mut b, 25, |e| match e {
+                    NetworkEvent::PeerStatus { peer, status } if status.head_height == 99 => {
+                        Some((peer, status))
+                    }
+                    _ => None,
+                })
+                .await;
+                assert_eq!(heard, (a.handle.peer_id(), moved));
+            }
         }
     }
 

@@ -31,8 +31,12 @@ pub struct P2p {
     events: mpsc::Receiver<NetworkEvent>,
     status: watch::Sender<Status>,
     relay: Relay,
-    /// What peers last told us of their chains.
+    /// What peers last told us of their chains: the candidates for sync (a peer whose sync
+    /// failed is taken out until its next status, which comes every few seconds).
     pub(crate) peers: std::collections::HashMap<qoin_cl_network::PeerId, Status>,
+    /// Peers of this chain connected now (that sent their status): counted in metrics, and
+    /// each one's pool is pulled once per connection.
+    connected: std::collections::HashSet<qoin_cl_network::PeerId>,
 }
 
 impl P2p {
@@ -44,7 +48,7 @@ impl P2p {
             spawn_responder(raw, handle.clone(), node.store.reader(), node.engine.clone(), status_rx);
         tracing::info!(target: targets::NETWORK, peer_id = %handle.peer_id(), "network started");
         let relay = relay::spawn(node.engine.clone(), handle.clone(), node.metrics.clone());
-        Ok(Self { handle, events, status, relay, peers: Default::default() })
+        Ok(Self { handle, events, status, relay, peers: Default::default(), connected: Default::default() })
     }
 
     /// The next event, or never when there is no network.
@@ -125,13 +129,25 @@ impl P2p {
             }
             NetworkEvent::PeerStatus { peer, status } => {
                 let ours = node.status();
-                if self.peers.insert(peer, status).is_none() {
+                let previous = self.peers.insert(peer, status);
+                let new_peer = self.connected.insert(peer);
+                if new_peer {
                     // A peer new to us: each side takes what the other's pool has and its own
                     // lacks (transactions sent while either had no peers, or before it joined).
                     self.relay.pull_pool(peer);
                 }
-                node.metrics.peers.set(self.peers.len() as f64);
-                if status.cumulative_work > ours.cumulative_work {
+                node.metrics.peers.set(self.connected.len() as f64);
+                // A head we already hold is in our fork tree, where fork choice has weighed it.
+                // Statuses come again every few seconds, so one naming a head a block past ours
+                // is most likely racing that block's gossip: synced only from a new peer, when
+                // the peer is further ahead, or when it still names the head it named last time
+                // (gossip did not bring it).
+                let heavier = status.cumulative_work > ours.cumulative_work
+                    && node.store.meta(&status.head_hash).is_none();
+                let missed = new_peer
+                    || status.head_height > ours.head_height.saturating_add(1)
+                    || previous.is_some_and(|p| p.head_hash == status.head_hash);
+                if heavier && missed {
                     tracing::info!(
                         target: targets::SYNC,
                         %peer,
@@ -149,7 +165,8 @@ impl P2p {
             NetworkEvent::Request { .. } => false,
             NetworkEvent::PeerDisconnected { peer } => {
                 self.peers.remove(&peer);
-                node.metrics.peers.set(self.peers.len() as f64);
+                self.connected.remove(&peer);
+                node.metrics.peers.set(self.connected.len() as f64);
                 false
             }
         }
@@ -157,7 +174,9 @@ impl P2p {
 }
 
 /// How far back a gossiped block's missing ancestors are fetched from the peer that sent it.
-pub const MAX_BACKFILL: usize = 256;
+/// Two requests per block stay well inside a peer's request budget (a burst of 64, §16.5);
+/// a longer gap goes to the headers-first sync, which asks for up to 1,024 headers at once.
+pub const MAX_BACKFILL: usize = 16;
 
 impl P2p {
     /// Fetches the missing ancestors of `block` from `peer` (one header and one payload per
@@ -217,7 +236,10 @@ impl P2p {
     }
 
     /// One block by hash from `peer`: its header, then the payload the header commits to.
-    /// An answer that is not what was asked costs the peer.
+    /// An answer holding something other than what was asked costs the peer; one that holds
+    /// nothing, or a refusal (rate limited, busy), does not: a peer may have dropped a side
+    /// block since, and back-fill must not make an honest peer look hostile (four such answers
+    /// would ban it).
     async fn fetch(
         &self,
         peer: qoin_cl_network::PeerId,
@@ -225,43 +247,63 @@ impl P2p {
     ) -> Option<(qoin_primitives::Header, qoin_engine_api::Payload)> {
         let header = self
             .ask(peer, Request::HeadersByHash(vec![hash]), |r| match r {
-                Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => hs.pop(),
-                _ => None,
+                Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => {
+                    Answer::Found(hs.remove(0))
+                }
+                Response::Headers(hs) if hs.is_empty() => Answer::Missing,
+                Response::Refused(_) => Answer::Missing,
+                _ => Answer::Wrong,
             })
             .await?;
         let payload = self
             .ask(peer, Request::PayloadsByHash(vec![hash]), |r| match r {
                 Response::Payloads(mut ps) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
-                    ps.pop()
+                    Answer::Found(ps.remove(0))
                 }
-                _ => None,
+                Response::Payloads(ps) if ps.is_empty() => Answer::Missing,
+                Response::Refused(_) => Answer::Missing,
+                _ => Answer::Wrong,
             })
             .await?;
         Some((header, payload))
     }
 
-    /// Sends `request` to `peer` and takes what `answer` finds in the response; a response
-    /// that does not answer costs the peer, a failed request is only logged.
+    /// Sends `request` to `peer` and takes what `answer` finds in the response; a wrong
+    /// answer costs the peer, a failed request or a missing item is only logged.
     async fn ask<T>(
         &self,
         peer: qoin_cl_network::PeerId,
         request: Request,
-        answer: impl FnOnce(Response) -> Option<T>,
+        answer: impl FnOnce(Response) -> Answer<T>,
     ) -> Option<T> {
         match self.handle.request(peer, request).await {
-            Ok(response) => {
-                let found = answer(response);
-                if found.is_none() {
-                    let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
+            Ok(response) => match answer(response) {
+                Answer::Found(t) => Some(t),
+                Answer::Missing => {
+                    tracing::debug!(target: targets::SYNC, %peer, "back-fill: not served");
+                    None
                 }
-                found
-            }
+                Answer::Wrong => {
+                    let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
+                    None
+                }
+            },
             Err(e) => {
                 tracing::debug!(target: targets::SYNC, "{e}");
                 None
             }
         }
     }
+}
+
+/// What a response to a back-fill request held.
+enum Answer<T> {
+    /// The item asked for.
+    Found(T),
+    /// Nothing (the peer lacks it, or refused for now): no one's fault.
+    Missing,
+    /// Something that was not asked for: the peer's fault.
+    Wrong,
 }
 
 /// The cheap checks' verdict on a gossiped header.

@@ -429,7 +429,7 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
             .spawn()
             .unwrap(),
     );
-    // More blocks than gossip back-fill fetches (256): only a sync brings a new node there.
+    // More blocks than gossip back-fill fetches (16): only a sync brings a new node there.
     let target = wait_for("300 blocks", 180, || block_number(miner.http()).filter(|n| *n >= 300));
     // A third peer (a bare libp2p node of the chain, as another client would be), which the
     // fresh node dials at start beside the miner, asks it for headers while it syncs.

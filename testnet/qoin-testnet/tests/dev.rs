@@ -387,12 +387,26 @@ impl Down {
 impl Drop for Down {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for i in 0.. {
+            // The nodes off the most common head last, and each node's consensus log after its
+            // execution log: what a truncated CI log keeps is its end.
+            let count = (0..).take_while(|i| Path::new(&format!("{}/node{i}", self.0)).exists()).count();
+            let heads: Vec<Option<String>> = Command::new(env!("CARGO_BIN_EXE_qoin-testnet"))
+                .args(["status", "--datadir", &self.0, "--json"])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .map(|s| (0..count).map(|i| s["nodes"][i]["head"].as_str().map(str::to_string)).collect())
+                .unwrap_or_else(|| vec![None; count]);
+            let common = heads
+                .iter()
+                .flatten()
+                .max_by_key(|h| heads.iter().filter(|o| o.as_ref() == Some(*h)).count())
+                .cloned();
+            let mut order: Vec<usize> = (0..count).collect();
+            order.sort_by_key(|i| heads[*i] != common);
+            for i in order {
                 let node = format!("{}/node{i}", self.0);
-                if !Path::new(&node).exists() {
-                    break;
-                }
-                for (log, keep) in [("cl.log", 25), ("el.log", 8)] {
+                for (log, keep) in [("el.log", 8), ("cl.log", 30)] {
                     let text = std::fs::read_to_string(format!("{node}/{log}")).unwrap_or_default();
                     let lines: Vec<&str> = text.lines().collect();
                     // Warnings and errors from anywhere in the log, then its last lines.
