@@ -503,6 +503,7 @@ pub fn start(
         held: VecDeque::new(),
         metrics,
         ticks: 0,
+        gone: HashSet::new(),
     };
     tokio::spawn(task.run());
     Ok((handle, event_rx))
@@ -533,6 +534,9 @@ struct Task {
     metrics: libp2p::metrics::Metrics,
     /// Housekeeping ticks so far.
     ticks: u64,
+    /// Disconnections the node has not been told of (its event queue was full): told again
+    /// each tick, unless the peer is back, so its count of peers does not keep the gone.
+    gone: HashSet<PeerId>,
 }
 
 /// An inbound message held by the test delay.
@@ -663,6 +667,11 @@ impl Task {
 
     fn on_tick(&mut self) {
         self.ticks = self.ticks.wrapping_add(1);
+        for peer in std::mem::take(&mut self.gone) {
+            if !self.connected.contains(&peer) {
+                self.emit_now(NetworkEvent::PeerDisconnected { peer });
+            }
+        }
         if self.ticks.is_multiple_of(STATUS_TICKS) {
             let status = self.our_status();
             for peer in self.connected.clone() {
@@ -760,6 +769,9 @@ impl Task {
     fn emit_now(&mut self, event: NetworkEvent) {
         match self.events.try_send(event) {
             Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(NetworkEvent::PeerDisconnected { peer })) => {
+                self.gone.insert(peer);
+            }
             Err(mpsc::error::TrySendError::Full(e)) => self.drop_event(e),
             // The node stopping closes the channel; nothing to do then.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -832,6 +844,7 @@ impl Task {
                     return;
                 }
                 self.connected.insert(peer_id);
+                self.gone.remove(&peer_id);
                 if num_established.get() == 1 {
                     tracing::debug!(target: targets::NETWORK, peer = %peer_id, "connected");
                     let status = self.our_status();

@@ -140,13 +140,16 @@ impl P2p {
                 // A head we already hold is in our fork tree, where fork choice has weighed it.
                 // Statuses come again every few seconds, so one naming a head a block past ours
                 // is most likely racing that block's gossip: synced only from a new peer, when
-                // the peer is further ahead, or when it still names the head it named last time
-                // (gossip did not bring it).
-                let heavier = status.cumulative_work > ours.cumulative_work
-                    && node.store.meta(&status.head_hash).is_none();
+                // the peer is further ahead, or when its previous status was also heavier than
+                // our chain with a head we still lack (gossip did not bring it; a heavier fork
+                // need not be taller).
+                let ahead = |s: &Status| {
+                    s.cumulative_work > ours.cumulative_work && node.store.meta(&s.head_hash).is_none()
+                };
+                let heavier = ahead(&status);
                 let missed = new_peer
                     || status.head_height > ours.head_height.saturating_add(1)
-                    || previous.is_some_and(|p| p.head_hash == status.head_hash);
+                    || previous.as_ref().is_some_and(ahead);
                 if heavier && missed {
                     tracing::info!(
                         target: targets::SYNC,
@@ -183,6 +186,11 @@ impl P2p {
     /// request, each checked to be the block asked for), then imports them oldest first and
     /// `block` last. Returns whether anything was imported.
     async fn backfill(&self, node: &mut Node, peer: qoin_cl_network::PeerId, block: GossipBlock) -> bool {
+        let ours = node.status().head_height;
+        if block.header.height > ours.saturating_add(MAX_BACKFILL as u64 + 1) {
+            tracing::info!(target: targets::SYNC, %peer, height = block.header.height, our_height = ours, "gossiped block too far ahead to back-fill");
+            return false;
+        }
         let mut chain = vec![(block.header, block.payload)];
         loop {
             let Some((last, _)) = chain.last() else { return false };
@@ -195,7 +203,10 @@ impl P2p {
                 tracing::info!(target: targets::SYNC, %peer, "missing ancestors beyond what gossip back-fill fetches");
                 return false;
             }
-            match self.fetch(peer, want).await {
+            // The sender accepted the block before gossiping it, so it holds the parent: an
+            // empty answer for that one costs it (junk headers with made-up parents are not
+            // free); deeper ancestors may be side blocks it has dropped since.
+            match self.fetch(peer, want, chain.len() == 1).await {
                 Some(b) => chain.push(b),
                 None => return false,
             }
@@ -239,18 +250,22 @@ impl P2p {
     /// An answer holding something other than what was asked costs the peer; one that holds
     /// nothing, or a refusal (rate limited, busy), does not: a peer may have dropped a side
     /// block since, and back-fill must not make an honest peer look hostile (four such answers
-    /// would ban it).
+    /// would ban it). Only when the block is `owed` (the parent of a block the peer gossiped)
+    /// is an empty answer wrong.
     async fn fetch(
         &self,
         peer: qoin_cl_network::PeerId,
         hash: B256,
+        owed: bool,
     ) -> Option<(qoin_primitives::Header, qoin_engine_api::Payload)> {
+        // An empty answer for a block the peer must hold is as wrong as another block.
+        let empty = if owed { Answer::Wrong } else { Answer::Missing };
         let header = self
             .ask(peer, Request::HeadersByHash(vec![hash]), |r| match r {
                 Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => {
                     Answer::Found(hs.remove(0))
                 }
-                Response::Headers(hs) if hs.is_empty() => Answer::Missing,
+                Response::Headers(hs) if hs.is_empty() => empty,
                 Response::Refused(_) => Answer::Missing,
                 _ => Answer::Wrong,
             })
@@ -260,7 +275,13 @@ impl P2p {
                 Response::Payloads(mut ps) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
                     Answer::Found(ps.remove(0))
                 }
-                Response::Payloads(ps) if ps.is_empty() => Answer::Missing,
+                Response::Payloads(ps) if ps.is_empty() => {
+                    if owed {
+                        Answer::Wrong
+                    } else {
+                        Answer::Missing
+                    }
+                }
                 Response::Refused(_) => Answer::Missing,
                 _ => Answer::Wrong,
             })
