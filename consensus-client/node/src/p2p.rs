@@ -137,20 +137,8 @@ impl P2p {
                     self.relay.pull_pool(peer);
                 }
                 node.metrics.peers.set(self.connected.len() as f64);
-                // A head we already hold is in our fork tree, where fork choice has weighed it.
-                // Statuses come again every few seconds, so one naming a head a block past ours
-                // is most likely racing that block's gossip: synced only from a new peer, when
-                // the peer is further ahead, or when its previous status was also heavier than
-                // our chain with a head we still lack (gossip did not bring it; a heavier fork
-                // need not be taller).
-                let ahead = |s: &Status| {
-                    s.cumulative_work > ours.cumulative_work && node.store.meta(&s.head_hash).is_none()
-                };
-                let heavier = ahead(&status);
-                let missed = new_peer
-                    || status.head_height > ours.head_height.saturating_add(1)
-                    || previous.as_ref().is_some_and(ahead);
-                if heavier && missed {
+                let held = |h: &B256| node.store.meta(h).is_some();
+                if status_starts_sync(&ours, &status, previous.as_ref(), new_peer, held) {
                     tracing::info!(
                         target: targets::SYNC,
                         %peer,
@@ -174,6 +162,26 @@ impl P2p {
             }
         }
     }
+}
+
+/// Whether a peer's `status` starts a sync. It must claim more work than `ours` and name a head
+/// not `held` (a head we hold is in our fork tree, where fork choice has weighed it). Statuses
+/// come again every few seconds, so one naming a head a block past ours is most likely racing
+/// that block's gossip: it starts a sync only from a `new_peer`, when the peer is further
+/// ahead, or when the peer's `previous` status also claimed more work with a head not held
+/// (gossip did not bring it; a heavier fork need not be taller).
+pub fn status_starts_sync(
+    ours: &Status,
+    status: &Status,
+    previous: Option<&Status>,
+    new_peer: bool,
+    held: impl Fn(&B256) -> bool,
+) -> bool {
+    let ahead = |s: &Status| s.cumulative_work > ours.cumulative_work && !held(&s.head_hash);
+    ahead(status)
+        && (new_peer
+            || status.head_height > ours.head_height.saturating_add(1)
+            || previous.is_some_and(ahead))
 }
 
 /// How far back a gossiped block's missing ancestors are fetched from the peer that sent it.
@@ -258,31 +266,23 @@ impl P2p {
         hash: B256,
         owed: bool,
     ) -> Option<(qoin_primitives::Header, qoin_engine_api::Payload)> {
-        // An empty answer for a block the peer must hold is as wrong as another block.
-        let empty = if owed { Answer::Wrong } else { Answer::Missing };
         let header = self
-            .ask(peer, Request::HeadersByHash(vec![hash]), |r| match r {
+            .ask(peer, Request::HeadersByHash(vec![hash]), owed, |r| match r {
                 Response::Headers(mut hs) if hs.len() == 1 && hs[0].hash().ok() == Some(hash) => {
                     Answer::Found(hs.remove(0))
                 }
-                Response::Headers(hs) if hs.is_empty() => empty,
-                Response::Refused(_) => Answer::Missing,
+                Response::Headers(hs) if hs.is_empty() => Answer::Empty,
+                Response::Refused(_) => Answer::Refused,
                 _ => Answer::Wrong,
             })
             .await?;
         let payload = self
-            .ask(peer, Request::PayloadsByHash(vec![hash]), |r| match r {
+            .ask(peer, Request::PayloadsByHash(vec![hash]), owed, |r| match r {
                 Response::Payloads(mut ps) if ps.len() == 1 && ps[0].block_hash == header.payload_hash => {
                     Answer::Found(ps.remove(0))
                 }
-                Response::Payloads(ps) if ps.is_empty() => {
-                    if owed {
-                        Answer::Wrong
-                    } else {
-                        Answer::Missing
-                    }
-                }
-                Response::Refused(_) => Answer::Missing,
+                Response::Payloads(ps) if ps.is_empty() => Answer::Empty,
+                Response::Refused(_) => Answer::Refused,
                 _ => Answer::Wrong,
             })
             .await?;
@@ -290,21 +290,27 @@ impl P2p {
     }
 
     /// Sends `request` to `peer` and takes what `answer` finds in the response; a wrong
-    /// answer costs the peer, a failed request or a missing item is only logged.
+    /// answer (or an empty one for an `owed` item) costs the peer, a failed request, a refusal
+    /// or an empty answer otherwise is only logged.
     async fn ask<T>(
         &self,
         peer: qoin_cl_network::PeerId,
         request: Request,
+        owed: bool,
         answer: impl FnOnce(Response) -> Answer<T>,
     ) -> Option<T> {
         match self.handle.request(peer, request).await {
             Ok(response) => match answer(response) {
                 Answer::Found(t) => Some(t),
-                Answer::Missing => {
+                Answer::Refused => {
+                    tracing::debug!(target: targets::SYNC, %peer, "back-fill: refused");
+                    None
+                }
+                Answer::Empty if !owed => {
                     tracing::debug!(target: targets::SYNC, %peer, "back-fill: not served");
                     None
                 }
-                Answer::Wrong => {
+                Answer::Empty | Answer::Wrong => {
                     let _ = self.handle.penalize(peer, Penalty::BadResponse).await;
                     None
                 }
@@ -321,8 +327,10 @@ impl P2p {
 enum Answer<T> {
     /// The item asked for.
     Found(T),
-    /// Nothing (the peer lacks it, or refused for now): no one's fault.
-    Missing,
+    /// Nothing: the peer lacks it (its fault only if it must hold it).
+    Empty,
+    /// A refusal (rate limited, busy): no one's fault.
+    Refused,
     /// Something that was not asked for: the peer's fault.
     Wrong,
 }

@@ -1,7 +1,7 @@
 //! The consensus client's checks against the real execution client's state: account-state
 //! sampling passes an honest execution client and catches one that lies about an account,
 //! and a payload is valid only as the header commits to it, with the fee fields its parent's
-//! imply and transactions signed for the chain.
+//! imply and transactions signed for the chain. Also: when a peer's status starts a sync.
 
 use alloy_primitives::{Address, B256, U256};
 use qoin_cl_sampling::{self as sampling, SamplingError};
@@ -206,4 +206,42 @@ fn the_payload_must_be_the_one_the_header_commits_to() {
     raw[at] ^= 1;
     forged.transactions[0] = raw.into();
     assert!(validate_transactions(&forged, p.chain_id).is_err(), "a flipped signature byte is refused");
+}
+
+/// When a peer's status starts a sync: heavier than our chain with a head we lack, and not
+/// just racing the gossip of the block one above our head.
+#[test]
+fn a_peer_status_starts_a_sync_only_for_a_heavier_head_gossip_did_not_bring() {
+    use qoin_cl_network::Status;
+    use qoin_cl_node::p2p::status_starts_sync;
+    let ours = Status {
+        chain_id: 9,
+        genesis_hash: B256::repeat_byte(1),
+        head_hash: B256::repeat_byte(2),
+        head_height: 100,
+        cumulative_work: 1_000,
+    };
+    let theirs = |byte: u8, height: u64, work: u128| Status {
+        head_hash: B256::repeat_byte(byte),
+        head_height: height,
+        cumulative_work: work,
+        ..ours
+    };
+    let held = |h: &B256| *h == B256::repeat_byte(7);
+    let one_up = theirs(3, 101, 1_010);
+    // One block up from a peer we already know: most likely that block's gossip is on its way.
+    assert!(!status_starts_sync(&ours, &one_up, None, false, held));
+    // The same from a peer new to us, or further ahead: sync.
+    assert!(status_starts_sync(&ours, &one_up, None, true, held));
+    assert!(status_starts_sync(&ours, &theirs(3, 102, 1_020), None, false, held));
+    // Its previous status was heavier with a head we still lack: gossip missed us. A heavier
+    // fork need not be taller (here lower than our head).
+    let lower = theirs(4, 99, 1_050);
+    assert!(status_starts_sync(&ours, &lower, Some(&theirs(5, 98, 1_040)), false, held));
+    // ... but not when that previous head was one we hold, or was not heavier.
+    assert!(!status_starts_sync(&ours, &lower, Some(&theirs(7, 98, 1_040)), false, held));
+    assert!(!status_starts_sync(&ours, &lower, Some(&theirs(5, 98, 900)), false, held));
+    // Never for a chain no heavier than ours, or a head we hold.
+    assert!(!status_starts_sync(&ours, &theirs(3, 150, 1_000), None, true, held));
+    assert!(!status_starts_sync(&ours, &theirs(7, 150, 5_000), None, true, held));
 }
