@@ -92,7 +92,7 @@ impl Chain {
         let tx = self.store.write()?;
         let mut diffs = BTreeMap::new();
         let mut codes = Vec::new();
-        for (address, acct) in &self.genesis.alloc {
+        for (address, acct) in &self.genesis.state() {
             let code_hash =
                 if acct.code.is_empty() { revm::primitives::KECCAK_EMPTY } else { keccak256(&acct.code) };
             if !acct.code.is_empty() {

@@ -129,7 +129,7 @@ fn genesis_state_root_matches_reference_and_reopens() {
     assert_eq!(head.number, 0);
     // The same root computed independently with alloy-trie.
     let leaves: Vec<(B256, Vec<u8>)> = genesis()
-        .alloc
+        .state()
         .iter()
         .map(|(addr, a)| {
             let storage = a.storage.iter().map(|(k, v)| (*k, U256::from_be_bytes(v.0)));

@@ -189,6 +189,16 @@ impl Genesis {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| unreachable!("genesis serialises: {e}"))
     }
 
+    /// The genesis state: the allocations and the system contracts
+    /// ([`crate::system::system_contracts`]), which every Qoin genesis holds.
+    pub fn state(&self) -> BTreeMap<Address, GenesisAccount> {
+        let mut state = self.alloc.clone();
+        for (address, account) in crate::system::system_contracts() {
+            state.insert(*address, account.clone());
+        }
+        state
+    }
+
     /// Total allocated, in shor.
     pub fn allocated(&self) -> U256 {
         self.alloc.values().fold(U256::ZERO, |acc, a| acc.saturating_add(a.balance))
@@ -211,6 +221,9 @@ impl Genesis {
         }
         if self.pow.half_life_secs == 0 {
             return bad("pow.halfLifeSecs must be non-zero".into());
+        }
+        if let Some(a) = self.alloc.keys().find(|a| crate::system::is_system_contract(a)) {
+            return bad(format!("alloc holds {a}, a system contract's address (spec §17)"));
         }
         let r = &self.rewards;
         if r.genesis_share_percent > 100 {

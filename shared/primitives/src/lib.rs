@@ -9,6 +9,7 @@
 //! - the [`Genesis`] file format with allocations, proof-of-work and reward parameters, and
 //!   the embedded development chain ([`dev`]);
 //! - the base-fee rule ([`fee`]);
+//! - the system contracts every genesis holds at fixed addresses ([`system`]: the markets);
 //! - re-exports of the hash, address and integer types (`alloy-primitives`).
 //!
 //! Every decoder here takes untrusted bytes and returns an error, never panics; each has a
@@ -20,6 +21,7 @@ pub mod dev;
 pub mod fee;
 mod genesis;
 mod header;
+pub mod system;
 mod transaction;
 
 pub use alloy_primitives::{self, Address, Bytes, TxKind, B256, U256};

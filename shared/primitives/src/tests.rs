@@ -378,6 +378,14 @@ fn genesis_errors_are_clear() {
     let e = Genesis::from_json(&DEV_GENESIS.replace("\"initialEquations\": 24", "\"initialEquations\": 65"))
         .unwrap_err();
     assert!(e.to_string().contains("initialEquations"), "{e}");
+    // A genesis cannot allocate a system contract's address: every genesis holds the markets.
+    let taken = DEV_GENESIS
+        .replace("0x2222222222222222222222222222222222222222", "0x000000000000000000000000000000000000a000");
+    let e = Genesis::from_json(&taken).unwrap_err().to_string();
+    assert!(e.contains("system contract"), "{e}");
+    let g = Genesis::from_json(DEV_GENESIS).unwrap();
+    assert_eq!(g.state().len(), g.alloc.len() + 2);
+    assert!(!g.state()[&crate::system::STORAGE_MARKET].code.is_empty());
 }
 
 #[test]
