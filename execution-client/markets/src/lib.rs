@@ -11,7 +11,10 @@
 //!   the chunking of a coded file and its Merkle commitment (rs_merkle with keccak256, leaves
 //!   and inner nodes domain-separated as the contract hashes them), the challenge of a period,
 //!   and the proof the contract accepts;
-//! - [`compute`]: the compute market's address and ABI and the result commitment.
+//! - [`compute`]: the compute market's address and ABI and the result commitment;
+//! - [`job`]: the deterministic WASM runner that produces the results providers commit (fuel
+//!   metered, canonical NaNs, a virtual WASI with standard input and output only);
+//! - `harness` (feature `harness`): the contracts on a real chain, for tests and benchmarks.
 //!
 //! The contracts themselves are Solidity in `execution-client/contracts/`, compiled with the
 //! pinned solc; their runtime code enters the genesis through `qoin_primitives::system`.
@@ -19,7 +22,14 @@
 
 pub mod coding;
 pub mod compute;
+pub mod job;
 pub mod storage;
 
+#[cfg(any(test, feature = "harness"))]
+pub mod harness;
+#[cfg(test)]
+mod job_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walks;

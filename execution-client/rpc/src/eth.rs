@@ -497,6 +497,15 @@ pub(super) fn raw_transaction_by_hash(node: &Node, args: &Args) -> RpcResult {
     Ok(node.pool().get(&id).map_or(Value::Null, |t| json!(Bytes::from(t.encode()))))
 }
 
+/// geth's `debug_getRawHeader(block)`: the RLP of the block's execution header, whose
+/// keccak256 is the block hash (what the EVM's `BLOCKHASH` returns), or null for an unknown
+/// block. Storage providers prove a period against it (spec §17.1).
+pub(super) fn raw_header(node: &Node, args: &Args) -> RpcResult {
+    let tag = args.block(0)?;
+    let tx = read(node)?;
+    Ok(resolve(&tx, tag)?.map_or(Value::Null, |h| json!(Bytes::from(alloy_rlp::encode(&h)))))
+}
+
 /// keccak256 of the given bytes.
 pub(super) fn web3_sha3(_: &Node, args: &Args) -> RpcResult {
     let data: Bytes = args.req(0, "data")?;

@@ -86,6 +86,7 @@ pub const METHODS: &[(&str, Method)] = &[
     ("eth_getBlockTransactionCountByHash", eth::block_tx_count_by_hash),
     ("eth_getLogs", eth::get_logs),
     ("eth_getProof", eth::get_proof),
+    ("debug_getRawHeader", eth::raw_header),
     ("personal_sign", sign::personal_sign),
     ("eth_sign", sign::eth_sign),
     ("eth_signTypedData_v4", sign::sign_typed_data_v4),

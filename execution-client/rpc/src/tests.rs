@@ -204,3 +204,23 @@ fn traces_replay_the_transactions_before_the_traced_one_in_its_block() {
     assert_eq!(logs["structLogs"][0]["op"], "PUSH1");
     assert_eq!(logs["failed"], false);
 }
+
+#[test]
+fn raw_headers_hash_to_their_block_hashes() {
+    use super::convert::Args;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = alloy_primitives::Address::repeat_byte(0xc0);
+    let (node, key) = counter_node(dir.path(), counter);
+    node.submit(bump(&key, 0, counter)).unwrap();
+    let block = node.produce(false).unwrap().unwrap();
+    for tag in [json!(format!("{:#x}", block.header.number)), json!("latest"), json!(block.header.hash())] {
+        let raw = super::eth::raw_header(&node, &Args::new(vec![tag.clone()])).unwrap();
+        let bytes: alloy_primitives::Bytes = serde_json::from_value(raw).unwrap();
+        assert_eq!(alloy_primitives::keccak256(&bytes), block.header.hash(), "{tag}");
+    }
+    let genesis = super::eth::raw_header(&node, &Args::new(vec![json!("0x0")])).unwrap();
+    assert_ne!(genesis, serde_json::Value::Null);
+    let unknown = super::eth::raw_header(&node, &Args::new(vec![json!("0x99")])).unwrap();
+    assert_eq!(unknown, serde_json::Value::Null);
+    assert!(super::eth::raw_header(&node, &Args::new(vec![json!("junk")])).is_err());
+}

@@ -8,6 +8,7 @@
 mod engine;
 mod exec;
 mod forkchoice;
+mod markets;
 mod network;
 mod pow;
 mod rpc;
@@ -64,6 +65,14 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "rpc-throughput",
         "eth_call/s and eth_sendTransaction-to-receipt/s from 10 senders on qoin-el --dev, beside anvil (npm) in the same run",
+    ),
+    (
+        "wasm-job",
+        "compute-market jobs: time of the fuel-metered WASM run against the same module unmetered, and fuel/s",
+    ),
+    (
+        "market-gas",
+        "gas of each storage- and compute-market operation; storage proofs per block at the dev gas limit",
     ),
     (
         "devnet-blocktime",
@@ -213,6 +222,8 @@ fn main() {
         "sync" => network::sync(cli.blocks.unwrap_or(10_000)),
         "sync-transfers" => network::sync_transfers(cli.blocks.unwrap_or(100)),
         "gossip-bandwidth" => network::gossip_bandwidth(cli.blocks.unwrap_or(300)),
+        "wasm-job" => markets::wasm_job(),
+        "market-gas" => markets::market_gas(),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {
