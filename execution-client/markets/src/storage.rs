@@ -191,3 +191,78 @@ pub fn randomness_of(header_rlp: &[u8]) -> Option<B256> {
     let tail = header_rlp.len().checked_sub(33).map(|s| &header_rlp[s..])?;
     (tail[0] == 0xa0).then(|| B256::from_slice(&tail[1..]))
 }
+
+/// Longest Merkle path a chunk record may carry (a file of 2^32 chunks).
+pub const MAX_PATH: usize = 32;
+
+/// One chunk and its Merkle path, as providers serve them (spec §17.4): the 1,024-byte
+/// chunk, one byte `n`, then the `n` 32-byte hashes of its path from leaf to root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    /// The chunk's 1,024 bytes.
+    pub chunk: Vec<u8>,
+    /// Its Merkle path, leaf to root.
+    pub path: Vec<B256>,
+}
+
+/// Why bytes are not chunk records.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// A record ends before its chunk and path length (bytes left).
+    Short(usize),
+    /// A path longer than any file's (its length).
+    PathTooLong(usize),
+    /// A path ends before its hashes.
+    PathShort,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Short(n) => write!(f, "a chunk record is cut short ({n} bytes left)"),
+            Self::PathTooLong(n) => write!(f, "a Merkle path of {n} hashes (at most {MAX_PATH})"),
+            Self::PathShort => write!(f, "a Merkle path is cut short"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Encodes records as providers serve them.
+pub fn encode_records(records: &[ChunkRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * (CHUNK_SIZE + 1 + 32 * 20));
+    for r in records {
+        out.extend_from_slice(&r.chunk);
+        out.push(r.path.len() as u8);
+        for h in &r.path {
+            out.extend_from_slice(h.as_slice());
+        }
+    }
+    out
+}
+
+/// Decodes served records; every malformation is a [`RecordError`].
+pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<ChunkRecord>, RecordError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < CHUNK_SIZE + 1 {
+            return Err(RecordError::Short(bytes.len()));
+        }
+        let (chunk, rest) = bytes.split_at(CHUNK_SIZE);
+        let (&n, rest) = rest.split_first().ok_or(RecordError::Short(0))?;
+        let n = usize::from(n);
+        if n > MAX_PATH {
+            return Err(RecordError::PathTooLong(n));
+        }
+        if rest.len() < 32 * n {
+            return Err(RecordError::PathShort);
+        }
+        let (path, rest) = rest.split_at(32 * n);
+        out.push(ChunkRecord {
+            chunk: chunk.to_vec(),
+            path: path.chunks(32).map(B256::from_slice).collect(),
+        });
+        bytes = rest;
+    }
+    Ok(out)
+}

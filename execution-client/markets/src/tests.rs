@@ -515,3 +515,21 @@ fn compute_jobs_are_paid_on_agreement_and_mediated_on_disagreement_or_dispute() 
     }
     assert_eq!(net.balance(COMPUTE_MARKET), free);
 }
+
+#[test]
+fn chunk_records_round_trip_and_malformed_ones_are_refused() {
+    use crate::storage::{decode_records, encode_records, ChunkRecord, RecordError};
+    let records = vec![
+        ChunkRecord { chunk: vec![1; CHUNK_SIZE], path: vec![B256::repeat_byte(2), B256::repeat_byte(3)] },
+        ChunkRecord { chunk: vec![4; CHUNK_SIZE], path: vec![] },
+    ];
+    let bytes = encode_records(&records);
+    assert_eq!(decode_records(&bytes).unwrap(), records);
+    assert_eq!(decode_records(&bytes[..bytes.len() - 1]), Err(RecordError::Short(CHUNK_SIZE)));
+    assert_eq!(decode_records(&bytes[..CHUNK_SIZE + 10]), Err(RecordError::PathShort));
+    let mut long = vec![0u8; CHUNK_SIZE];
+    long.push(33);
+    long.extend(vec![0u8; 33 * 32]);
+    assert_eq!(decode_records(&long), Err(RecordError::PathTooLong(33)));
+    assert_eq!(decode_records(&[]), Ok(vec![]));
+}

@@ -46,6 +46,8 @@ pub mod targets {
     pub const NODE: &str = "node";
     /// `qoin-testnet`'s orchestration of other programs.
     pub const TESTNET: &str = "testnet";
+    /// The market programs: orders, deals, proofs, transfers.
+    pub const MARKET: &str = "market";
 }
 
 /// How log lines are written.

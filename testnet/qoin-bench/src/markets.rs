@@ -108,7 +108,7 @@ pub(crate) fn wasm_job() {
         }
         emit(&json!({
             "bench": "wasm-job", "kernel": name, "unit": "x unmetered time", "value": round(m / u * 100.0) / 100.0,
-            "metered_s": round(m * 1000.0) / 1000.0, "unmetered_s": round(u * 1000.0) / 1000.0,
+            "metered_ms": round(m * 1000.0), "unmetered_ms": round(u * 1000.0),
             "fuel": mo.fuel, "fuel_per_s": round(mo.fuel as f64 / m), "threads": 1,
         }));
     }

@@ -1,0 +1,111 @@
+//! What clients and providers send each other over HTTP (spec §17.4):
+//!
+//! - `PUT /storage/{deal}`: the client's coded file, whole (its chunks, the last one
+//!   zero-padded or not); the provider keeps it only if its Merkle root is the bid's root;
+//! - `GET /storage/{deal}/chunks/{from}/{count}`: at most [`MAX_CHUNKS_PER_REQUEST`] chunks
+//!   from `from`, each as a record: the 1,024-byte chunk, one byte `n`, then the `n` 32-byte
+//!   hashes of its Merkle path from leaf to root. The reader checks every chunk against the
+//!   deal's root before it keeps it.
+//!
+//! Errors answer a status and a line of text saying why.
+
+use alloy_primitives::B256;
+use anyhow::{anyhow, bail, Context as _};
+pub use qoin_markets::storage::{decode_records, encode_records, ChunkRecord};
+use qoin_markets::storage::{leaf, verify_path, CHUNK_SIZE, MAX_PATH};
+use std::io::Read;
+use std::time::Duration;
+
+/// Most chunks one retrieval request may ask for (a quarter of a MiB of data).
+pub const MAX_CHUNKS_PER_REQUEST: u64 = 256;
+
+/// An HTTP agent that reads error answers instead of failing on their status.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+/// Why an upload did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The provider answered with an error status and its reason.
+    #[error("PUT {url}: {status} {why}")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The provider's reason.
+        why: String,
+    },
+    /// The provider could not be reached, or the connection broke.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// `PUT`s `data` to `url`, reporting progress to `progress` (bytes sent so far).
+pub fn upload(
+    agent: &ureq::Agent,
+    url: &str,
+    data: &[u8],
+    progress: &dyn Fn(u64),
+) -> Result<(), UploadError> {
+    struct Counting<'a> {
+        data: &'a [u8],
+        sent: u64,
+        progress: &'a dyn Fn(u64),
+    }
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.data.read(buf)?;
+            self.sent += n as u64;
+            (self.progress)(self.sent);
+            Ok(n)
+        }
+    }
+    let mut body = Counting { data, sent: 0, progress };
+    let mut resp = agent
+        .put(url)
+        .header("content-length", data.len().to_string())
+        .send(ureq::SendBody::from_reader(&mut body))
+        .with_context(|| format!("PUT {url}"))?;
+    if !resp.status().is_success() {
+        let why = resp.body_mut().read_to_string().unwrap_or_default().trim().to_string();
+        return Err(UploadError::Refused { url: url.to_string(), status: resp.status().as_u16(), why });
+    }
+    Ok(())
+}
+
+/// Fetches chunks `from..from + count` of a deal from the provider at `base` and checks
+/// each against `root` (a file of `chunks` chunks). Chunks that do not verify are `None`.
+pub fn fetch_chunks(
+    agent: &ureq::Agent,
+    base: &str,
+    deal: u64,
+    from: u64,
+    count: u64,
+    chunks: u64,
+    root: B256,
+) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+    let url = format!("{}/storage/{deal}/chunks/{from}/{count}", base.trim_end_matches('/'));
+    let mut resp = agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+    if !resp.status().is_success() {
+        let why = resp.body_mut().read_to_string().unwrap_or_default();
+        return Err(anyhow!("GET {url}: {} {}", resp.status(), why.trim()));
+    }
+    let limit = count * (CHUNK_SIZE as u64 + 1 + 32 * MAX_PATH as u64);
+    let bytes =
+        resp.body_mut().with_config().limit(limit).read_to_vec().with_context(|| format!("GET {url}"))?;
+    let records = decode_records(&bytes).with_context(|| format!("GET {url}"))?;
+    if records.len() as u64 != count {
+        bail!("GET {url}: {} chunks for {count} asked", records.len());
+    }
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| verify_path(leaf(&r.chunk), from + i as u64, chunks, &r.path, root).then_some(r.chunk))
+        .collect())
+}
