@@ -244,7 +244,12 @@ impl Node {
         match self.receipt(hash).await {
             Ok(Some(receipt)) => Ok(receipt),
             Ok(None) => Err(CallError::Reverted(hash)),
-            Err(e) => Err(CallError::Node(e.context(C::SIGNATURE))),
+            Err(e) => {
+                // Not included (dropped or replaced): ask the node for the nonce next time
+                // rather than building on one that may never be used.
+                *self.nonce.lock().await = None;
+                Err(CallError::Node(e.context(C::SIGNATURE)))
+            }
         }
     }
 
