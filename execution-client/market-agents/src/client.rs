@@ -8,7 +8,6 @@
 //! - `status`: the deal as the chain has it.
 
 use crate::node::{CallError, Node};
-use crate::storage_provider::fetch_all;
 use crate::transfer;
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, U256};
@@ -61,8 +60,7 @@ fn refused<T>(r: Result<T, CallError>) -> anyhow::Result<T> {
 /// Stores `file` under `terms`; its deal id.
 pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) -> anyhow::Result<u64> {
     let plain = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let coded = coding::encode(&plain)?;
-    let chunked = ChunkedFile::new(coded.clone())?;
+    let chunked = std::sync::Arc::new(ChunkedFile::new(coding::encode(&plain)?)?);
     let size = chunked.size();
     let escrow = U256::from(terms.replicas)
         * U256::from(size)
@@ -103,8 +101,8 @@ pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) ->
     let multi = MultiProgress::new();
     let mut uploads = vec![];
     for (provider, url) in targets {
-        let bar = bar(&multi, coded.len() as u64, format!("upload to {}", short(provider)));
-        let data = coded.clone();
+        let bar = bar(&multi, chunked.size(), format!("upload to {}", short(provider)));
+        let file = chunked.clone();
         let target = format!("{}/storage/{deal}", url.trim_end_matches('/'));
         uploads.push(tokio::task::spawn_blocking(move || {
             let agent = transfer::agent();
@@ -113,7 +111,7 @@ pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) ->
             // is retried for a while.
             let deadline = std::time::Instant::now() + UPLOAD_WAIT;
             loop {
-                match transfer::upload(&agent, &target, &data, &|n| bar.set_position(n)) {
+                match transfer::upload(&agent, &target, file.bytes(), &|n| bar.set_position(n)) {
                     Err(transfer::UploadError::Refused { status: 404, .. })
                         if std::time::Instant::now() < deadline =>
                     {
@@ -180,7 +178,7 @@ pub async fn get(node: &Node, me: Address, deal: u64, out: &Path) -> anyhow::Res
     let multi = MultiProgress::new();
     let bar = bar(&multi, chunks * CHUNK_SIZE as u64, "download".into());
     let got = tokio::task::spawn_blocking(move || {
-        let r = fetch_all(&sources, deal, chunks, root, &|n| bar.set_position(n));
+        let r = transfer::fetch_all(&sources, deal, chunks, root, &|n| bar.set_position(n));
         bar.finish();
         r
     })

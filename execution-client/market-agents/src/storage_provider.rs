@@ -14,7 +14,7 @@
 //! renamed, so a crash leaves the old or the new one.
 
 use crate::node::{decode_events, head_number, CallError, Node};
-use crate::transfer::{self, encode_records, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
+use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
@@ -150,7 +150,7 @@ impl Shared {
     }
 
     /// Keeps `data` as deal `deal`'s file if it is the deal's: its root and chunk count.
-    fn store(&self, deal: u64, data: &[u8]) -> Result<(), (StatusCode, String)> {
+    fn store(&self, deal: u64, data: Vec<u8>) -> Result<(), (StatusCode, String)> {
         let Some(held) = self.held(deal) else {
             return Err((StatusCode::NOT_FOUND, format!("deal {deal} is not held here")));
         };
@@ -161,11 +161,11 @@ impl Shared {
                 format!("deal {deal} is {} chunks ({max} bytes); {} bytes sent", held.chunks, data.len()),
             ));
         }
-        let file = ChunkedFile::new(data.to_vec()).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let file = ChunkedFile::new(data).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         if file.root() != held.root {
             return Err((StatusCode::BAD_REQUEST, format!("the data's Merkle root is not deal {deal}'s")));
         }
-        write_atomic(&self.deal_path(deal), data)
+        write_atomic(&self.deal_path(deal), file.bytes())
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("storing deal {deal}: {e:#}")))?;
         if let Ok(mut files) = self.files.lock() {
             files.insert(deal, Arc::new(file));
@@ -210,7 +210,7 @@ async fn put_deal(
 ) -> (StatusCode, String) {
     let shared2 = shared.clone();
     let data = body.to_vec();
-    match tokio::task::spawn_blocking(move || shared2.store(deal, &data)).await {
+    match tokio::task::spawn_blocking(move || shared2.store(deal, data)).await {
         Ok(Ok(())) => (StatusCode::OK, "stored\n".into()),
         Ok(Err((status, why))) => (status, format!("{why}\n")),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -586,47 +586,10 @@ impl Provider {
             anyhow::bail!("deal {deal}: no replica served every chunk yet");
         };
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.store(deal, &data.concat()))
+        tokio::task::spawn_blocking(move || shared.store(deal, data.concat()))
             .await?
             .map_err(|(_, why)| anyhow::anyhow!(why))?;
         info!(target: MARKET, deal, "repaired from a surviving replica");
         Ok(())
     }
-}
-
-/// Fetches every chunk of a deal from `sources` in turn (each range from the first source
-/// that serves it whole and verified); `None` for chunks no source served.
-pub fn fetch_all(
-    sources: &[String],
-    deal: u64,
-    chunks: u64,
-    root: B256,
-    progress: &dyn Fn(u64),
-) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-    let agent = transfer::agent();
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(chunks as usize);
-    let mut from = 0;
-    while from < chunks {
-        let count = MAX_CHUNKS_PER_REQUEST.min(chunks - from);
-        let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
-        for url in sources {
-            match transfer::fetch_chunks(&agent, url, deal, from, count, chunks, root) {
-                Ok(range) => {
-                    for (slot, chunk) in got.iter_mut().zip(range) {
-                        if slot.is_none() {
-                            *slot = chunk;
-                        }
-                    }
-                    if got.iter().all(Option::is_some) {
-                        break;
-                    }
-                }
-                Err(e) => warn!(target: MARKET, deal, "{e:#}"),
-            }
-        }
-        out.extend(got);
-        from += count;
-        progress(from * CHUNK_SIZE as u64);
-    }
-    Ok(out)
 }

@@ -13,8 +13,10 @@ use alloy_primitives::B256;
 use anyhow::{anyhow, bail, Context as _};
 pub use qoin_markets::storage::{decode_records, encode_records, ChunkRecord};
 use qoin_markets::storage::{leaf, verify_path, CHUNK_SIZE, MAX_PATH};
+use qoin_tracing::targets::MARKET;
 use std::io::Read;
 use std::time::Duration;
+use tracing::warn;
 
 /// Most chunks one retrieval request may ask for (a quarter of a MiB of data).
 pub const MAX_CHUNKS_PER_REQUEST: u64 = 256;
@@ -108,4 +110,41 @@ pub fn fetch_chunks(
         .enumerate()
         .map(|(i, r)| verify_path(leaf(&r.chunk), from + i as u64, chunks, &r.path, root).then_some(r.chunk))
         .collect())
+}
+
+/// Fetches every chunk of a deal from `sources` in turn (each range from the first source
+/// that serves it whole and verified); `None` for chunks no source served.
+pub fn fetch_all(
+    sources: &[String],
+    deal: u64,
+    chunks: u64,
+    root: B256,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+    let agent = agent();
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(chunks as usize);
+    let mut from = 0;
+    while from < chunks {
+        let count = MAX_CHUNKS_PER_REQUEST.min(chunks - from);
+        let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
+        for url in sources {
+            match fetch_chunks(&agent, url, deal, from, count, chunks, root) {
+                Ok(range) => {
+                    for (slot, chunk) in got.iter_mut().zip(range) {
+                        if slot.is_none() {
+                            *slot = chunk;
+                        }
+                    }
+                    if got.iter().all(Option::is_some) {
+                        break;
+                    }
+                }
+                Err(e) => warn!(target: MARKET, deal, "{e:#}"),
+            }
+        }
+        out.extend(got);
+        from += count;
+        progress(from * CHUNK_SIZE as u64);
+    }
+    Ok(out)
 }

@@ -121,13 +121,18 @@ impl Net {
     /// Sends `call` from key `from` in a block of its own; it must succeed. Its logs.
     #[allow(clippy::needless_pass_by_value)] // calls read as values at the call sites
     pub fn send<C: SolCall>(&mut self, from: usize, call: C, value: U256) -> Vec<Log> {
-        if let Err(why) = self.call(from, &call, value) {
+        self.send_receipt(from, &call, value).logs
+    }
+
+    /// [`Net::send`], answering the whole receipt (its gas, its logs).
+    pub fn send_receipt<C: SolCall>(&mut self, from: usize, call: &C, value: U256) -> Receipt {
+        if let Err(why) = self.call(from, call, value) {
             panic!("{} refused: {why}", C::SIGNATURE);
         }
         let tx = self.tx(from, call.abi_encode(), value);
         let r = self.block(vec![tx]).remove(0);
         assert!(r.success, "{} reverted", C::SIGNATURE);
-        r.logs
+        r
     }
 
     /// Runs `call` on the head's state without writing: its result, or the contract's reason

@@ -113,6 +113,11 @@ impl ChunkedFile {
         B256::from(self.tree.root().unwrap_or_default())
     }
 
+    /// The whole file as committed: every chunk, the last one padded.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Chunk `i`, padded to [`CHUNK_SIZE`].
     pub fn chunk(&self, i: u64) -> Option<&[u8]> {
         let i = usize::try_from(i).ok().filter(|i| *i < self.chunks)?;

@@ -116,12 +116,7 @@ pub(crate) fn wasm_job() {
 
 /// Sends `call` from key `from` in a block of its own; the gas it used and its logs.
 fn gas_of<Call: SolCall>(net: &mut Net, from: usize, call: &Call, value: U256) -> (u64, Vec<Log>) {
-    if let Err(why) = net.call(from, call, value) {
-        eprintln!("{} refused: {why}", Call::SIGNATURE);
-        std::process::exit(1);
-    }
-    let tx = net.tx(from, call.abi_encode(), value);
-    let receipt = net.block(vec![tx]).remove(0);
+    let receipt = net.send_receipt(from, call, value);
     (receipt.cumulative_gas_used, receipt.logs)
 }
 
