@@ -42,7 +42,7 @@ pub struct PutTerms {
 /// How long an upload retries a provider that does not know of its slot yet.
 const UPLOAD_WAIT: Duration = Duration::from_secs(30);
 
-fn bar(multi: &MultiProgress, len: u64, what: String) -> ProgressBar {
+pub(crate) fn bar(multi: &MultiProgress, len: u64, what: String) -> ProgressBar {
     let bar = multi.add(ProgressBar::new(len));
     if let Ok(style) =
         ProgressStyle::with_template("{msg:24} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec}")
@@ -53,7 +53,7 @@ fn bar(multi: &MultiProgress, len: u64, what: String) -> ProgressBar {
     bar
 }
 
-fn refused<T>(r: Result<T, CallError>) -> anyhow::Result<T> {
+pub(crate) fn refused<T>(r: Result<T, CallError>) -> anyhow::Result<T> {
     r.map_err(anyhow::Error::from)
 }
 
@@ -104,27 +104,7 @@ pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) ->
         let bar = bar(&multi, chunked.size(), format!("upload to {}", short(provider)));
         let file = chunked.clone();
         let target = format!("{}/storage/{deal}", url.trim_end_matches('/'));
-        uploads.push(tokio::task::spawn_blocking(move || {
-            let agent = transfer::agent();
-            // A provider learns that it holds the slot from its own transaction's receipt,
-            // which may come a moment after the client sees the deal active: "not held here"
-            // is retried for a while.
-            let deadline = std::time::Instant::now() + UPLOAD_WAIT;
-            loop {
-                match transfer::upload(&agent, &target, file.bytes(), &|n| bar.set_position(n)) {
-                    Err(transfer::UploadError::Refused { status: 404, .. })
-                        if std::time::Instant::now() < deadline =>
-                    {
-                        bar.set_position(0);
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                    r => {
-                        bar.finish();
-                        return r;
-                    }
-                }
-            }
-        }));
+        uploads.push(tokio::task::spawn_blocking(move || upload_retrying(&target, file.bytes(), &bar)));
     }
     for u in uploads {
         u.await??;
@@ -132,7 +112,33 @@ pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) ->
     Ok(deal)
 }
 
-fn short(a: Address) -> String {
+/// Uploads `data` to `target`, showing progress on `bar`. A party learns that it holds a slot
+/// (or mediates a job) from a receipt or a log, which may come a moment after the client sees
+/// it on chain: "not here (yet)" (404) is retried for [`UPLOAD_WAIT`].
+pub(crate) fn upload_retrying(
+    target: &str,
+    data: &[u8],
+    bar: &ProgressBar,
+) -> Result<(), transfer::UploadError> {
+    let agent = transfer::agent();
+    let deadline = std::time::Instant::now() + UPLOAD_WAIT;
+    loop {
+        match transfer::upload(&agent, target, data, &|n| bar.set_position(n)) {
+            Err(transfer::UploadError::Refused { status: 404, .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                bar.set_position(0);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            r => {
+                bar.finish();
+                return r;
+            }
+        }
+    }
+}
+
+pub(crate) fn short(a: Address) -> String {
     let s = a.to_string();
     format!("{}…{}", &s[..6], &s[s.len() - 4..])
 }

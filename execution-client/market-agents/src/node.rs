@@ -287,6 +287,37 @@ impl Node {
         Ok(logs.into_iter().map(RpcLog::into_log).collect())
     }
 
+    /// Waits for the next head on `heads`, or a second, whichever comes first (a missed
+    /// notification costs a second, no more); subscribes again if the subscription closed.
+    pub async fn next_head(&self, heads: &mut Subscription<Value>) -> anyhow::Result<()> {
+        match tokio::time::timeout(Duration::from_secs(1), heads.next()).await {
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(Some(Err(e))) => {
+                tracing::warn!(target: qoin_tracing::targets::MARKET, "a head notification: {e}")
+            }
+            Ok(None) => {
+                tracing::warn!(target: qoin_tracing::targets::MARKET, "the head subscription closed; subscribing again");
+                *heads = self.heads().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The logs of `contract` in blocks `from..=to` whose first indexed topic is `topic1`.
+    pub async fn logs_about(
+        &self,
+        contract: Address,
+        topic1: B256,
+        from: u64,
+        to: u64,
+    ) -> anyhow::Result<Vec<Log>> {
+        let filter = json!({"address": contract, "topics": [null, topic1],
+            "fromBlock": format!("{from:#x}"), "toBlock": format!("{to:#x}")});
+        let v = self.raw("eth_getLogs", vec![filter]).await?;
+        let logs: Vec<RpcLog> = serde_json::from_value(v).context("eth_getLogs")?;
+        Ok(logs.into_iter().map(RpcLog::into_log).collect())
+    }
+
     /// New heads as the node announces them (`eth_subscribe("newHeads")`): their numbers.
     pub async fn heads(&self) -> anyhow::Result<Subscription<Value>> {
         self.client
@@ -296,7 +327,32 @@ impl Node {
     }
 }
 
-/// The block number of a `newHeads` notification.
-pub fn head_number(head: &Value) -> anyhow::Result<u64> {
-    quantity(&head["number"])
+/// Publishes `url` as the wallet's endpoint in `contract`'s directory (either market's: both
+/// keep one, with the same interface), unless it is there already.
+pub async fn publish_endpoint(
+    node: &Node,
+    wallet: &Wallet,
+    contract: Address,
+    url: &str,
+) -> anyhow::Result<()> {
+    let me = wallet.address();
+    let current = node.call(me, contract, &StorageMarket::endpointCall(me)).await?;
+    if current != url {
+        node.send(wallet, contract, &StorageMarket::setEndpointCall { url: url.to_string() }, U256::ZERO)
+            .await?;
+        tracing::info!(target: qoin_tracing::targets::MARKET, %url, "endpoint published");
+    }
+    Ok(())
+}
+
+/// Blocks of logs read per request.
+pub const LOG_RANGE: u64 = 1_000;
+/// How far back a daemon's first start reads logs (orders older than this are ignored).
+pub const FIRST_LOOKBACK: u64 = 1_000;
+
+/// The next blocks whose logs a daemon that has read up to block `scanned` (0: nothing yet)
+/// reads at head `head`: at most [`LOG_RANGE`] of them; `None` when it is up to date.
+pub fn log_range(scanned: u64, head: u64) -> Option<(u64, u64)> {
+    let scanned = if scanned == 0 { head.saturating_sub(FIRST_LOOKBACK) } else { scanned };
+    (scanned < head).then(|| (scanned + 1, head.min(scanned + LOG_RANGE)))
 }

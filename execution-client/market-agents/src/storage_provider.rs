@@ -13,7 +13,9 @@
 //! `deals/<id>.bin` (each deal's coded file), both written to a temporary file first and
 //! renamed, so a crash leaves the old or the new one.
 
-use crate::node::{decode_events, head_number, CallError, Node};
+use crate::daemon::{follow, serve, Daemon};
+use crate::disk::{load_json, write_atomic};
+use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
 use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
@@ -29,15 +31,10 @@ use qoin_tracing::targets::MARKET;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tracing::{info, warn};
 
-/// Blocks of logs read per request.
-const LOG_RANGE: u64 = 1_000;
-/// On a first start, how far back to look for open bids.
-const FIRST_LOOKBACK: u64 = 1_000;
 /// An ask is replaced when fewer blocks than this remain before its expiry.
 const ASK_RENEW_MARGIN: u64 = 50;
 
@@ -191,18 +188,6 @@ impl Shared {
     }
 }
 
-fn write_atomic(path: &FsPath, data: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
-
 async fn put_deal(
     AxState(shared): AxState<Arc<Shared>>,
     Path(deal): Path<u64>,
@@ -263,48 +248,18 @@ pub async fn run(node: Node, wallet: Wallet, config: StorageConfig) -> anyhow::R
     }
     std::fs::create_dir_all(config.datadir.join("deals"))
         .with_context(|| format!("creating {}", config.datadir.display()))?;
-    let state: State = match std::fs::read(config.datadir.join("state.json")) {
-        Ok(bytes) => serde_json::from_slice(&bytes).context("reading state.json")?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-        Err(e) => return Err(e).context("reading state.json"),
-    };
+    let state: State = load_json(&config.datadir.join("state.json"))?;
     let shared = Arc::new(Shared {
         dir: config.datadir.clone(),
         state: Mutex::new(state),
         files: Mutex::default(),
         saving: Mutex::default(),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let app = router(shared.clone(), config.max_size());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            warn!(target: MARKET, "the HTTP server stopped: {e}");
-        }
-    });
+    serve(config.listen, router(shared.clone(), config.max_size())).await?;
     let me = wallet.address();
     info!(target: MARKET, provider = %me, http = %config.listen, url = %config.public_url(), "storage provider");
-    let mut provider = Provider { node, wallet, config, shared, me };
-    provider.publish_endpoint().await?;
-    let mut heads = provider.node.heads().await?;
-    loop {
-        if let Err(e) = provider.tick().await {
-            warn!(target: MARKET, "{e:#}");
-        }
-        // The next head, or a second (a missed notification costs a second, no more).
-        match tokio::time::timeout(Duration::from_secs(1), heads.next()).await {
-            Ok(Some(Ok(head))) => {
-                let _ = head_number(&head);
-            }
-            Ok(Some(Err(e))) => warn!(target: MARKET, "a head notification: {e}"),
-            Ok(None) => {
-                warn!(target: MARKET, "the head subscription closed; resubscribing");
-                heads = provider.node.heads().await?;
-            }
-            Err(_) => {}
-        }
-    }
+    publish_endpoint(&node, &wallet, STORAGE_MARKET, &config.public_url()).await?;
+    follow(&mut Provider { node, wallet, config, shared, me }).await
 }
 
 struct Provider {
@@ -328,33 +283,23 @@ impl Provider {
         self.node.send(&self.wallet, STORAGE_MARKET, call, value).await
     }
 
-    async fn publish_endpoint(&self) -> anyhow::Result<()> {
-        let current = self.call(&M::endpointCall(self.me)).await.map_err(anyhow::Error::from)?;
-        let url = self.config.public_url();
-        if current != url {
-            self.send(&M::setEndpointCall { url: url.clone() }, U256::ZERO)
-                .await
-                .map_err(anyhow::Error::from)?;
-            info!(target: MARKET, %url, "endpoint published");
-        }
-        Ok(())
-    }
-
     fn state<T>(&self, f: impl FnOnce(&mut State) -> T) -> anyhow::Result<T> {
         let mut s = self.shared.state.lock().map_err(|_| anyhow::anyhow!("state lock poisoned"))?;
         Ok(f(&mut s))
+    }
+}
+
+impl Daemon for Provider {
+    fn node(&self) -> &Node {
+        &self.node
     }
 
     async fn tick(&mut self) -> anyhow::Result<()> {
         let head = self.node.block_number().await?;
         self.ensure_ask(head).await?;
         let mut scanned = self.state(|s| s.scanned)?;
-        if scanned == 0 {
-            scanned = head.saturating_sub(FIRST_LOOKBACK);
-        }
-        while scanned < head {
-            let to = head.min(scanned + LOG_RANGE);
-            let logs = self.node.logs(STORAGE_MARKET, scanned + 1, to).await?;
+        while let Some((from, to)) = log_range(scanned, head) {
+            let logs = self.node.logs(STORAGE_MARKET, from, to).await?;
             for bid in decode_events::<M::BidPosted>(&logs, STORAGE_MARKET) {
                 self.consider_bid(bid).await;
             }
@@ -374,7 +319,9 @@ impl Provider {
         }
         self.shared.save()
     }
+}
 
+impl Provider {
     /// Keeps an ask open: a new one when there is none, or the old one is closed or near
     /// its expiry (the old one is closed, its free collateral back).
     async fn ask_is_open(&self, head: u64) -> anyhow::Result<bool> {

@@ -7,10 +7,14 @@
 //!   hashes of its Merkle path from leaf to root. The reader checks every chunk against the
 //!   deal's root before it keeps it.
 //!
-//! Errors answer a status and a line of text saying why.
+//! Errors answer a status and a line of text saying why. The compute jobs' routes are in
+//! [`crate::job_store`]; the reads of them are here.
 
-use alloy_primitives::B256;
+use crate::job_store::Part;
+use alloy_primitives::{keccak256, B256};
 use anyhow::{anyhow, bail, Context as _};
+use qoin_markets::compute::JobResult;
+use qoin_markets::job::MAX_OUTPUT_BYTES;
 pub use qoin_markets::storage::{decode_records, encode_records, ChunkRecord};
 use qoin_markets::storage::{leaf, verify_path, CHUNK_SIZE, MAX_PATH};
 use qoin_tracing::targets::MARKET;
@@ -81,6 +85,47 @@ pub fn upload(
     Ok(())
 }
 
+/// The body of `GET url`, at most `limit` bytes; an error with the server's reason if it
+/// does not answer 2xx.
+fn get_bytes(agent: &ureq::Agent, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+    let mut resp = agent.get(url).call().with_context(|| format!("GET {url}"))?;
+    if !resp.status().is_success() {
+        let why = resp.body_mut().read_to_string().unwrap_or_default();
+        return Err(anyhow!("GET {url}: {} {}", resp.status(), why.trim()));
+    }
+    resp.body_mut().with_config().limit(limit).read_to_vec().with_context(|| format!("GET {url}"))
+}
+
+/// Fetches a compute job's module or input from the party at `base`, checked against its
+/// hash (at most `limit` bytes).
+pub fn fetch_part(
+    agent: &ureq::Agent,
+    base: &str,
+    job: u64,
+    part: Part,
+    hash: B256,
+    limit: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let url = format!("{}/compute/{job}/{}", base.trim_end_matches('/'), part.name());
+    let bytes = get_bytes(agent, &url, limit)?;
+    if keccak256(&bytes) != hash {
+        bail!("GET {url}: not the job's {}", part.name());
+    }
+    Ok(bytes)
+}
+
+/// Fetches a compute job's result from the party at `base`, checked against the job's
+/// `output` on chain.
+pub fn fetch_result(agent: &ureq::Agent, base: &str, job: u64, output: B256) -> anyhow::Result<JobResult> {
+    let url = format!("{}/compute/{job}/result", base.trim_end_matches('/'));
+    let bytes = get_bytes(agent, &url, MAX_OUTPUT_BYTES as u64 + 5)?;
+    let result = JobResult::decode(&bytes).with_context(|| format!("GET {url}"))?;
+    if result.output_hash() != output {
+        bail!("GET {url}: the result does not hash to the job's output");
+    }
+    Ok(result)
+}
+
 /// Fetches chunks `from..from + count` of a deal from the provider at `base` and checks
 /// each against `root` (a file of `chunks` chunks). Chunks that do not verify are `None`.
 pub fn fetch_chunks(
@@ -93,14 +138,7 @@ pub fn fetch_chunks(
     root: B256,
 ) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
     let url = format!("{}/storage/{deal}/chunks/{from}/{count}", base.trim_end_matches('/'));
-    let mut resp = agent.get(&url).call().with_context(|| format!("GET {url}"))?;
-    if !resp.status().is_success() {
-        let why = resp.body_mut().read_to_string().unwrap_or_default();
-        return Err(anyhow!("GET {url}: {} {}", resp.status(), why.trim()));
-    }
-    let limit = count * (CHUNK_SIZE as u64 + 1 + 32 * MAX_PATH as u64);
-    let bytes =
-        resp.body_mut().with_config().limit(limit).read_to_vec().with_context(|| format!("GET {url}"))?;
+    let bytes = get_bytes(agent, &url, count * (CHUNK_SIZE as u64 + 1 + 32 * MAX_PATH as u64))?;
     let records = decode_records(&bytes).with_context(|| format!("GET {url}"))?;
     if records.len() as u64 != count {
         bail!("GET {url}: {} chunks for {count} asked", records.len());

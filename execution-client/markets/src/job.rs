@@ -54,6 +54,9 @@ pub const STDERR_KEPT: usize = 64 * 1024;
 pub const PAGE: u64 = 64 * 1024;
 /// Largest module a job may be, in bytes (compiling is bounded by the module's size).
 pub const MAX_MODULE_BYTES: usize = 16 << 20;
+/// Most a job may write to standard output, in bytes: part of the protocol, since a job that
+/// writes more ends `OutputLimit` for every replica alike.
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
 
 // WASI errno values (preview 1).
 const ESUCCESS: i32 = 0;
@@ -72,6 +75,13 @@ pub struct Limits {
     pub memory: u64,
     /// Standard output in bytes.
     pub output: usize,
+}
+
+impl Limits {
+    /// A market job's limits: its fuel and memory limits, and the protocol's output limit.
+    pub fn job(fuel: u64, memory: u64) -> Self {
+        Self { fuel, memory, output: MAX_OUTPUT_BYTES }
+    }
 }
 
 /// How a run ended.
@@ -93,8 +103,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// The tag hashed into a failed run's output.
-    fn tag(&self) -> (u8, i32) {
+    /// The tag and code hashed into a failed run's output (and sent with a result, §17.5):
+    /// 1 exit status, 2 trap, 3 out of fuel, 4 output limit, 5 invalid.
+    pub fn tag(&self) -> (u8, i32) {
         match self {
             Status::Exited(code) => (1, *code),
             Status::Trapped(code) => (2, i32::from(*code)),
@@ -103,6 +114,45 @@ impl Status {
             Status::Invalid => (5, 0),
         }
     }
+
+    /// The status a tag and code stand for (`None` for an unknown tag, a trap code that does
+    /// not fit a byte, or a nonzero code where the tag takes none).
+    pub fn from_tag(tag: u8, code: i32) -> Option<Self> {
+        match (tag, code) {
+            (1, code) => Some(Status::Exited(code)),
+            (2, code) => u8::try_from(code).ok().map(Status::Trapped),
+            (3, 0) => Some(Status::OutOfFuel),
+            (4, 0) => Some(Status::OutputLimit),
+            (5, 0) => Some(Status::Invalid),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Exited(code) => write!(f, "exited with status {code}"),
+            Status::Trapped(code) => write!(f, "trapped (code {code})"),
+            Status::OutOfFuel => write!(f, "ran out of fuel"),
+            Status::OutputLimit => write!(f, "passed the output limit"),
+            Status::Invalid => write!(f, "invalid module"),
+        }
+    }
+}
+
+/// The `output` a run that ended with `status` after writing `stdout` commits to (see
+/// [`Outcome::output_hash`]).
+pub fn output_hash(status: &Status, stdout: &[u8]) -> B256 {
+    if *status == Status::Exited(0) {
+        return keccak256(stdout);
+    }
+    let (tag, code) = status.tag();
+    let mut bytes = b"qoin-job-failed".to_vec();
+    bytes.push(tag);
+    bytes.extend_from_slice(&code.to_be_bytes());
+    bytes.extend_from_slice(stdout);
+    keccak256(bytes)
 }
 
 /// A finished run.
@@ -131,15 +181,7 @@ impl Outcome {
     /// (1 exit status, 2 trap, 3 out of fuel, 4 output limit, 5 invalid), the status or trap
     /// code as 4 big-endian bytes, and standard output as far as it got.
     pub fn output_hash(&self) -> B256 {
-        if self.succeeded() {
-            return keccak256(&self.stdout);
-        }
-        let (tag, code) = self.status.tag();
-        let mut bytes = b"qoin-job-failed".to_vec();
-        bytes.push(tag);
-        bytes.extend_from_slice(&code.to_be_bytes());
-        bytes.extend_from_slice(&self.stdout);
-        keccak256(bytes)
+        output_hash(&self.status, &self.stdout)
     }
 }
 
@@ -192,6 +234,25 @@ impl Runner {
         Self { engine: Engine::new(&config), metered }
     }
 
+    /// Whether `module` can be a job: why not if it cannot (what a run would answer
+    /// [`Status::Invalid`] for, short of the limits it starts within).
+    pub fn check(&self, module: &[u8]) -> Result<(), String> {
+        let module = self.compile(module)?;
+        linker(&self.engine, &module).map(|_| ())
+    }
+
+    fn compile(&self, module: &[u8]) -> Result<Module, String> {
+        if module.len() > MAX_MODULE_BYTES {
+            return Err(format!("the module is {} bytes, above {MAX_MODULE_BYTES}", module.len()));
+        }
+        let module = Module::new(&self.engine, module)
+            .map_err(|e| format!("the module does not decode or validate: {e}"))?;
+        match module.get_export("_start") {
+            Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty() => Ok(module),
+            _ => Err("the module exports no `_start` function of type () -> ()".into()),
+        }
+    }
+
     /// Runs `module` on `input` within `limits`. Never fails: whatever happens is an
     /// [`Outcome`], the same for every honest replica.
     pub fn run(&self, module: &[u8], input: &[u8], limits: &Limits) -> Outcome {
@@ -202,17 +263,10 @@ impl Runner {
             fuel: 0,
             detail,
         };
-        if module.len() > MAX_MODULE_BYTES {
-            return invalid(format!("the module is {} bytes, above {MAX_MODULE_BYTES}", module.len()));
-        }
-        let module = match Module::new(&self.engine, module) {
+        let module = match self.compile(module) {
             Ok(m) => m,
-            Err(e) => return invalid(format!("the module does not decode or validate: {e}")),
+            Err(why) => return invalid(why),
         };
-        match module.get_export("_start") {
-            Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty() => {}
-            _ => return invalid("the module exports no `_start` function of type () -> ()".into()),
-        }
         let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
         let host = Host {
             input: input.to_vec(),

@@ -207,3 +207,19 @@ fn modules_that_cannot_be_jobs_are_refused_with_a_reason() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn check_says_why_a_module_cannot_be_a_job_and_tags_round_trip() {
+    let runner = Runner::new();
+    assert_eq!(runner.check(&echo()), Ok(()));
+    assert!(runner.check(b"\0asm garbage").unwrap_err().contains("decode"));
+    let no_start = wat::parse_str(r#"(module (func (export "main")))"#).unwrap();
+    assert!(runner.check(&no_start).unwrap_err().contains("_start"));
+    let env = wat::parse_str(r#"(module (import "env" "now" (func)) (func (export "_start")))"#).unwrap();
+    assert!(runner.check(&env).is_err());
+    for s in [Status::Exited(0), Status::Exited(9), Status::Trapped(8), Status::OutOfFuel, Status::Invalid] {
+        let (tag, code) = s.tag();
+        assert_eq!(Status::from_tag(tag, code), Some(s));
+    }
+    assert_eq!(Status::from_tag(0, 0), None);
+}

@@ -1,0 +1,497 @@
+//! The markets end to end with real processes: a dev node mining every 250 ms, the provider
+//! and mediator daemons (`qoin-provider`) and the `qoin-market` client.
+//!
+//! Storage: three storage providers. A 10 MiB file is stored with 2 replicas and read back
+//! byte for byte; one provider is killed and restarted at once (it resumes from its data
+//! directory and keeps proving); the other is killed for good: its proofs are missed, its
+//! replica fails, the third provider takes the slot, repairs it from the surviving replica and
+//! proves it, and the file is still read back byte for byte.
+//!
+//! Compute: three compute providers (one of them lying) and a mediator. A job run by two
+//! honest replicas agrees and both are paid; a job run by an honest replica and the liar
+//! goes to the mediator, the liar is slashed, and the client gets the right output. Every
+//! party's balance is reconciled to the shor against the contract's rules.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process, killed on drop, its standard error kept in a file.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn tail(&self) -> String {
+        tail_of(&self.log)
+    }
+}
+
+/// The last lines of a log file.
+fn tail_of(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+fn bin(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_qoin-market")).with_file_name(name)
+}
+
+/// `qoin-el`, built beside this crate's binaries if it is not there yet.
+fn qoin_el() -> PathBuf {
+    let path = bin("qoin-el");
+    if !path.exists() {
+        let release = path.parent().and_then(Path::file_name).is_some_and(|d| d == "release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "qoin-el"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building qoin-el");
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn(program: &Path, args: &[String], log: PathBuf) -> Proc {
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(program).args(args).stdout(Stdio::null()).stderr(file).spawn().unwrap();
+    Proc { child, log }
+}
+
+/// A dev node mining a block every 250 ms; its JSON-RPC address.
+fn start_node(dir: &Path) -> (Proc, SocketAddr) {
+    let log = dir.join("qoin-el.log");
+    let mut child = Command::new(qoin_el())
+        .arg("--datadir")
+        .arg(dir.join("el"))
+        .args(["node", "--dev", "--mine", "250", "--http.port", "0", "--authrpc.port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let copy = log.clone();
+    std::thread::spawn(move || {
+        let mut out = std::fs::File::create(copy).unwrap();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            use std::io::Write as _;
+            let _ = writeln!(out, "{line}");
+            if !sent {
+                if let Some(a) = line.split("JSON-RPC listening on http://").nth(1) {
+                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("qoin-el did not start its JSON-RPC server");
+    (Proc { child, log }, addr)
+}
+
+struct Provider {
+    proc: Proc,
+    account: u32,
+    args: Vec<String>,
+}
+
+fn start_provider(dir: &Path, rpc: &str, account: u32) -> Provider {
+    start_daemon(
+        dir,
+        rpc,
+        account,
+        &["storage", "--capacity", "64MiB", "--price", "1", "--collateral-per-byte", "3"],
+    )
+}
+
+/// `qoin-provider` as dev account `account`, running `role` (its subcommand and options),
+/// with a data directory and an HTTP port of its own.
+fn start_daemon(dir: &Path, rpc: &str, account: u32, role: &[&str]) -> Provider {
+    let port = free_port();
+    let mut args: Vec<String> =
+        ["--rpc", rpc, "--dev-account", &account.to_string()].iter().map(|s| s.to_string()).collect();
+    args.extend(role.iter().map(|s| s.to_string()));
+    args.extend([
+        "--datadir".to_string(),
+        dir.join(format!("{}{account}", role[0])).to_str().unwrap().to_string(),
+        "--http".to_string(),
+        format!("127.0.0.1:{port}"),
+    ]);
+    let proc = spawn(&bin("qoin-provider"), &args, dir.join(format!("{}{account}.log", role[0])));
+    Provider { proc, account, args }
+}
+
+fn market(rpc: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("qoin-market"))
+        .args(["--rpc", rpc, "--dev-account", "0"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(rpc: &str, deal: u64) -> Value {
+    let (ok, out, err) = market(rpc, &["storage", "status", &deal.to_string()]);
+    assert!(ok, "status: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn dev_address(i: u32) -> String {
+    qoin_market_agents::wallet::Wallet::dev(i).unwrap().address().to_string().to_lowercase()
+}
+
+/// Waits until `cond` holds of the deal's status; panics with the logs after `secs`.
+fn wait_for(
+    rpc: &str,
+    deal: u64,
+    secs: u64,
+    what: &str,
+    logs: &[&Proc],
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status(rpc, deal);
+        if cond(&s) {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let tails: Vec<String> =
+                logs.iter().map(|p| format!("--- {}\n{}", p.log.display(), p.tail())).collect();
+            panic!("{what}: not within {secs} s; status {s:#}\n{}", tails.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start_node(dir.path());
+    let rpc = format!("http://{addr}");
+    let mut providers: Vec<Provider> = (1..=3).map(|i| start_provider(dir.path(), &rpc, i)).collect();
+
+    // 10 MiB of pseudo-random bytes.
+    let file = dir.path().join("file.bin");
+    let data: Vec<u8> = (0..10u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (ok, out, err) = market(
+        &rpc,
+        &[
+            "storage",
+            "put",
+            file.to_str().unwrap(),
+            "--replicas",
+            "2",
+            "--period",
+            "24",
+            "--duration",
+            "14",
+            "--max-price",
+            "2",
+            "--expiry",
+            "200",
+        ],
+    );
+    let logs: Vec<&Proc> = std::iter::once(&node).chain(providers.iter().map(|p| &p.proc)).collect();
+    assert!(ok, "put: {err}\n{}", logs.iter().map(|p| p.tail()).collect::<Vec<_>>().join("\n"));
+    let deal: u64 = out.trim().parse().unwrap();
+
+    // Both replicas prove.
+    let s = wait_for(&rpc, deal, 60, "both replicas proving", &logs, |s| {
+        s["slots"].as_array().unwrap().iter().all(|slot| slot["proven"].as_u64().unwrap_or(0) >= 1)
+    });
+    let holders: Vec<String> = s["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["provider"].as_str().unwrap().to_lowercase())
+        .collect();
+    let index_of = |addr: &str| providers.iter().position(|p| dev_address(p.account) == addr).unwrap();
+    let (first, second) = (index_of(&holders[0]), index_of(&holders[1]));
+    let spare = (0..3).find(|i| *i != first && *i != second).unwrap();
+
+    // Read back byte for byte.
+    let back = dir.path().join("back.bin");
+    let (ok, _, err) = market(&rpc, &["storage", "get", &deal.to_string(), "--out", back.to_str().unwrap()]);
+    assert!(ok, "get: {err}");
+    assert!(std::fs::read(&back).unwrap() == data, "the file read back differs");
+
+    // Slot 0's provider is killed and restarted at once: it resumes and keeps proving.
+    let proven_before = s["slots"][0]["proven"].as_u64().unwrap();
+    providers[first].proc.kill();
+    let restarted = spawn(&bin("qoin-provider"), &providers[first].args, dir.path().join("restarted.log"));
+    providers[first].proc = restarted;
+
+    // Slot 1's provider is killed for good: three missed periods fail its replica, the spare
+    // provider takes the slot and repairs it from slot 0's replica, and proves it.
+    providers[second].proc.kill();
+    let spare_address = dev_address(providers[spare].account);
+    let logs: Vec<&Proc> = std::iter::once(&node).chain(providers.iter().map(|p| &p.proc)).collect();
+    let s = wait_for(&rpc, deal, 150, "the spare provider proving the failed slot", &logs, |s| {
+        s["slots"][1]["provider"].as_str().map(str::to_lowercase) == Some(spare_address.clone())
+            && s["slots"][1]["proven"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        s["slots"][0]["proven"].as_u64().unwrap() > proven_before,
+        "the restarted provider kept proving: {s:#}"
+    );
+    assert_eq!(s["slots"][0]["misses"].as_u64(), Some(0), "and missed nothing: {s:#}");
+
+    // Still retrievable, from the replicas that hold it now.
+    std::fs::remove_file(&back).unwrap();
+    let (ok, _, err) = market(&rpc, &["storage", "get", &deal.to_string(), "--out", back.to_str().unwrap()]);
+    assert!(ok, "get after the repair: {err}");
+    assert!(std::fs::read(&back).unwrap() == data, "the file read back after the repair differs");
+    eprintln!("the spare provider:\n{}", providers[spare].proc.tail());
+    eprintln!("the restarted provider:\n{}", providers[first].proc.tail());
+}
+
+/// A job: reads its input (up to 32 KiB) and writes it reversed.
+const REVERSE: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "_start") (local $n i32) (local $got i32) (local $i i32)
+    (block $done (loop $more
+      (i32.store (i32.const 0) (i32.add (i32.const 1024) (local.get $n)))
+      (i32.store (i32.const 4) (i32.sub (i32.const 32768) (local.get $n)))
+      (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $got (i32.load (i32.const 8)))
+      (br_if $done (i32.eqz (local.get $got)))
+      (local.set $n (i32.add (local.get $n) (local.get $got)))
+      (br $more)))
+    (block $end (loop $rev
+      (br_if $end (i32.ge_u (local.get $i) (local.get $n)))
+      (i32.store8 (i32.add (i32.const 65536) (local.get $i))
+        (i32.load8_u (i32.add (i32.const 1024)
+          (i32.sub (i32.sub (local.get $n) (i32.const 1)) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rev)))
+    (i32.store (i32.const 0) (i32.const 65536))
+    (i32.store (i32.const 4) (local.get $n))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// Waits until `path`'s text contains `what`; panics with its tail after `secs`.
+fn wait_log(proc: &Proc, what: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !std::fs::read_to_string(&proc.log).unwrap_or_default().contains(what) {
+        assert!(
+            Instant::now() < deadline,
+            "{what:?} not in {} within {secs} s:\n{}",
+            proc.log.display(),
+            proc.tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn quantity(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// What each of `parties` paid in fees and sent as value in blocks `from..=to`.
+fn spent(
+    node: &qoin_market_agents::node::Node,
+    rt: &tokio::runtime::Runtime,
+    parties: &[String],
+    from: u64,
+    to: u64,
+) -> Vec<(u128, u128)> {
+    use serde_json::json;
+    let mut out = vec![(0u128, 0u128); parties.len()];
+    for n in from..=to {
+        let block = rt
+            .block_on(node.raw("eth_getBlockByNumber", vec![json!(format!("{n:#x}")), json!(true)]))
+            .unwrap();
+        for tx in block["transactions"].as_array().unwrap() {
+            let sender = tx["from"].as_str().unwrap().to_lowercase();
+            let Some(i) = parties.iter().position(|p| *p == sender) else { continue };
+            let r = rt.block_on(node.raw("eth_getTransactionReceipt", vec![tx["hash"].clone()])).unwrap();
+            out[i].0 += quantity(&r["gasUsed"]) * quantity(&r["effectiveGasPrice"]);
+            out[i].1 += quantity(&tx["value"]);
+        }
+    }
+    out
+}
+
+fn balance_at(
+    node: &qoin_market_agents::node::Node,
+    rt: &tokio::runtime::Runtime,
+    who: &str,
+    n: u64,
+) -> u128 {
+    use serde_json::json;
+    quantity(&rt.block_on(node.raw("eth_getBalance", vec![json!(who), json!(format!("{n:#x}"))])).unwrap())
+}
+
+#[test]
+fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_proc, addr) = start_node(dir.path());
+    let rpc = format!("http://{addr}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let node = rt.block_on(qoin_market_agents::node::Node::connect(&rpc)).unwrap();
+    let start = rt.block_on(node.block_number()).unwrap();
+
+    // Accounts: 0 the client; 4 and 5 honest providers (prices 1 and 2); 6 a provider that
+    // lies, taking only small jobs; 7 the mediator.
+    const COLLATERAL: u128 = 1_000_000;
+    const FEE: u128 = 1_000;
+    let provider = |account: u32, price: &str, max_fuel: &str, extra: &[&str]| {
+        let mut role = vec![
+            "compute",
+            "--price",
+            price,
+            "--max-fuel",
+            max_fuel,
+            "--collateral-per-job",
+            "1000000",
+            "--jobs",
+            "2",
+        ];
+        role.extend_from_slice(extra);
+        start_daemon(dir.path(), &rpc, account, &role)
+    };
+    let mut honest = provider(4, "1", "10000000", &[]);
+    let dear = provider(5, "2", "10000000", &[]);
+    let liar = provider(6, "1", "1500000", &["--fault", "wrong-output"]);
+    let mediator = start_daemon(dir.path(), &rpc, 7, &["mediator", "--fee", &FEE.to_string()]);
+    for p in [&honest, &dear, &liar] {
+        wait_log(&p.proc, "ask posted", 60);
+    }
+    wait_log(&mediator.proc, "endpoint published", 60);
+    let restarted_log = dir.path().join("compute4-restarted.log");
+    let logs: Vec<PathBuf> = [&node_proc, &honest.proc, &dear.proc, &liar.proc, &mediator.proc]
+        .iter()
+        .map(|p| p.log.clone())
+        .chain([restarted_log.clone()])
+        .collect();
+    let tails =
+        || logs.iter().map(|l| format!("--- {}\n{}", l.display(), tail_of(l))).collect::<Vec<_>>().join("\n");
+
+    let wasm = dir.path().join("reverse.wasm");
+    let module = wat::parse_str(REVERSE).unwrap();
+    std::fs::write(&wasm, &module).unwrap();
+    let input: Vec<u8> = (0..3_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+    let input_file = dir.path().join("input.bin");
+    std::fs::write(&input_file, &input).unwrap();
+    let reversed: Vec<u8> = input.iter().rev().copied().collect();
+    let run = qoin_markets::job::Runner::new().run(
+        &module,
+        &input,
+        &qoin_markets::job::Limits::job(1_000_000, 16 << 20),
+    );
+    assert_eq!(run.stdout, reversed, "the job reverses its input: {}", run.detail);
+    let fuel = u128::from(run.fuel);
+
+    let submit = |fuel_limit: &str, max_price: &str| {
+        let (ok, out, err) = market(
+            &rpc,
+            &[
+                "compute",
+                "submit",
+                wasm.to_str().unwrap(),
+                "--input",
+                input_file.to_str().unwrap(),
+                "--replicas",
+                "2",
+                "--fuel",
+                fuel_limit,
+                "--max-price",
+                max_price,
+                "--phase",
+                "12",
+            ],
+        );
+        assert!(ok, "submit: {err}\n{}", tails());
+        out.trim().parse::<u64>().unwrap()
+    };
+    let result = |job: u64| {
+        let out = dir.path().join(format!("out{job}.bin"));
+        let (ok, _, err) =
+            market(&rpc, &["compute", "result", &job.to_string(), "--out", out.to_str().unwrap()]);
+        assert!(ok, "result of job {job}: {err}\n{}", tails());
+        (std::fs::read(out).unwrap(), err)
+    };
+
+    // Too much fuel for the liar: the two honest providers run it, agree, and are paid. One
+    // of them is SIGKILLed once it has run the job and restarted: it resumes from its data
+    // directory (commits or reveals what it saved) and is paid all the same.
+    let agreed = submit("2000000", "2");
+    wait_log(&honest.proc, &format!("ran job={agreed}"), 30);
+    honest.proc.kill();
+    honest.proc = spawn(&bin("qoin-provider"), &honest.args, restarted_log);
+    let (out, said) = result(agreed);
+    assert_eq!(out, reversed, "job {agreed}'s output");
+    assert!(said.contains("replicas agreed"), "{said}");
+
+    // At most price 1: the honest provider and the liar. They disagree, the mediator re-runs
+    // the job, the liar loses its collateral, and the client gets the honest output.
+    let mediated = submit("1000000", "1");
+    let (out, said) = result(mediated);
+    assert_eq!(out, reversed, "job {mediated}'s output");
+    assert!(said.contains("mediated"), "{said}");
+
+    // Every balance to the shor: what each party was paid by the market is what it gained,
+    // plus what it spent on fees and sent as value; and that is what the rules say.
+    let end = rt.block_on(node.block_number()).unwrap();
+    let parties: Vec<String> = [0, 4, 5, 6, 7].iter().map(|i| dev_address(*i)).collect();
+    let spent = spent(&node, &rt, &parties, start + 1, end);
+    let paid: Vec<i128> = parties
+        .iter()
+        .zip(&spent)
+        .map(|(p, (fees, value))| {
+            let gained = balance_at(&node, &rt, p, end) as i128 - balance_at(&node, &rt, p, start) as i128;
+            gained + *fees as i128 + *value as i128
+        })
+        .collect();
+    let escrows = 2 * 2_000_000 * 2 + 2 * 1_000_000;
+    let expected: [i128; 5] = [
+        // the client: both escrows back but for the work (3 × fuel for the first job at
+        // prices 1 and 2, fuel for the second at price 1), and half the liar's collateral
+        (escrows - 3 * fuel - fuel + (COLLATERAL - COLLATERAL / 2)) as i128,
+        (fuel * 2) as i128,       // the honest provider, price 1, both jobs
+        (fuel * 2) as i128,       // the dearer one, price 2, the first job
+        0,                        // the liar
+        (COLLATERAL / 2) as i128, // the mediator: the other half
+    ];
+    assert_eq!(paid, expected, "payouts by party (client, honest, dear, liar, mediator)\n{}", tails());
+    // The market holds exactly the asks' collateral that is left: 2 jobs' worth each, less
+    // the liar's lost one.
+    let market = format!("{:#x}", qoin_primitives::system::COMPUTE_MARKET);
+    assert_eq!(balance_at(&node, &rt, &market, end), 3 * 2 * COLLATERAL - COLLATERAL);
+    let sent: u128 = spent.iter().map(|(_, v)| v).sum();
+    assert_eq!(
+        sent as i128 - paid.iter().sum::<i128>(),
+        (balance_at(&node, &rt, &market, end) - balance_at(&node, &rt, &market, start)) as i128,
+        "nothing created or lost"
+    );
+    eprintln!("mediator:\n{}\nliar:\n{}", mediator.proc.tail(), liar.proc.tail());
+}
