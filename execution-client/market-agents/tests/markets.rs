@@ -12,7 +12,12 @@
 //! goes to the mediator, the liar is slashed, and the client gets the right output. Every
 //! party's balance is reconciled to the shor against the contract's rules.
 
-use serde_json::Value;
+use alloy_primitives::{Address, Bytes, Log, B256, U256};
+use alloy_sol_types::SolCall;
+use qoin_market_agents::node::{decode_events, Node};
+use qoin_markets::storage::StorageMarket as M;
+use qoin_primitives::system::{COMPUTE_MARKET, STORAGE_MARKET};
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -163,7 +168,11 @@ fn status(rpc: &str, deal: u64) -> Value {
 }
 
 fn dev_address(i: u32) -> String {
-    qoin_market_agents::wallet::Wallet::dev(i).unwrap().address().to_string().to_lowercase()
+    dev(i).to_string().to_lowercase()
+}
+
+fn dev(i: u32) -> Address {
+    qoin_market_agents::wallet::Wallet::dev(i).unwrap().address()
 }
 
 /// Waits until `cond` holds of the deal's status; panics with the logs after `secs`.
@@ -195,6 +204,8 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
     let dir = tempfile::tempdir().unwrap();
     let (node, addr) = start_node(dir.path());
     let rpc = format!("http://{addr}");
+    let r = Reader::new(&rpc);
+    let start = r.head();
     let mut providers: Vec<Provider> = (1..=3).map(|i| start_provider(dir.path(), &rpc, i)).collect();
 
     // 10 MiB of pseudo-random bytes.
@@ -269,6 +280,54 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
     let (ok, _, err) = market(&rpc, &["storage", "get", &deal.to_string(), "--out", back.to_str().unwrap()]);
     assert!(ok, "get after the repair: {err}");
     assert!(std::fs::read(&back).unwrap() == data, "the file read back after the repair differs");
+
+    // Every balance to the shor. The providers were paid for each period they proved (the
+    // Proven events of their own transactions); the client got back what its maximum price
+    // held above the providers' prices when the deal started, each missed period's price, and
+    // the whole collateral of the replica that failed (its penalties and the rest). The market
+    // holds exactly the asks' free collateral, the deal's escrow and its slots' collateral.
+    let end = r.head();
+    let parties: Vec<Address> = (0..=3).map(dev).collect();
+    let books = Books::read(&r, &parties, start, end);
+    books.check_conservation(&r, STORAGE_MARKET, start, end);
+    let size = u128::from(s["bytes"].as_u64().unwrap());
+    let (replicas, periods, max_price, price, collateral_per_byte) = (2u128, 14u128, 2u128, 1u128, 3u128);
+    let events = r.logs(STORAGE_MARKET, start + 1, end);
+    let missed = decode_events::<M::Missed>(&events, STORAGE_MARKET);
+    let failed =
+        decode_events::<M::SlotReopened>(&events, STORAGE_MARKET).iter().filter(|e| e.failed).count();
+    assert_eq!(failed, 1, "one replica failed");
+    assert!(missed.iter().all(|m| m.slot == U256::from(1)), "only the dead replica missed: {missed:?}");
+    let client = replicas * size * (max_price - price) * periods
+        + missed.len() as u128 * size * price
+        + size * collateral_per_byte;
+    assert_eq!(books.paid[0], client as i128, "the client's payouts ({} missed periods)", missed.len());
+    for (i, logs) in books.logs.iter().enumerate().skip(1) {
+        let proofs = decode_events::<M::Proven>(logs, STORAGE_MARKET);
+        assert!(proofs.iter().all(|p| p.paid == U256::from(size * price)), "each proof pays its period");
+        assert_eq!(books.paid[i], (proofs.len() as u128 * size * price) as i128, "provider {i}'s payouts");
+        assert!(!proofs.is_empty(), "provider {i} proved");
+    }
+    let asks = r.call_at(STORAGE_MARKET, &M::askCountCall {}, end).to::<u64>();
+    let free: u128 = (1..=asks)
+        .map(|a| r.call_at(STORAGE_MARKET, &M::asksCall(U256::from(a)), end).collateral.to::<u128>())
+        .sum();
+    let id = U256::from(deal);
+    let escrow = r.call_at(STORAGE_MARKET, &M::bidsCall(id), end).escrow.to::<u128>();
+    let locked: u128 = (0..2u64)
+        .map(|i| {
+            r.call_at(STORAGE_MARKET, &M::slotsCall { _0: id, _1: U256::from(i) }, end)
+                .collateral
+                .to::<u128>()
+        })
+        .sum();
+    let owed: u128 =
+        parties.iter().map(|p| r.call_at(STORAGE_MARKET, &M::owedCall(*p), end).to::<u128>()).sum();
+    assert_eq!(
+        r.balance_at(STORAGE_MARKET, end),
+        free + escrow + locked + owed,
+        "the market holds what it owes"
+    );
     eprintln!("the spare provider:\n{}", providers[spare].proc.tail());
     eprintln!("the restarted provider:\n{}", providers[first].proc.tail());
 }
@@ -316,39 +375,94 @@ fn quantity(v: &Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
-/// What each of `parties` paid in fees and sent as value in blocks `from..=to`.
-fn spent(
-    node: &qoin_market_agents::node::Node,
-    rt: &tokio::runtime::Runtime,
-    parties: &[String],
-    from: u64,
-    to: u64,
-) -> Vec<(u128, u128)> {
-    use serde_json::json;
-    let mut out = vec![(0u128, 0u128); parties.len()];
-    for n in from..=to {
-        let block = rt
-            .block_on(node.raw("eth_getBlockByNumber", vec![json!(format!("{n:#x}")), json!(true)]))
-            .unwrap();
-        for tx in block["transactions"].as_array().unwrap() {
-            let sender = tx["from"].as_str().unwrap().to_lowercase();
-            let Some(i) = parties.iter().position(|p| *p == sender) else { continue };
-            let r = rt.block_on(node.raw("eth_getTransactionReceipt", vec![tx["hash"].clone()])).unwrap();
-            out[i].0 += quantity(&r["gasUsed"]) * quantity(&r["effectiveGasPrice"]);
-            out[i].1 += quantity(&tx["value"]);
-        }
-    }
-    out
+/// A node for the test's own reads, on a runtime of its own.
+struct Reader {
+    rt: tokio::runtime::Runtime,
+    node: Node,
 }
 
-fn balance_at(
-    node: &qoin_market_agents::node::Node,
-    rt: &tokio::runtime::Runtime,
-    who: &str,
-    n: u64,
-) -> u128 {
-    use serde_json::json;
-    quantity(&rt.block_on(node.raw("eth_getBalance", vec![json!(who), json!(format!("{n:#x}"))])).unwrap())
+impl Reader {
+    fn new(rpc: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let node = rt.block_on(Node::connect(rpc)).unwrap();
+        Reader { rt, node }
+    }
+
+    fn raw(&self, method: &str, params: Vec<Value>) -> Value {
+        self.rt.block_on(self.node.raw(method, params)).unwrap()
+    }
+
+    fn head(&self) -> u64 {
+        self.rt.block_on(self.node.block_number()).unwrap()
+    }
+
+    fn balance_at(&self, who: Address, n: u64) -> u128 {
+        quantity(&self.raw("eth_getBalance", vec![json!(who), json!(format!("{n:#x}"))]))
+    }
+
+    /// `call` on `to` as of block `n`.
+    fn call_at<C: SolCall>(&self, to: Address, call: &C, n: u64) -> C::Return {
+        let input = Bytes::from(call.abi_encode());
+        let out: Bytes = serde_json::from_value(
+            self.raw("eth_call", vec![json!({"to": to, "input": input}), json!(format!("{n:#x}"))]),
+        )
+        .unwrap();
+        C::abi_decode_returns(&out).unwrap()
+    }
+
+    fn logs(&self, contract: Address, from: u64, to: u64) -> Vec<Log> {
+        self.rt.block_on(self.node.logs(contract, from, to)).unwrap()
+    }
+}
+
+/// What the parties spent and were paid between two blocks.
+struct Books {
+    /// Fees each party paid.
+    fees: Vec<u128>,
+    /// Value each party sent.
+    sent: Vec<u128>,
+    /// The logs of each party's transactions.
+    logs: Vec<Vec<Log>>,
+    /// What the markets paid each party: what it gained, plus what it spent.
+    paid: Vec<i128>,
+}
+
+impl Books {
+    /// The books of `parties` over blocks `from + 1..=to`, from every transaction in them.
+    fn read(r: &Reader, parties: &[Address], from: u64, to: u64) -> Books {
+        let n = parties.len();
+        let mut books = Books { fees: vec![0; n], sent: vec![0; n], logs: vec![vec![]; n], paid: vec![] };
+        for b in from + 1..=to {
+            let block = r.raw("eth_getBlockByNumber", vec![json!(format!("{b:#x}")), json!(true)]);
+            for tx in block["transactions"].as_array().unwrap() {
+                let sender: Address = tx["from"].as_str().unwrap().parse().unwrap();
+                let Some(i) = parties.iter().position(|p| *p == sender) else { continue };
+                let receipt = r.raw("eth_getTransactionReceipt", vec![tx["hash"].clone()]);
+                books.fees[i] += quantity(&receipt["gasUsed"]) * quantity(&receipt["effectiveGasPrice"]);
+                books.sent[i] += quantity(&tx["value"]);
+                let hash: B256 = serde_json::from_value(tx["hash"].clone()).unwrap();
+                if let Some(receipt) = r.rt.block_on(r.node.receipt(hash)).unwrap() {
+                    books.logs[i].extend(receipt.logs);
+                }
+            }
+        }
+        books.paid = (0..n)
+            .map(|i| {
+                let gained = r.balance_at(parties[i], to) as i128 - r.balance_at(parties[i], from) as i128;
+                gained + books.fees[i] as i128 + books.sent[i] as i128
+            })
+            .collect();
+        books
+    }
+
+    /// Nothing created or lost: what the parties sent the market less what it paid them is
+    /// what it gained.
+    fn check_conservation(&self, r: &Reader, market: Address, from: u64, to: u64) {
+        let sent: u128 = self.sent.iter().sum();
+        let paid: i128 = self.paid.iter().sum();
+        let held = r.balance_at(market, to) as i128 - r.balance_at(market, from) as i128;
+        assert_eq!(sent as i128 - paid, held, "sent {sent}, paid {paid}, the market gained {held}");
+    }
 }
 
 #[test]
@@ -356,9 +470,8 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
     let dir = tempfile::tempdir().unwrap();
     let (node_proc, addr) = start_node(dir.path());
     let rpc = format!("http://{addr}");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let node = rt.block_on(qoin_market_agents::node::Node::connect(&rpc)).unwrap();
-    let start = rt.block_on(node.block_number()).unwrap();
+    let r = Reader::new(&rpc);
+    let start = r.head();
 
     // Accounts: 0 the client; 4 and 5 honest providers (prices 1 and 2); 6 a provider that
     // lies, taking only small jobs; 7 the mediator.
@@ -461,17 +574,9 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
 
     // Every balance to the shor: what each party was paid by the market is what it gained,
     // plus what it spent on fees and sent as value; and that is what the rules say.
-    let end = rt.block_on(node.block_number()).unwrap();
-    let parties: Vec<String> = [0, 4, 5, 6, 7].iter().map(|i| dev_address(*i)).collect();
-    let spent = spent(&node, &rt, &parties, start + 1, end);
-    let paid: Vec<i128> = parties
-        .iter()
-        .zip(&spent)
-        .map(|(p, (fees, value))| {
-            let gained = balance_at(&node, &rt, p, end) as i128 - balance_at(&node, &rt, p, start) as i128;
-            gained + *fees as i128 + *value as i128
-        })
-        .collect();
+    let end = r.head();
+    let parties: Vec<Address> = [0, 4, 5, 6, 7].iter().map(|i| dev(*i)).collect();
+    let books = Books::read(&r, &parties, start, end);
     let escrows = 2 * 2_000_000 * 2 + 2 * 1_000_000;
     let expected: [i128; 5] = [
         // the client: both escrows back but for the work (3 × fuel for the first job at
@@ -482,16 +587,10 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
         0,                        // the liar
         (COLLATERAL / 2) as i128, // the mediator: the other half
     ];
-    assert_eq!(paid, expected, "payouts by party (client, honest, dear, liar, mediator)\n{}", tails());
+    assert_eq!(books.paid, expected, "payouts by party (client, honest, dear, liar, mediator)\n{}", tails());
     // The market holds exactly the asks' collateral that is left: 2 jobs' worth each, less
     // the liar's lost one.
-    let market = format!("{:#x}", qoin_primitives::system::COMPUTE_MARKET);
-    assert_eq!(balance_at(&node, &rt, &market, end), 3 * 2 * COLLATERAL - COLLATERAL);
-    let sent: u128 = spent.iter().map(|(_, v)| v).sum();
-    assert_eq!(
-        sent as i128 - paid.iter().sum::<i128>(),
-        (balance_at(&node, &rt, &market, end) - balance_at(&node, &rt, &market, start)) as i128,
-        "nothing created or lost"
-    );
+    assert_eq!(r.balance_at(COMPUTE_MARKET, end), 3 * 2 * COLLATERAL - COLLATERAL);
+    books.check_conservation(&r, COMPUTE_MARKET, start, end);
     eprintln!("mediator:\n{}\nliar:\n{}", mediator.proc.tail(), liar.proc.tail());
 }

@@ -79,6 +79,34 @@ pub(crate) fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((el, cl))
 }
 
+/// `qoin-provider` (the market parties' daemon), built beside this program as
+/// [`binaries`] builds the node's programs.
+pub(crate) fn provider_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot locate qoin-testnet")?;
+    let dir = me.parent().context("qoin-testnet has no parent directory")?;
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        tracing::info!(target: targets::TESTNET, "building qoin-provider with cargo");
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "qoin-market-agents", "--bin", "qoin-provider"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .status()
+            .context("cannot run cargo to build qoin-provider")?;
+        if !status.success() {
+            bail!("building qoin-provider failed ({status})");
+        }
+    }
+    let bin = dir.join("qoin-provider");
+    if !bin.exists() {
+        bail!("{} not found: build it with `cargo build -p qoin-market-agents`", bin.display());
+    }
+    Ok(bin)
+}
+
 /// Candidates per second of the fastest solver on `threads` threads. The system grows until
 /// one search takes ≥ 100 ms (small systems understate a fast solver: per-system set-up
 /// dominates), then searches are timed for ~300 ms.

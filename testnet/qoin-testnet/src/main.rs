@@ -5,12 +5,15 @@
 //! of work at a 1-second target, JSON-RPC on 127.0.0.1:8545 with the ten funded dev accounts
 //! unlocked); `up`, `status`, `down`, `kill` and `restart` for a local network of many pairs
 //! peered over the p2p network, described in `network.json` for scripts, with `kill`, `restart`,
-//! `partition` and `heal` to break it; `manifests` for the same network on Kubernetes.
+//! `partition` and `heal` to break it, and the market's providers and mediators beside it
+//! (`up --storage-providers --compute-providers --mediators`); `manifests` for the same network
+//! on Kubernetes.
 
 mod dev;
 mod manifests;
 mod net;
 mod netns;
+mod parties;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -15,6 +15,10 @@
 //!  "namespaces":{"tag":"T","subnet":7,"nodes":4}}
 //! ```
 //!
+//! With `--storage-providers`, `--compute-providers` or `--mediators`, `up` also starts the
+//! market's parties (see [`crate::parties`]), listed under `"parties"` (name, role, address,
+//! rpc, url, pid, command).
+//!
 //! **Links.** As root with `ip` and `nft` (`--links auto`, the default, or `netns`), each node
 //! runs in a network namespace of its own with one address on a private bridge (see
 //! [`crate::netns`]), and `partition --groups 0,1/2,3` drops packets between the groups with
@@ -33,6 +37,7 @@
 //! not modelled. `network.json` records the mode (`links`).
 
 use crate::netns;
+use crate::parties::{self, Counts, Party};
 use anyhow::{bail, Context as _};
 use qoin_cl_network::ports::free_loopback_port;
 use qoin_crypto::keystore::{KdfParams, Keystore};
@@ -88,6 +93,15 @@ pub(crate) struct UpArgs {
     /// netns where it can run, loopback otherwise (saying why).
     #[arg(long, value_enum, default_value_t = LinkMode::Auto)]
     links: LinkMode,
+    /// Storage providers to start (`qoin-provider storage`), each funded and registered.
+    #[arg(long, default_value_t = 0)]
+    storage_providers: usize,
+    /// Compute providers to start (`qoin-provider compute`), each funded and registered.
+    #[arg(long, default_value_t = 0)]
+    compute_providers: usize,
+    /// Mediators to start (`qoin-provider mediator`), each funded and registered.
+    #[arg(long, default_value_t = 0)]
+    mediators: usize,
 }
 
 /// `up --links`.
@@ -119,7 +133,7 @@ pub(crate) struct StatusArgs {
 /// A node named on the command line.
 #[derive(clap::Args, Debug)]
 pub(crate) struct NodeArgs {
-    /// The node (`node2`, or `2`).
+    /// The node (`node2`, or `2`) or market party (`storage0`, `compute1`, `mediator0`).
     node: String,
     #[command(flatten)]
     net: NetArgs,
@@ -169,6 +183,9 @@ struct Network {
     /// The network namespaces, with `--links netns` (removed by `down`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     namespaces: Option<netns::Layout>,
+    /// The market parties (`--storage-providers`, `--compute-providers`, `--mediators`).
+    #[serde(default)]
+    parties: Vec<Party>,
 }
 
 /// The links between nodes.
@@ -260,7 +277,7 @@ fn save(d: &Path, n: &Network) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
         && !zombie(pid)
 }
@@ -317,13 +334,12 @@ fn spawn(command: &[String], log: &Path) -> anyhow::Result<u32> {
     Ok(pid)
 }
 
-/// A JSON-RPC call over HTTP, with a short timeout.
 /// An HTTP client that gives up after 5 s (a node that does not answer is reported as such).
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into()
 }
 
-fn rpc(url: &str, method: &str, params: &Value) -> anyhow::Result<Value> {
+pub(crate) fn rpc(url: &str, method: &str, params: &Value) -> anyhow::Result<Value> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let v: Value = agent().post(url).send_json(&body)?.body_mut().read_json()?;
     match v.get("error") {
@@ -432,10 +448,18 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     let (rate, solver) = crate::dev::measure_rate(args.miner_threads)?;
     let difficulty = crate::dev::calibrated(rate * miners.max(1) as f64, args.block_time_ms);
     let genesis = d.join("genesis.json");
-    let extra = match &args.alloc {
+    let mut extra = match &args.alloc {
         Some(path) => read_alloc(path)?,
         None => Default::default(),
     };
+    let counts = Counts {
+        storage: args.storage_providers,
+        compute: args.compute_providers,
+        mediators: args.mediators,
+    };
+    let provider_bin = if counts.any() { Some(crate::dev::provider_binary()?) } else { None };
+    let keys = parties::keys(d, counts)?;
+    extra.extend(parties::alloc(&keys));
     crate::dev::write_genesis(&genesis, args.block_time_ms, difficulty, extra)?;
     let layout = namespaces(args)?;
     let links = Links::new(layout.as_ref(), args.latency_ms);
@@ -448,8 +472,14 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
         args.nodes, args.miner_threads, args.block_time_ms, links.describe(), subnet.unwrap_or_default(),
         partition_how(layout.as_ref()));
     // Recorded before any program starts, so `down` removes the namespaces of a failed `up`.
-    let mut net =
-        Network { nodes: Vec::new(), partitions, partition: None, links, namespaces: layout.clone() };
+    let mut net = Network {
+        nodes: Vec::new(),
+        partitions,
+        partition: None,
+        links,
+        namespaces: layout.clone(),
+        parties: Vec::new(),
+    };
     save(d, &net)?;
 
     let mut nodes: Vec<NodeEntry> = Vec::with_capacity(args.nodes);
@@ -556,6 +586,21 @@ pub(crate) fn up(args: &UpArgs, log: &LogArgs) -> anyhow::Result<()> {
     wait_answering(d, &net, Duration::from_secs(120))?;
     if net.nodes.len() > 1 {
         wait_peered(d, &net, Duration::from_secs(60))?;
+    }
+    if let Some(bin) = provider_bin {
+        let rpcs: Vec<String> = net.nodes.iter().map(|n| n.rpc.clone()).collect();
+        let mut parties =
+            parties::commands(d, &bin, &keys, &rpcs, &log_args(log), || Ok(free_loopback_port(&mut ports)?))?;
+        for p in &mut parties {
+            p.pid = Some(spawn(&p.command, &parties::log_path(d, &p.name))?);
+            tracing::info!(target: targets::TESTNET, "{}: qoin-provider {} pid {}, account {:#x}, {} via {}",
+                p.name, p.command.iter().find(|a| ["storage", "compute", "mediator"].contains(&a.as_str())).map_or("", |a| a.as_str()),
+                p.pid.unwrap_or(0), p.address, p.url, p.rpc);
+            net.parties.push(p.clone());
+            save(d, &net)?;
+        }
+        parties::wait_registered(d, &net.parties, Duration::from_secs(120))?;
+        tracing::info!(target: targets::TESTNET, "{} market parties registered", net.parties.len());
     }
     tracing::info!(target: targets::TESTNET, "{} nodes up; {} describes them", net.nodes.len(), manifest(d).display());
     println!("{}", manifest(d).display());
@@ -672,7 +717,8 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({"nodes": out, "heads_agree": agree, "partition": net.partition, "links": net.links})
+            json!({"nodes": out, "heads_agree": agree, "partition": net.partition, "links": net.links,
+                "parties": parties_status(&net)})
         );
         return Ok(());
     }
@@ -695,6 +741,19 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         );
     }
     println!("heads {}", if agree { "agree" } else { "differ" });
+    if !net.parties.is_empty() {
+        println!("{:<12} {:<9} {:<8} {:<44} url", "party", "role", "state", "account");
+        for p in parties_status(&net) {
+            println!(
+                "{:<12} {:<9} {:<8} {:<44} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["role"].as_str().unwrap_or(""),
+                if p["running"] == true { "running" } else { "stopped" },
+                p["address"].as_str().unwrap_or(""),
+                p["url"].as_str().unwrap_or(""),
+            );
+        }
+    }
     if net.links.latency_ms > 0 {
         println!("links: {}", net.links.describe());
     }
@@ -705,10 +764,27 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each market party: its name, role, account, URL and whether it runs.
+fn parties_status(net: &Network) -> Vec<Value> {
+    net.parties
+        .iter()
+        .map(|p| {
+            json!({"name": p.name, "role": p.role, "address": p.address, "url": p.url, "rpc": p.rpc,
+                "running": p.pid.is_some_and(alive)})
+        })
+        .collect()
+}
+
 pub(crate) fn down(args: &NetArgs) -> anyhow::Result<()> {
     load(&args.datadir)?; // (no network there: say so before creating a lock file)
     let _lock = lock_datadir(&args.datadir)?;
     let mut net = load(&args.datadir)?;
+    for p in &mut net.parties {
+        if let Some(pid) = p.pid.take() {
+            stop_pid(&p.name, pid);
+        }
+        tracing::info!(target: targets::TESTNET, "{} stopped", p.name);
+    }
     for n in &mut net.nodes {
         if let Some(pid) = n.pids.cl.take() {
             stop_pid(&format!("{} qoin-cl", n.name), pid);
@@ -731,14 +807,27 @@ fn find(net: &Network, node: &str) -> anyhow::Result<usize> {
     let want =
         if node.chars().all(|c| c.is_ascii_digit()) { format!("node{node}") } else { node.to_string() };
     let names: Vec<&str> = net.nodes.iter().map(|n| n.name.as_str()).collect();
-    names
-        .iter()
-        .position(|n| *n == want)
-        .with_context(|| format!("no node {node}; the network has {names:?}"))
+    names.iter().position(|n| *n == want).with_context(|| {
+        let parties: Vec<&str> = net.parties.iter().map(|p| p.name.as_str()).collect();
+        format!("no node or party {node}; the network has {names:?} and {parties:?}")
+    })
+}
+
+/// The index of the market party named `name`, if it is one.
+fn find_party(net: &Network, name: &str) -> Option<usize> {
+    net.parties.iter().position(|p| p.name == name)
 }
 
 pub(crate) fn kill(args: &NodeArgs) -> anyhow::Result<()> {
     let mut net = load(&args.net.datadir)?;
+    if let Some(i) = find_party(&net, &args.node) {
+        let p = &mut net.parties[i];
+        if let Some(pid) = p.pid.take() {
+            signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        tracing::info!(target: targets::TESTNET, "{} killed (SIGKILL)", p.name);
+        return save(&args.net.datadir, &net);
+    }
     let i = find(&net, &args.node)?;
     let n = &mut net.nodes[i];
     for pid in [n.pids.cl.take(), n.pids.el.take()].into_iter().flatten() {
@@ -751,6 +840,15 @@ pub(crate) fn kill(args: &NodeArgs) -> anyhow::Result<()> {
 pub(crate) fn restart(args: &NodeArgs) -> anyhow::Result<()> {
     let d = args.net.datadir.clone();
     let mut net = load(&d)?;
+    if let Some(i) = find_party(&net, &args.node) {
+        let p = &mut net.parties[i];
+        if let Some(pid) = p.pid.take() {
+            stop_pid(&p.name, pid);
+        }
+        p.pid = Some(spawn(&p.command, &parties::log_path(&d, &p.name))?);
+        tracing::info!(target: targets::TESTNET, "{} restarted", p.name);
+        return save(&d, &net);
+    }
     let i = find(&net, &args.node)?;
     if let Some(l) = &net.namespaces {
         if !netns::exists(l, i) {

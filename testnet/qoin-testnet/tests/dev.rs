@@ -4,7 +4,9 @@
 //! says which and stops the other. Every query of the shipped Grafana dashboards names only
 //! metrics that the running programs serve. `up` starts four pairs that converge on one head,
 //! relay a transaction from a node that does not mine to the miners, take back a killed node
-//! and heal a 2+2 partition; `down` stops them all. `manifests` writes Kubernetes objects that
+//! and heal a 2+2 partition; `down` stops them all. `up` with market parties starts storage
+//! and compute providers and a mediator, funded and registered, that `kill`, `restart` and
+//! `down` handle like nodes. `manifests` writes Kubernetes objects that
 //! pass a schema validator and describe the same network.
 
 use serde_json::{json, Value};
@@ -651,6 +653,81 @@ fn four_pairs(links: &str) {
         namespaces.iter().all(|ns| !Path::new("/run/netns").join(ns).exists()),
         "down removed the namespaces {namespaces:?}"
     );
+}
+
+#[test]
+fn market_parties_start_funded_and_registered_and_come_and_go_with_the_network() {
+    let _one = one_network();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net").display().to_string();
+    let _down = Down::new(&dir);
+    // `up` returns once every party has registered on chain (endpoint, ask or fee).
+    testnet(&[
+        "up",
+        "--nodes",
+        "2",
+        "--miners",
+        "1",
+        "--block-time-ms",
+        "500",
+        "--links",
+        "loopback",
+        "--storage-providers",
+        "2",
+        "--compute-providers",
+        "1",
+        "--mediators",
+        "1",
+        "--datadir",
+        &dir,
+    ]);
+    let net: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
+    let parties = net["parties"].as_array().unwrap().clone();
+    let names: Vec<&str> = parties.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["storage0", "storage1", "compute0", "mediator0"]);
+    let roles: Vec<&str> = parties.iter().map(|p| p["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["storage", "storage", "compute", "mediator"]);
+    let nodes: Vec<&str> =
+        net["nodes"].as_array().unwrap().iter().map(|n| n["rpc"].as_str().unwrap()).collect();
+    assert_eq!(parties[0]["rpc"], nodes[0]);
+    assert_eq!(parties[1]["rpc"], nodes[1], "parties talk to the nodes in turn");
+    let node0: SocketAddr = nodes[0].trim_start_matches("http://").parse().unwrap();
+    let dev_balance = qoin_primitives::dev::DEV_BALANCE;
+    let port = |p: &Value| -> u16 { p["url"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap() };
+    for p in &parties {
+        // Funded in the genesis, and it paid for its registration (gas, collateral).
+        let balance = rpc(node0, "eth_getBalance", json!([p["address"], "latest"])).unwrap();
+        let balance = u128::from_str_radix(balance.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        assert!(balance > 0 && balance < dev_balance, "{}: balance {balance}", p["name"]);
+        // Its HTTP server answers (nothing held yet).
+        let path = if p["role"] == "storage" { "/storage/1/chunks/0/1" } else { "/compute/1/result" };
+        let answer = http_get(port(p), path);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{}: {answer}", p["name"]);
+    }
+    let status = network_status(&dir);
+    assert!(status["parties"].as_array().unwrap().iter().all(|p| p["running"] == true), "{status}");
+
+    // A party is killed and restarted by name, like a node.
+    let pid = parties[2]["pid"].as_u64().unwrap() as u32;
+    testnet(&["kill", "compute0", "--datadir", &dir]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!running(pid), "compute0 killed");
+    assert_eq!(network_status(&dir)["parties"][2]["running"], false);
+    testnet(&["restart", "compute0", "--datadir", &dir]);
+    let answer = wait_for("compute0 serving again", 30, || {
+        TcpStream::connect(("127.0.0.1", port(&parties[2]))).ok()?;
+        Some(http_get(port(&parties[2]), "/compute/1/result"))
+    });
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+
+    // down stops every party with the nodes.
+    let net: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/network.json")).unwrap()).unwrap();
+    let pids: Vec<u32> =
+        net["parties"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap() as u32).collect();
+    testnet(&["down", "--datadir", &dir]);
+    assert!(pids.iter().all(|p| !running(*p)), "down stopped every party");
 }
 
 /// The YAML documents of a manifest file.
