@@ -4,7 +4,9 @@
 //! its state, so a restart misses nothing), takes the jobs that fit its ask (`JobPosted`), and
 //! moves every job it holds along: once the job runs and the client's module and input have
 //! come (checked against the job's hashes, [`crate::job_store`]), it runs the job with the
-//! deterministic runner, keeps the result and a random salt on disk, and only then commits;
+//! deterministic runner in the background (the loop goes on, so a long job does not make it
+//! miss another job's deadlines), keeps the result and a random salt on disk, and only then
+//! commits;
 //! it reveals in the reveal phase, and settles the job after the dispute window (or after a
 //! mediator that never answered). It serves its results until `--keep-blocks` after the
 //! job's end. It keeps one ask open, posting a new one when the old one nears its expiry.
@@ -14,18 +16,18 @@
 
 use crate::daemon::{follow, open_jobs, serve, Daemon};
 use crate::disk::write_atomic;
-use crate::job_store::{Expected, JobStore};
+use crate::job_store::{Expected, JobStore, Part};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node, Receipt};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
 use qoin_markets::compute::{commitment, ComputeMarket as C, JobResult};
-use qoin_markets::job::{Limits, Runner};
+use qoin_markets::job::{Limits, Outcome, Runner};
 use qoin_primitives::system::COMPUTE_MARKET;
 use qoin_tracing::targets::MARKET;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,7 +160,8 @@ pub async fn run(node: Node, wallet: Wallet, config: ComputeConfig) -> anyhow::R
     let me = wallet.address();
     info!(target: MARKET, provider = %me, http = %config.listen, url = %config.public_url(), fault = ?config.fault, "compute provider");
     publish_endpoint(&node, &wallet, COMPUTE_MARKET, &config.public_url()).await?;
-    follow(&mut Provider { node, wallet, config, store, state, me, runner: Runner::new() }).await
+    let runner = Runner::new();
+    follow(&mut Provider { node, wallet, config, store, state, me, runner, running: HashMap::new() }).await
 }
 
 struct Provider {
@@ -169,6 +172,8 @@ struct Provider {
     state: State,
     me: Address,
     runner: Runner,
+    /// Runs under way, by job.
+    running: HashMap<u64, tokio::task::JoinHandle<(Outcome, std::time::Duration)>>,
 }
 
 impl Daemon for Provider {
@@ -277,19 +282,31 @@ impl Provider {
         }
     }
 
-    /// Runs the job (on the blocking pool) and keeps its result: what this provider commits.
-    async fn execute(&mut self, job: u64, held: &Held) -> anyhow::Result<Ran> {
-        let (Some(module), Some(input)) = (
-            self.store.part(job, crate::job_store::Part::Module),
-            self.store.part(job, crate::job_store::Part::Input),
-        ) else {
+    /// Starts running the job on the blocking pool (the chain loop goes on meanwhile, so a
+    /// long job does not make the provider miss another job's deadlines).
+    fn start_run(&mut self, job: u64, held: &Held) -> anyhow::Result<()> {
+        let (Some(module), Some(input)) =
+            (self.store.part(job, Part::Module), self.store.part(job, Part::Input))
+        else {
             anyhow::bail!("the module or the input is missing");
         };
         let runner = self.runner.clone();
         let limits = Limits::job(held.fuel_limit, held.memory_limit);
-        let started = std::time::Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || runner.run(&module, &input, &limits)).await?;
-        let mut result = JobResult::of(&outcome);
+        info!(target: MARKET, job, fuel_limit = held.fuel_limit, "running");
+        self.running.insert(
+            job,
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                (runner.run(&module, &input, &limits), started.elapsed())
+            }),
+        );
+        Ok(())
+    }
+
+    /// Keeps a finished run's result and a fresh salt, on disk before anything is committed:
+    /// what this provider commits and reveals, even after a restart.
+    fn keep(&mut self, job: u64, outcome: &Outcome, took: std::time::Duration) -> anyhow::Result<Ran> {
+        let mut result = JobResult::of(outcome);
         if self.config.fault == Some(Fault::WrongOutput) {
             result.stdout.extend_from_slice(b" (wrong)");
         }
@@ -298,12 +315,41 @@ impl Provider {
         OsRng.fill_bytes(salt.as_mut_slice());
         let ran = Ran { output: result.output_hash(), fuel: outcome.fuel, salt };
         info!(target: MARKET, job, status = %outcome.status, fuel = outcome.fuel, bytes = outcome.stdout.len(),
-            ms = started.elapsed().as_millis() as u64, output = %ran.output, "ran");
+            ms = took.as_millis() as u64, output = %ran.output, "ran");
         if let Some(h) = self.state.jobs.get_mut(&job) {
             h.ran = Some(ran.clone());
         }
         self.save()?;
         Ok(ran)
+    }
+
+    /// The job's result to commit: kept from before, or from a run that has finished (one is
+    /// started once the files are here). `None` while there is none yet.
+    async fn result(
+        &mut self,
+        job: u64,
+        held: &Held,
+        commit_until: u64,
+        head: u64,
+    ) -> anyhow::Result<Option<Ran>> {
+        if let Some(ran) = &held.ran {
+            return Ok(Some(ran.clone()));
+        }
+        match self.running.get(&job) {
+            Some(run) if run.is_finished() => {
+                let Some(run) = self.running.remove(&job) else { return Ok(None) };
+                let (outcome, took) = run.await?;
+                self.keep(job, &outcome, took).map(Some)
+            }
+            Some(_) => Ok(None),
+            None if self.store.ready(job) => self.start_run(job, held).map(|()| None),
+            None => {
+                if head + 2 >= commit_until {
+                    warn!(target: MARKET, job, commit_until, "the module or input has not come");
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// What a held job needs now.
@@ -321,16 +367,7 @@ impl Provider {
         let slot = self.call(&C::slotsCall { _0: id, _1: U256::from(held.slot) }).await?;
         match j.phase {
             phase::RUNNING if slot.commitment == B256::ZERO && head <= j.phaseEnd => {
-                let ran = match held.ran.clone() {
-                    Some(ran) => ran,
-                    None if self.store.ready(job) => self.execute(job, &held).await?,
-                    None => {
-                        if head + 2 >= j.phaseEnd {
-                            warn!(target: MARKET, job, commit_until = j.phaseEnd, "the module or input has not come");
-                        }
-                        return Ok(());
-                    }
-                };
+                let Some(ran) = self.result(job, &held, j.phaseEnd, head).await? else { return Ok(()) };
                 let c = commitment(ran.output, ran.fuel, ran.salt, self.me);
                 self.send(&C::commitCall { jobId: id, slot: U256::from(held.slot), c }, U256::ZERO).await?;
                 info!(target: MARKET, job, "committed");

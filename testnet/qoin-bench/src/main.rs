@@ -8,6 +8,7 @@
 mod engine;
 mod exec;
 mod forkchoice;
+mod market_transfer;
 mod markets;
 mod network;
 mod pow;
@@ -73,6 +74,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "market-gas",
         "gas of each storage- and compute-market operation; storage proofs per block at the dev gas limit",
+    ),
+    (
+        "market-transfer",
+        "storage-market upload and retrieval MB/s over loopback (root checks, Merkle paths, decoding), against plain HTTP in the same run",
     ),
     (
         "devnet-blocktime",
@@ -224,6 +229,7 @@ fn main() {
         "gossip-bandwidth" => network::gossip_bandwidth(cli.blocks.unwrap_or(300)),
         "wasm-job" => markets::wasm_job(),
         "market-gas" => markets::market_gas(),
+        "market-transfer" => market_transfer::market_transfer(cli.seconds),
         _ => unreachable!("names come from BENCHES"),
     };
     match cli.name.as_str() {

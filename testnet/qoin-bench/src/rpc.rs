@@ -23,9 +23,9 @@ fn fail(e: &dyn std::fmt::Display) -> ! {
 }
 
 /// A `qoin-el node --dev` (`--mine off`: blocks only through the engine API), killed on drop.
-struct El {
+pub(crate) struct El {
     child: Child,
-    rpc: String,
+    pub(crate) rpc: String,
     engine: String,
     dir: std::path::PathBuf,
 }
@@ -38,7 +38,7 @@ impl Drop for El {
     }
 }
 
-fn start_el(secret_path: &std::path::Path, mine: &str) -> El {
+pub(crate) fn start_el(secret_path: &std::path::Path, mine: &str) -> El {
     let bins = crate::network::release_bins();
     let dir = std::env::temp_dir().join(format!("qoin-bench-rpc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
