@@ -25,6 +25,29 @@ pub async fn serve(listen: SocketAddr, app: axum::Router) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// An upload's body, at most `max` bytes: `413` when its declared length is above that
+/// (before a byte is read) or more comes; `400` when it cannot be read (cut short).
+pub async fn read_body(
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+) -> Result<axum::body::Bytes, (axum::http::StatusCode, String)> {
+    use axum::http::{header::CONTENT_LENGTH, StatusCode};
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {max} bytes are taken")));
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let too_long = e.to_string().contains("length limit")
+            || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"));
+        if too_long {
+            (StatusCode::PAYLOAD_TOO_LARGE, format!("at most {max} bytes are taken"))
+        } else {
+            (StatusCode::BAD_REQUEST, format!("the upload could not be read (cut short?): {e}"))
+        }
+    })
+}
+
 /// A daemon that does its work once per new head.
 pub trait Daemon {
     /// Its node.
@@ -59,4 +82,22 @@ pub fn open_jobs<T: DeserializeOwned + Default>(
         store.expect(job, e);
     }
     Ok((state, store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_body;
+    use axum::http::{HeaderMap, StatusCode};
+
+    #[tokio::test]
+    async fn an_upload_is_read_up_to_its_limit_and_no_further() {
+        let ok = read_body(HeaderMap::new(), axum::body::Body::from(vec![7u8; 10]), 10).await.unwrap();
+        assert_eq!(ok.len(), 10);
+        let long = read_body(HeaderMap::new(), axum::body::Body::from(vec![7u8; 11]), 10).await.unwrap_err();
+        assert_eq!(long.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", long.1);
+        let mut declared = HeaderMap::new();
+        declared.insert("content-length", "1000000000".parse().unwrap());
+        let big = read_body(declared, axum::body::Body::empty(), 10).await.unwrap_err();
+        assert_eq!(big.0, StatusCode::PAYLOAD_TOO_LARGE, "refused on its declared length");
+    }
 }

@@ -15,11 +15,12 @@
 //! Each job's files live in `jobs/<id>/` of the data directory (`module.wasm`, `input.bin`,
 //! `result.bin`), each written whole through a renamed temporary file.
 
+use crate::daemon::read_body;
 use crate::disk::write_atomic;
 use alloy_primitives::{keccak256, B256};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use qoin_markets::compute::JobResult;
@@ -127,17 +128,27 @@ impl JobStore {
         self.path(job, Part::Module.file()).exists() && self.path(job, Part::Input.file()).exists()
     }
 
+    /// Whether uploads for `job` are taken.
+    pub fn expects(&self, job: u64) -> bool {
+        self.expected.lock().is_ok_and(|e| e.contains_key(&job))
+    }
+
+    /// The most bytes `part` may be.
+    pub fn max(&self, part: Part) -> usize {
+        match part {
+            Part::Module => MAX_MODULE_BYTES,
+            Part::Input => usize::try_from(self.max_input).unwrap_or(usize::MAX),
+        }
+    }
+
     /// Keeps `data` as `job`'s `part` if the job is expected and `data` hashes to it.
     pub fn put(&self, job: u64, part: Part, data: &[u8]) -> Result<(), HttpError> {
         let expected = self.expected.lock().ok().and_then(|e| e.get(&job).copied());
         let Some(expected) = expected else {
             return Err((StatusCode::NOT_FOUND, format!("job {job} is not expected here (yet)")));
         };
-        let max = match part {
-            Part::Module => MAX_MODULE_BYTES as u64,
-            Part::Input => self.max_input,
-        };
-        if data.len() as u64 > max {
+        let max = self.max(part);
+        if data.len() > max {
             return Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a job's {} is at most {max} bytes here", part.name()),
@@ -186,13 +197,23 @@ fn part_of(name: &str) -> Result<Part, HttpError> {
 async fn put_part(
     State(store): State<Arc<JobStore>>,
     Path((job, name)): Path<(u64, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> (StatusCode, String) {
     let part = match part_of(&name) {
         Ok(p) => p,
         Err(e) => return e,
     };
-    match tokio::task::spawn_blocking(move || store.put(job, part, &body)).await {
+    // Refused before a byte is read when the job is not expected; never more read than a
+    // part may be.
+    if !store.expects(job) {
+        return (StatusCode::NOT_FOUND, format!("job {job} is not expected here (yet)\n"));
+    }
+    let data = match read_body(headers, body, store.max(part)).await {
+        Ok(data) => data,
+        Err((status, why)) => return (status, format!("job {job}'s {}: {why}\n", part.name())),
+    };
+    match tokio::task::spawn_blocking(move || store.put(job, part, &data)).await {
         Ok(Ok(())) => (StatusCode::OK, "stored\n".into()),
         Ok(Err((status, why))) => (status, format!("{why}\n")),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

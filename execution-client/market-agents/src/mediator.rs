@@ -66,6 +66,12 @@ struct Named {
     done_at: Option<u64>,
 }
 
+impl Named {
+    fn new(module: B256, input: B256) -> Self {
+        Self { module, input, requested: false, mediated: None, done_at: None }
+    }
+}
+
 /// What survives a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -133,13 +139,7 @@ impl Daemon for Mediator {
                 let job = posted.jobId.saturating_to::<u64>();
                 let expected = Expected { module: posted.module, input: posted.input };
                 self.store.expect(job, expected);
-                self.state.jobs.entry(job).or_insert(Named {
-                    module: posted.module,
-                    input: posted.input,
-                    requested: false,
-                    mediated: None,
-                    done_at: None,
-                });
+                self.state.jobs.entry(job).or_insert(Named::new(posted.module, posted.input));
             }
             for asked in decode_events::<C::MediationRequested>(&logs, COMPUTE_MARKET) {
                 if asked.mediator != self.me {
@@ -147,6 +147,12 @@ impl Daemon for Mediator {
                 }
                 let job = asked.jobId.saturating_to::<u64>();
                 info!(target: MARKET, job, until = %asked.until, "mediation requested");
+                if !self.state.jobs.contains_key(&job) {
+                    // Posted before this mediator first read the logs: the chain has its hashes.
+                    let j = self.node.call(self.me, COMPUTE_MARKET, &C::jobsCall(asked.jobId)).await?;
+                    self.store.expect(job, Expected { module: j.module, input: j.input });
+                    self.state.jobs.insert(job, Named::new(j.module, j.input));
+                }
                 if let Some(n) = self.state.jobs.get_mut(&job) {
                     n.requested = true;
                 }

@@ -13,16 +13,16 @@
 //! `deals/<id>.bin` (each deal's coded file), both written to a temporary file first and
 //! renamed, so a crash leaves the old or the new one.
 
-use crate::daemon::{follow, serve, Daemon};
+use crate::daemon::{follow, read_body, serve, Daemon};
 use crate::disk::{load_json, write_atomic};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
 use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State as AxState};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use axum::Router;
 use qoin_markets::storage::{challenges, randomness_of, ChunkedFile, StorageMarket as M, CHUNK_SIZE};
@@ -191,11 +191,20 @@ impl Shared {
 async fn put_deal(
     AxState(shared): AxState<Arc<Shared>>,
     Path(deal): Path<u64>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> (StatusCode, String) {
-    let shared2 = shared.clone();
-    let data = body.to_vec();
-    match tokio::task::spawn_blocking(move || shared2.store(deal, data)).await {
+    // Refused before a byte is read: no slot here, or more than the deal's size declared; and
+    // never more than the deal's size read.
+    let Some(held) = shared.held(deal) else {
+        return (StatusCode::NOT_FOUND, format!("deal {deal} is not held here\n"));
+    };
+    let max = held.chunks as usize * CHUNK_SIZE;
+    let data = match read_body(headers, body, max).await {
+        Ok(data) => data,
+        Err((status, why)) => return (status, format!("deal {deal}: {why}\n")),
+    };
+    match tokio::task::spawn_blocking(move || shared.store(deal, data.to_vec())).await {
         Ok(Ok(())) => (StatusCode::OK, "stored\n".into()),
         Ok(Err((status, why))) => (status, format!("{why}\n")),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
