@@ -114,7 +114,8 @@ pub async fn put(node: &Node, wallet: &Wallet, file: &Path, terms: &PutTerms) ->
 
 /// Uploads `data` to `target`, showing progress on `bar`. A party learns that it holds a slot
 /// (or mediates a job) from a receipt or a log, which may come a moment after the client sees
-/// it on chain: "not here (yet)" (404) is retried for [`UPLOAD_WAIT`].
+/// it on chain: "not here (yet)" (404), and a connection that broke, are retried for
+/// [`UPLOAD_WAIT`].
 pub(crate) fn upload_retrying(
     target: &str,
     data: &[u8],
@@ -124,7 +125,9 @@ pub(crate) fn upload_retrying(
     let deadline = std::time::Instant::now() + UPLOAD_WAIT;
     loop {
         match transfer::upload(&agent, target, data, &|n| bar.set_position(n)) {
-            Err(transfer::UploadError::Refused { status: 404, .. })
+            // Not there yet, or the connection broke (a server may answer before reading
+            // everything sent): again, until the deadline.
+            Err(transfer::UploadError::Refused { status: 404, .. } | transfer::UploadError::Failed(_))
                 if std::time::Instant::now() < deadline =>
             {
                 bar.set_position(0);

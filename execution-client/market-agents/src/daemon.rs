@@ -25,6 +25,24 @@ pub async fn serve(listen: SocketAddr, app: axum::Router) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Most bytes read and dropped from an upload refused before its body was read.
+const DRAIN: usize = 64 << 20;
+
+/// Reads and drops an upload refused before its body was read (up to [`DRAIN`] bytes, none
+/// kept), so that a client still sending it reads the refusal rather than a broken
+/// connection.
+pub async fn drain(body: axum::body::Body) {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN {
+            break;
+        }
+    }
+}
+
 /// An upload's body, at most `max` bytes: `413` when its declared length is above that
 /// (before a byte is read) or more comes; `400` when it cannot be read (cut short).
 pub async fn read_body(
@@ -35,6 +53,7 @@ pub async fn read_body(
     use axum::http::{header::CONTENT_LENGTH, StatusCode};
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
+        drain(body).await;
         return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {max} bytes are taken")));
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {

@@ -15,7 +15,7 @@
 //! Each job's files live in `jobs/<id>/` of the data directory (`module.wasm`, `input.bin`,
 //! `result.bin`), each written whole through a renamed temporary file.
 
-use crate::daemon::read_body;
+use crate::daemon::{drain, read_body};
 use crate::disk::write_atomic;
 use alloy_primitives::{keccak256, B256};
 use axum::body::Body;
@@ -207,6 +207,7 @@ async fn put_part(
     // Refused before a byte is read when the job is not expected; never more read than a
     // part may be.
     if !store.expects(job) {
+        drain(body).await;
         return (StatusCode::NOT_FOUND, format!("job {job} is not expected here (yet)\n"));
     }
     let data = match read_body(headers, body, store.max(part)).await {
@@ -260,5 +261,32 @@ mod tests {
         store.forget(1);
         assert!(!store.ready(1) && store.result(1).is_none());
         assert_eq!(status(store.put(1, Part::Module, b"m")), StatusCode::NOT_FOUND, "forgotten");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_upload_is_answered_not_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(JobStore::new(dir.path(), 8 << 20));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, store.router()).await });
+        // 48 MiB for a job nobody expects: refused before it is read, yet the client (still
+        // sending) gets the 404 and its reason, not a broken pipe.
+        let refused = tokio::task::spawn_blocking(move || {
+            crate::transfer::upload(
+                &crate::transfer::agent(),
+                &format!("{url}/compute/9/input"),
+                &vec![1; 48 << 20],
+                &|_| {},
+            )
+        })
+        .await
+        .unwrap();
+        match refused {
+            Err(crate::transfer::UploadError::Refused { status: 404, why, .. }) => {
+                assert!(why.contains("not expected"), "{why}")
+            }
+            other => panic!("expected a 404 with its reason, got {other:?}"),
+        }
     }
 }

@@ -13,7 +13,7 @@
 //! `deals/<id>.bin` (each deal's coded file), both written to a temporary file first and
 //! renamed, so a crash leaves the old or the new one.
 
-use crate::daemon::{follow, read_body, serve, Daemon};
+use crate::daemon::{drain, follow, read_body, serve, Daemon};
 use crate::disk::{load_json, write_atomic};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
 use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
@@ -197,6 +197,7 @@ async fn put_deal(
     // Refused before a byte is read: no slot here, or more than the deal's size declared; and
     // never more than the deal's size read.
     let Some(held) = shared.held(deal) else {
+        drain(body).await;
         return (StatusCode::NOT_FOUND, format!("deal {deal} is not held here\n"));
     };
     let max = held.chunks as usize * CHUNK_SIZE;
