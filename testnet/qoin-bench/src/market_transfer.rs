@@ -155,10 +155,12 @@ pub(crate) fn market_transfer(secs: f64) {
             "bytes": unit_bytes, "threads": threads});
         if let Some(r) = reference {
             line["plain_http_mb_s"] = json!(round(r));
-            line["ratio"] = json!(round(value / r));
+            line["ratio"] = json!((value / r * 1000.0).round() / 1000.0);
         }
         emit(&line);
     }
+    // The providers stop with the runtime, before the node they follow.
+    rt.shutdown_background();
     drop(el);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&secret);
