@@ -20,13 +20,14 @@
 //! [`node`] is the JSON-RPC client (WebSocket: requests and `eth_subscribe`), [`wallet`] the
 //! post-quantum key that signs, [`transfer`] the HTTP reads both sides share, [`job_store`]
 //! the compute jobs' files and routes, [`disk`] the data directories' files, [`daemon`] the
-//! daemons' loop and server.
+//! daemons' loop and server, [`deal_file`] a storage deal's file on disk.
 
 pub mod cli;
 pub mod client;
 pub mod compute_client;
 pub mod compute_provider;
 pub mod daemon;
+pub mod deal_file;
 pub mod disk;
 pub mod job_store;
 pub mod mediator;

@@ -11,9 +11,12 @@
 //!
 //! The data directory holds `state.json` (the ask, the last block read, the deals held) and
 //! `deals/<id>.bin` (each deal's coded file), both written to a temporary file first and
-//! renamed, so a crash leaves the old or the new one.
+//! renamed, so a crash leaves the old or the new one. Uploads go to disk as they arrive, and
+//! chunks are read back from disk ([`crate::deal_file`]): memory holds each file's Merkle
+//! tree, not its data.
 
-use crate::daemon::{drain, follow, read_body, serve, Daemon};
+use crate::daemon::{drain, follow, serve, Daemon};
+use crate::deal_file::{DealFile, FileError, FrameReader};
 use crate::disk::{load_json, write_atomic};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
 use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
@@ -21,11 +24,11 @@ use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State as AxState};
+use axum::http::{header::CONTENT_LENGTH, HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use axum::Router;
-use qoin_markets::storage::{challenges, randomness_of, ChunkedFile, StorageMarket as M, CHUNK_SIZE};
+use qoin_markets::storage::{challenges, randomness_of, StorageMarket as M, CHUNK_SIZE};
 use qoin_primitives::system::STORAGE_MARKET;
 use qoin_tracing::targets::MARKET;
 use serde::{Deserialize, Serialize};
@@ -105,8 +108,8 @@ struct State {
 struct Shared {
     dir: PathBuf,
     state: Mutex<State>,
-    /// Deals' files, loaded from disk on first use.
-    files: Mutex<HashMap<u64, Arc<ChunkedFile>>>,
+    /// Deals' files (on disk; their trees in memory), opened on first use.
+    files: Mutex<HashMap<u64, Arc<DealFile>>>,
     /// Held while `state.json` is written (the chain loop and uploads both save).
     saving: Mutex<()>,
 }
@@ -134,36 +137,30 @@ impl Shared {
     }
 
     /// The deal's file, if stored.
-    fn file(&self, deal: u64) -> Option<Arc<ChunkedFile>> {
+    fn file(&self, deal: u64) -> Option<Arc<DealFile>> {
         if let Some(f) = self.files.lock().ok()?.get(&deal) {
             return Some(f.clone());
         }
         let held = self.held(deal).filter(|h| h.stored)?;
-        let data = std::fs::read(self.deal_path(deal)).ok()?;
-        let file = ChunkedFile::new(data).ok().filter(|f| f.root() == held.root)?;
-        let file = Arc::new(file);
+        let file = Arc::new(DealFile::open(&self.deal_path(deal), held.chunks, held.root)?);
         self.files.lock().ok()?.insert(deal, file.clone());
         Some(file)
     }
 
-    /// Keeps `data` as deal `deal`'s file if it is the deal's: its root and chunk count.
-    fn store(&self, deal: u64, data: Vec<u8>) -> Result<(), (StatusCode, String)> {
+    /// Keeps what `source` yields as deal `deal`'s file if it is the deal's (its root and
+    /// chunk count), written to disk as it is read.
+    fn store(&self, deal: u64, source: impl std::io::Read) -> Result<(), (StatusCode, String)> {
         let Some(held) = self.held(deal) else {
             return Err((StatusCode::NOT_FOUND, format!("deal {deal} is not held here")));
         };
-        let max = held.chunks as usize * CHUNK_SIZE;
-        if data.len() > max || data.len() + CHUNK_SIZE <= max {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("deal {deal} is {} chunks ({max} bytes); {} bytes sent", held.chunks, data.len()),
-            ));
-        }
-        let file = ChunkedFile::new(data).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        if file.root() != held.root {
-            return Err((StatusCode::BAD_REQUEST, format!("the data's Merkle root is not deal {deal}'s")));
-        }
-        write_atomic(&self.deal_path(deal), file.bytes())
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("storing deal {deal}: {e:#}")))?;
+        let file = DealFile::write(&self.deal_path(deal), source, held.chunks, held.root).map_err(|e| {
+            let status = match e {
+                FileError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                FileError::TooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (status, format!("deal {deal}: {e}"))
+        })?;
         if let Ok(mut files) = self.files.lock() {
             files.insert(deal, Arc::new(file));
         }
@@ -173,7 +170,7 @@ impl Shared {
             }
         }
         self.save().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-        info!(target: MARKET, deal, bytes = max, "stored");
+        info!(target: MARKET, deal, bytes = held.chunks * CHUNK_SIZE as u64, "stored");
         Ok(())
     }
 
@@ -194,18 +191,31 @@ async fn put_deal(
     headers: HeaderMap,
     body: Body,
 ) -> (StatusCode, String) {
-    // Refused before a byte is read: no slot here, or more than the deal's size declared; and
-    // never more than the deal's size read.
+    use futures::StreamExt as _;
+    // Refused before a byte is read: no slot here, or more than the deal's size declared.
     let Some(held) = shared.held(deal) else {
         drain(body).await;
         return (StatusCode::NOT_FOUND, format!("deal {deal} is not held here\n"));
     };
-    let max = held.chunks as usize * CHUNK_SIZE;
-    let data = match read_body(headers, body, max).await {
-        Ok(data) => data,
-        Err((status, why)) => return (status, format!("deal {deal}: {why}\n")),
-    };
-    match tokio::task::spawn_blocking(move || shared.store(deal, data.to_vec())).await {
+    let max = held.chunks * CHUNK_SIZE as u64;
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        drain(body).await;
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("deal {deal} is {max} bytes\n"));
+    }
+    // Written to disk as it arrives (on the blocking pool), never held whole in memory.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let writer = tokio::task::spawn_blocking(move || shared.store(deal, FrameReader::new(rx)));
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| format!("the upload could not be read (cut short?): {e}"));
+        let failed = frame.is_err();
+        if tx.send(frame).await.is_err() || failed {
+            break; // the writer has refused it already, or the upload broke
+        }
+    }
+    drop(tx);
+    match writer.await {
         Ok(Ok(())) => (StatusCode::OK, "stored\n".into()),
         Ok(Err((status, why))) => (status, format!("{why}\n")),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -229,10 +239,10 @@ async fn get_chunks(
         };
         let mut records = Vec::with_capacity(count as usize);
         for i in from..end {
-            let (Some(chunk), Ok(path)) = (file.chunk(i), file.path(i)) else {
+            let (Ok(chunk), Ok(path)) = (file.chunk(i), file.path(i)) else {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, format!("chunk {i} unreadable\n")));
             };
-            records.push(ChunkRecord { chunk: chunk.to_vec(), path });
+            records.push(ChunkRecord { chunk, path });
         }
         Ok(encode_records(&records))
     })
@@ -240,14 +250,11 @@ async fn get_chunks(
     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")))?
 }
 
-/// The provider's HTTP routes (for its server and for tests).
-fn router(shared: Arc<Shared>, max_size: u64) -> Router {
+/// The provider's HTTP routes (uploads stream to disk, their length bounded by the deal's).
+fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/storage/{deal}", put(put_deal))
         .route("/storage/{deal}/chunks/{from}/{count}", get(get_chunks))
-        .layer(DefaultBodyLimit::max(
-            usize::try_from(max_size).unwrap_or(usize::MAX).saturating_add(CHUNK_SIZE),
-        ))
         .with_state(shared)
 }
 
@@ -265,7 +272,7 @@ pub async fn run(node: Node, wallet: Wallet, config: StorageConfig) -> anyhow::R
         files: Mutex::default(),
         saving: Mutex::default(),
     });
-    serve(config.listen, router(shared.clone(), config.max_size())).await?;
+    serve(config.listen, router(shared.clone())).await?;
     let me = wallet.address();
     info!(target: MARKET, provider = %me, http = %config.listen, url = %config.public_url(), "storage provider");
     publish_endpoint(&node, &wallet, STORAGE_MARKET, &config.public_url()).await?;
@@ -543,7 +550,7 @@ impl Provider {
             anyhow::bail!("deal {deal}: no replica served every chunk yet");
         };
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.store(deal, data.concat()))
+        tokio::task::spawn_blocking(move || shared.store(deal, std::io::Cursor::new(data.concat())))
             .await?
             .map_err(|(_, why)| anyhow::anyhow!(why))?;
         info!(target: MARKET, deal, "repaired from a surviving replica");

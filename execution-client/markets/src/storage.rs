@@ -60,8 +60,42 @@ pub fn leaf(chunk: &[u8]) -> B256 {
 /// what a client commits to in a bid and a provider proves it holds.
 pub struct ChunkedFile {
     data: Vec<u8>,
+    tree: ChunkTree,
+}
+
+/// The Merkle commitment of a file's chunks without the chunks themselves: what a provider
+/// keeps in memory for a file it keeps on disk (a leaf hash per chunk and the inner nodes,
+/// about 64 bytes per 1,024-byte chunk).
+pub struct ChunkTree {
     chunks: usize,
     tree: MerkleTree<ChunkHasher>,
+}
+
+impl ChunkTree {
+    /// The tree over the chunks whose leaf hashes ([`leaf`]) are `leaves`, in order.
+    pub fn from_leaves(leaves: &[[u8; 32]]) -> Result<Self, ProofError> {
+        if leaves.is_empty() {
+            return Err(ProofError::Empty);
+        }
+        Ok(Self { chunks: leaves.len(), tree: MerkleTree::<ChunkHasher>::from_leaves(leaves) })
+    }
+
+    /// The number of chunks.
+    pub fn chunks(&self) -> u64 {
+        self.chunks as u64
+    }
+
+    /// The Merkle root.
+    pub fn root(&self) -> B256 {
+        // A non-empty tree always has a root.
+        B256::from(self.tree.root().unwrap_or_default())
+    }
+
+    /// The Merkle path of chunk `i`, leaf to root, one sibling per level that has one.
+    pub fn path(&self, i: u64) -> Result<Vec<B256>, ProofError> {
+        let index = usize::try_from(i).ok().filter(|i| *i < self.chunks).ok_or(ProofError::OutOfRange(i))?;
+        Ok(self.tree.proof(&[index]).proof_hashes().iter().map(|h| B256::from(*h)).collect())
+    }
 }
 
 /// Why a proof could not be assembled.
@@ -93,13 +127,12 @@ impl ChunkedFile {
         let chunks = data.len().div_ceil(CHUNK_SIZE);
         data.resize(chunks * CHUNK_SIZE, 0);
         let leaves: Vec<[u8; 32]> = data.chunks(CHUNK_SIZE).map(|c| leaf(c).0).collect();
-        let tree = MerkleTree::<ChunkHasher>::from_leaves(&leaves);
-        Ok(Self { data, chunks, tree })
+        Ok(Self { data, tree: ChunkTree::from_leaves(&leaves)? })
     }
 
     /// The number of chunks (the bid's `chunks`).
     pub fn chunks(&self) -> u64 {
-        self.chunks as u64
+        self.tree.chunks()
     }
 
     /// The bytes stored and priced: `chunks × CHUNK_SIZE`.
@@ -109,8 +142,7 @@ impl ChunkedFile {
 
     /// The Merkle root (the bid's `root`).
     pub fn root(&self) -> B256 {
-        // A non-empty tree always has a root.
-        B256::from(self.tree.root().unwrap_or_default())
+        self.tree.root()
     }
 
     /// The whole file as committed: every chunk, the last one padded.
@@ -120,14 +152,13 @@ impl ChunkedFile {
 
     /// Chunk `i`, padded to [`CHUNK_SIZE`].
     pub fn chunk(&self, i: u64) -> Option<&[u8]> {
-        let i = usize::try_from(i).ok().filter(|i| *i < self.chunks)?;
+        let i = usize::try_from(i).ok().filter(|i| *i < self.tree.chunks)?;
         Some(&self.data[i * CHUNK_SIZE..(i + 1) * CHUNK_SIZE])
     }
 
     /// The Merkle path of chunk `i`, leaf to root, one sibling per level that has one.
     pub fn path(&self, i: u64) -> Result<Vec<B256>, ProofError> {
-        let index = usize::try_from(i).ok().filter(|i| *i < self.chunks).ok_or(ProofError::OutOfRange(i))?;
-        Ok(self.tree.proof(&[index]).proof_hashes().iter().map(|h| B256::from(*h)).collect())
+        self.tree.path(i)
     }
 
     /// The chunks and paths that answer `indices` (a period's [`challenges`]).
