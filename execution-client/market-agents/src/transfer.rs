@@ -150,39 +150,67 @@ pub fn fetch_chunks(
         .collect())
 }
 
+/// Ranges fetched at once by [`fetch_all`]: one request's checks overlap the next one's
+/// transfer and the provider's work on a third.
+pub const PARALLEL_REQUESTS: usize = 4;
+
 /// Fetches every chunk of a deal from `sources` in turn (each range from the first source
-/// that serves it whole and verified); `None` for chunks no source served.
+/// that serves it whole and verified), [`PARALLEL_REQUESTS`] ranges at once; `None` for
+/// chunks no source served. `progress` is told the bytes fetched so far.
 pub fn fetch_all(
     sources: &[String],
     deal: u64,
     chunks: u64,
     root: B256,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-    let agent = agent();
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(chunks as usize);
-    let mut from = 0;
-    while from < chunks {
-        let count = MAX_CHUNKS_PER_REQUEST.min(chunks - from);
-        let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
-        for url in sources {
-            match fetch_chunks(&agent, url, deal, from, count, chunks, root) {
-                Ok(range) => {
-                    for (slot, chunk) in got.iter_mut().zip(range) {
-                        if slot.is_none() {
-                            *slot = chunk;
+    let ranges: Vec<(u64, u64)> = (0..chunks)
+        .step_by(MAX_CHUNKS_PER_REQUEST as usize)
+        .map(|from| (from, MAX_CHUNKS_PER_REQUEST.min(chunks - from)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let fetched: Vec<std::sync::Mutex<Vec<Option<Vec<u8>>>>> =
+        ranges.iter().map(|_| std::sync::Mutex::new(Vec::new())).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_REQUESTS.min(ranges.len()) {
+            scope.spawn(|| {
+                let agent = agent();
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(from, count)) = ranges.get(k) else { break };
+                    let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
+                    for url in sources {
+                        match fetch_chunks(&agent, url, deal, from, count, chunks, root) {
+                            Ok(range) => {
+                                for (slot, chunk) in got.iter_mut().zip(range) {
+                                    if slot.is_none() {
+                                        *slot = chunk;
+                                    }
+                                }
+                                if got.iter().all(Option::is_some) {
+                                    break;
+                                }
+                            }
+                            Err(e) => warn!(target: MARKET, deal, "{e:#}"),
                         }
                     }
-                    if got.iter().all(Option::is_some) {
-                        break;
+                    if let Ok(mut slot) = fetched[k].lock() {
+                        *slot = got;
                     }
+                    let bytes = count * CHUNK_SIZE as u64;
+                    progress(done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes);
                 }
-                Err(e) => warn!(target: MARKET, deal, "{e:#}"),
-            }
+            });
+        }
+    });
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(chunks as usize);
+    for (range, (_, count)) in fetched.into_iter().zip(&ranges) {
+        let got = range.into_inner().map_err(|_| anyhow!("a fetch thread panicked"))?;
+        if got.len() as u64 != *count {
+            bail!("deal {deal}: a range was not fetched");
         }
         out.extend(got);
-        from += count;
-        progress(from * CHUNK_SIZE as u64);
     }
     Ok(out)
 }
