@@ -4,8 +4,8 @@
 //! reads the compute market's logs since the last block it read: a `JobPosted` naming it
 //! makes it take that job's module and input over HTTP ([`crate::job_store`]; the client
 //! sends them when it posts the job); a `MediationRequested` naming it makes it run the job
-//! with the same deterministic runner as the providers and post the true result with
-//! `mediate`. A module or input the client did not send is fetched from the job's providers
+//! (in the background) with the same deterministic runner as the providers and post the true
+//! result with `mediate`. A module or input the client did not send is fetched from the job's providers
 //! (checked against the job's hashes). It serves its results, as providers do, until
 //! `--keep-blocks` after the job's end.
 //!
@@ -21,11 +21,11 @@ use crate::transfer;
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use qoin_markets::compute::{ComputeMarket as C, JobResult};
-use qoin_markets::job::{Limits, Runner, MAX_MODULE_BYTES};
+use qoin_markets::job::{Limits, Outcome, Runner, MAX_MODULE_BYTES};
 use qoin_primitives::system::COMPUTE_MARKET;
 use qoin_tracing::targets::MARKET;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,7 +104,8 @@ pub async fn run(node: Node, wallet: Wallet, config: MediatorConfig) -> anyhow::
         info!(target: MARKET, fee = config.fee, "registered");
     }
     publish_endpoint(&node, &wallet, COMPUTE_MARKET, &url).await?;
-    follow(&mut Mediator { node, wallet, config, store, state, me, runner: Runner::new() }).await
+    let runner = Runner::new();
+    follow(&mut Mediator { node, wallet, config, store, state, me, runner, running: HashMap::new() }).await
 }
 
 struct Mediator {
@@ -115,6 +116,8 @@ struct Mediator {
     state: State,
     me: Address,
     runner: Runner,
+    /// Runs under way, by job.
+    running: HashMap<u64, tokio::task::JoinHandle<Outcome>>,
 }
 
 impl Mediator {
@@ -190,15 +193,28 @@ impl Mediator {
         if j.phase != phase::MEDIATING || named.mediated.is_some() || head > j.phaseEnd {
             return Ok(());
         }
-        self.fetch_missing(job, &named, j.replicas).await?;
-        let (Some(module), Some(input)) =
-            (self.store.part(job, Part::Module), self.store.part(job, Part::Input))
-        else {
-            anyhow::bail!("neither the client nor a provider sent the module and the input yet");
+        // The run goes on in the background (the loop keeps serving other jobs' deadlines).
+        let outcome = match self.running.get(&job) {
+            Some(run) if run.is_finished() => match self.running.remove(&job) {
+                Some(run) => run.await?,
+                None => return Ok(()),
+            },
+            Some(_) => return Ok(()),
+            None => {
+                self.fetch_missing(job, &named, j.replicas).await?;
+                let (Some(module), Some(input)) =
+                    (self.store.part(job, Part::Module), self.store.part(job, Part::Input))
+                else {
+                    anyhow::bail!("neither the client nor a provider sent the module and the input yet");
+                };
+                let runner = self.runner.clone();
+                let limits = Limits::job(j.fuelLimit, j.memoryLimit);
+                info!(target: MARKET, job, fuel_limit = j.fuelLimit, "running");
+                self.running
+                    .insert(job, tokio::task::spawn_blocking(move || runner.run(&module, &input, &limits)));
+                return Ok(());
+            }
         };
-        let runner = self.runner.clone();
-        let limits = Limits::job(j.fuelLimit, j.memoryLimit);
-        let outcome = tokio::task::spawn_blocking(move || runner.run(&module, &input, &limits)).await?;
         let result = JobResult::of(&outcome);
         self.store.set_result(job, &result)?;
         let output = result.output_hash();
