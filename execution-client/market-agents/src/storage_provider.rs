@@ -19,7 +19,7 @@ use crate::daemon::{drain, follow, serve, Daemon};
 use crate::deal_file::{DealFile, FileError, FrameReader};
 use crate::disk::{load_json, write_atomic};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
-use crate::transfer::{encode_records, fetch_all, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
+use crate::transfer::{encode_records, ChunkReader, ChunkRecord, MAX_CHUNKS_PER_REQUEST};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
@@ -544,15 +544,13 @@ impl Provider {
             }
         }
         let (chunks, root) = (held.chunks, held.root);
-        let data =
-            tokio::task::spawn_blocking(move || fetch_all(&sources, deal, chunks, root, &|_| {})).await??;
-        let Some(data) = data.into_iter().collect::<Option<Vec<Vec<u8>>>>() else {
-            anyhow::bail!("deal {deal}: no replica served every chunk yet");
-        };
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.store(deal, std::io::Cursor::new(data.concat())))
-            .await?
-            .map_err(|(_, why)| anyhow::anyhow!(why))?;
+        // Written to disk range by range as the chunks arrive, each checked on the way.
+        tokio::task::spawn_blocking(move || {
+            shared.store(deal, ChunkReader::new(sources, deal, chunks, root))
+        })
+        .await?
+        .map_err(|(_, why)| anyhow::anyhow!(why))?;
         info!(target: MARKET, deal, "repaired from a surviving replica");
         Ok(())
     }

@@ -150,6 +150,85 @@ pub fn fetch_chunks(
         .collect())
 }
 
+/// Chunks `from..from + count` of a deal, each from the first of `sources` that serves it
+/// verified; `None` for those none did.
+fn fetch_range(
+    agent: &ureq::Agent,
+    sources: &[String],
+    deal: u64,
+    from: u64,
+    count: u64,
+    chunks: u64,
+    root: B256,
+) -> Vec<Option<Vec<u8>>> {
+    let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
+    for url in sources {
+        match fetch_chunks(agent, url, deal, from, count, chunks, root) {
+            Ok(range) => {
+                for (slot, chunk) in got.iter_mut().zip(range) {
+                    if slot.is_none() {
+                        *slot = chunk;
+                    }
+                }
+                if got.iter().all(Option::is_some) {
+                    break;
+                }
+            }
+            Err(e) => warn!(target: MARKET, deal, "{e:#}"),
+        }
+    }
+    got
+}
+
+/// A deal's coded file read from its replicas range by range, every chunk verified: what a
+/// provider repairing a slot writes to disk, holding one range in memory at a time. A range
+/// that no source serves whole and verified ends the read with an error.
+pub struct ChunkReader {
+    agent: ureq::Agent,
+    sources: Vec<String>,
+    deal: u64,
+    chunks: u64,
+    root: B256,
+    next: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    /// Reads deal `deal` (`chunks` chunks under `root`) from `sources`.
+    pub fn new(sources: Vec<String>, deal: u64, chunks: u64, root: B256) -> Self {
+        Self { agent: agent(), sources, deal, chunks, root, next: 0, buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.next >= self.chunks {
+                return Ok(0);
+            }
+            let count = MAX_CHUNKS_PER_REQUEST.min(self.chunks - self.next);
+            let got =
+                fetch_range(&self.agent, &self.sources, self.deal, self.next, count, self.chunks, self.root);
+            let Some(range) = got.into_iter().collect::<Option<Vec<Vec<u8>>>>() else {
+                return Err(std::io::Error::other(format!(
+                    "deal {}: no replica served chunks {}..{} verified",
+                    self.deal,
+                    self.next,
+                    self.next + count
+                )));
+            };
+            self.buf = range.concat();
+            self.pos = 0;
+            self.next += count;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Ranges fetched at once by [`fetch_all`]: one request's checks overlap the next one's
 /// transfer and the provider's work on a third.
 pub const PARALLEL_REQUESTS: usize = 4;
@@ -179,22 +258,7 @@ pub fn fetch_all(
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&(from, count)) = ranges.get(k) else { break };
-                    let mut got: Vec<Option<Vec<u8>>> = vec![None; count as usize];
-                    for url in sources {
-                        match fetch_chunks(&agent, url, deal, from, count, chunks, root) {
-                            Ok(range) => {
-                                for (slot, chunk) in got.iter_mut().zip(range) {
-                                    if slot.is_none() {
-                                        *slot = chunk;
-                                    }
-                                }
-                                if got.iter().all(Option::is_some) {
-                                    break;
-                                }
-                            }
-                            Err(e) => warn!(target: MARKET, deal, "{e:#}"),
-                        }
-                    }
+                    let got = fetch_range(&agent, sources, deal, from, count, chunks, root);
                     if let Ok(mut slot) = fetched[k].lock() {
                         *slot = got;
                     }
