@@ -270,12 +270,23 @@ pub async fn result(node: &Node, me: Address, job: u64, out: &Path, wait: bool) 
     sources.push(refused(node.call(me, COMPUTE_MARKET, &C::endpointCall(j.mediator)).await)?);
     sources.retain(|u| !u.is_empty());
     let output = done.output;
+    let multi = MultiProgress::new();
+    let download = bar(&multi, 0, "download".into());
     let result = tokio::task::spawn_blocking(move || {
         let agent = transfer::agent();
         let mut why = vec![];
+        let progress = |n: u64, len: Option<u64>| {
+            if let Some(len) = len {
+                download.set_length(len);
+            }
+            download.set_position(n);
+        };
         for url in &sources {
-            match transfer::fetch_result(&agent, url, job, output) {
-                Ok(r) => return Ok(r),
+            match transfer::fetch_result(&agent, url, job, output, &progress) {
+                Ok(r) => {
+                    download.finish();
+                    return Ok(r);
+                }
                 Err(e) => why.push(format!("{e:#}")),
             }
         }

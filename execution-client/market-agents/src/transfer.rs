@@ -88,12 +88,34 @@ pub fn upload(
 /// The body of `GET url`, at most `limit` bytes; an error with the server's reason if it
 /// does not answer 2xx.
 fn get_bytes(agent: &ureq::Agent, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+    get_bytes_with(agent, url, limit, &|_, _| {})
+}
+
+/// [`get_bytes`], telling `progress` the bytes read so far and the length the server
+/// declared, if it did.
+fn get_bytes_with(
+    agent: &ureq::Agent,
+    url: &str,
+    limit: u64,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> anyhow::Result<Vec<u8>> {
     let mut resp = agent.get(url).call().with_context(|| format!("GET {url}"))?;
     if !resp.status().is_success() {
         let why = resp.body_mut().read_to_string().unwrap_or_default();
         return Err(anyhow!("GET {url}: {} {}", resp.status(), why.trim()));
     }
-    resp.body_mut().with_config().limit(limit).read_to_vec().with_context(|| format!("GET {url}"))
+    let declared = resp.body().content_length();
+    let mut reader = resp.body_mut().with_config().limit(limit).reader();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).with_context(|| format!("GET {url}"))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        progress(out.len() as u64, declared);
+    }
 }
 
 /// Fetches a compute job's module or input from the party at `base`, checked against its
@@ -116,9 +138,16 @@ pub fn fetch_part(
 
 /// Fetches a compute job's result from the party at `base`, checked against the job's
 /// `output` on chain.
-pub fn fetch_result(agent: &ureq::Agent, base: &str, job: u64, output: B256) -> anyhow::Result<JobResult> {
+/// `progress` is told the bytes read so far and the length declared.
+pub fn fetch_result(
+    agent: &ureq::Agent,
+    base: &str,
+    job: u64,
+    output: B256,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> anyhow::Result<JobResult> {
     let url = format!("{}/compute/{job}/result", base.trim_end_matches('/'));
-    let bytes = get_bytes(agent, &url, MAX_OUTPUT_BYTES as u64 + 5)?;
+    let bytes = get_bytes_with(agent, &url, MAX_OUTPUT_BYTES as u64 + 5, progress)?;
     let result = JobResult::decode(&bytes).with_context(|| format!("GET {url}"))?;
     if result.output_hash() != output {
         bail!("GET {url}: the result does not hash to the job's output");
