@@ -1,5 +1,6 @@
-//! The markets end to end with real processes: a dev node mining every 250 ms, the provider
-//! and mediator daemons (`qoin-provider`) and the `qoin-market` client.
+//! The markets end to end with real processes on one devnet: a dev node mining every 250 ms,
+//! three storage providers, three compute providers and a mediator (`qoin-provider`), and
+//! two clients (`qoin-market`), the storage and compute halves running at once.
 //!
 //! Storage: three storage providers. A 10 MiB file is stored with 2 replicas and read back
 //! byte for byte; one provider is killed and restarted at once (it resumes from its data
@@ -9,8 +10,10 @@
 //!
 //! Compute: three compute providers (one of them lying) and a mediator. A job run by two
 //! honest replicas agrees and both are paid; a job run by an honest replica and the liar
-//! goes to the mediator, the liar is slashed, and the client gets the right output. Every
-//! party's balance is reconciled to the shor against the contract's rules.
+//! goes to the mediator, the liar is slashed, and the client gets the right output.
+//!
+//! Then every party's balance is reconciled to the shor against the contracts' rules, and
+//! each market's balance against what it owes.
 
 use alloy_primitives::{Address, Bytes, Log, B256, U256};
 use alloy_sol_types::SolCall;
@@ -149,8 +152,13 @@ fn start_daemon(dir: &Path, rpc: &str, account: u32, role: &[&str]) -> Provider 
 }
 
 fn market(rpc: &str, args: &[&str]) -> (bool, String, String) {
+    market_as(rpc, 0, args)
+}
+
+/// `qoin-market` as dev account `account`.
+fn market_as(rpc: &str, account: u32, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin("qoin-market"))
-        .args(["--rpc", rpc, "--dev-account", "0"])
+        .args(["--rpc", rpc, "--dev-account", &account.to_string()])
         .args(args)
         .output()
         .unwrap();
@@ -199,17 +207,21 @@ fn wait_for(
     }
 }
 
-#[test]
-fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let (node, addr) = start_node(dir.path());
-    let rpc = format!("http://{addr}");
-    let r = Reader::new(&rpc);
-    let start = r.head();
-    let mut providers: Vec<Provider> = (1..=3).map(|i| start_provider(dir.path(), &rpc, i)).collect();
+/// What the storage half leaves for the books: the deal, its coded size, and its providers
+/// (still running).
+struct StorageRun {
+    deal: u64,
+    size: u128,
+    _providers: Vec<Provider>,
+}
+
+/// The storage half: three storage providers (dev accounts 1-3) and a client (dev account 0).
+fn store_and_repair(dir: &Path, rpc: &str, node: &Proc) -> StorageRun {
+    let rpc = rpc.to_string();
+    let mut providers: Vec<Provider> = (1..=3).map(|i| start_provider(dir, &rpc, i)).collect();
 
     // 10 MiB of pseudo-random bytes.
-    let file = dir.path().join("file.bin");
+    let file = dir.join("file.bin");
     let data: Vec<u8> = (0..10u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(&file, &data).unwrap();
     let (ok, out, err) = market(
@@ -230,7 +242,7 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
             "200",
         ],
     );
-    let logs: Vec<&Proc> = std::iter::once(&node).chain(providers.iter().map(|p| &p.proc)).collect();
+    let logs: Vec<&Proc> = std::iter::once(node).chain(providers.iter().map(|p| &p.proc)).collect();
     assert!(ok, "put: {err}\n{}", logs.iter().map(|p| p.tail()).collect::<Vec<_>>().join("\n"));
     let deal: u64 = out.trim().parse().unwrap();
 
@@ -249,7 +261,7 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
     let spare = (0..3).find(|i| *i != first && *i != second).unwrap();
 
     // Read back byte for byte.
-    let back = dir.path().join("back.bin");
+    let back = dir.join("back.bin");
     let (ok, _, err) = market(&rpc, &["storage", "get", &deal.to_string(), "--out", back.to_str().unwrap()]);
     assert!(ok, "get: {err}");
     assert!(std::fs::read(&back).unwrap() == data, "the file read back differs");
@@ -257,14 +269,14 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
     // Slot 0's provider is killed and restarted at once: it resumes and keeps proving.
     let proven_before = s["slots"][0]["proven"].as_u64().unwrap();
     providers[first].proc.kill();
-    let restarted = spawn(&bin("qoin-provider"), &providers[first].args, dir.path().join("restarted.log"));
+    let restarted = spawn(&bin("qoin-provider"), &providers[first].args, dir.join("restarted.log"));
     providers[first].proc = restarted;
 
     // Slot 1's provider is killed for good: three missed periods fail its replica, the spare
     // provider takes the slot and repairs it from slot 0's replica, and proves it.
     providers[second].proc.kill();
     let spare_address = dev_address(providers[spare].account);
-    let logs: Vec<&Proc> = std::iter::once(&node).chain(providers.iter().map(|p| &p.proc)).collect();
+    let logs: Vec<&Proc> = std::iter::once(node).chain(providers.iter().map(|p| &p.proc)).collect();
     let s = wait_for(&rpc, deal, 150, "the spare provider proving the failed slot", &logs, |s| {
         s["slots"][1]["provider"].as_str().map(str::to_lowercase) == Some(spare_address.clone())
             && s["slots"][1]["proven"].as_u64().unwrap_or(0) >= 1
@@ -281,55 +293,8 @@ fn a_file_is_stored_read_back_and_repaired_after_a_provider_dies() {
     assert!(ok, "get after the repair: {err}");
     assert!(std::fs::read(&back).unwrap() == data, "the file read back after the repair differs");
 
-    // Every balance to the shor. The providers were paid for each period they proved (the
-    // Proven events of their own transactions); the client got back what its maximum price
-    // held above the providers' prices when the deal started, each missed period's price, and
-    // the whole collateral of the replica that failed (its penalties and the rest). The market
-    // holds exactly the asks' free collateral, the deal's escrow and its slots' collateral.
-    let end = r.head();
-    let parties: Vec<Address> = (0..=3).map(dev).collect();
-    let books = Books::read(&r, &parties, start, end);
-    books.check_conservation(&r, STORAGE_MARKET, start, end);
     let size = u128::from(s["bytes"].as_u64().unwrap());
-    let (replicas, periods, max_price, price, collateral_per_byte) = (2u128, 14u128, 2u128, 1u128, 3u128);
-    let events = r.logs(STORAGE_MARKET, start + 1, end);
-    let missed = decode_events::<M::Missed>(&events, STORAGE_MARKET);
-    let failed =
-        decode_events::<M::SlotReopened>(&events, STORAGE_MARKET).iter().filter(|e| e.failed).count();
-    assert_eq!(failed, 1, "one replica failed");
-    assert!(missed.iter().all(|m| m.slot == U256::from(1)), "only the dead replica missed: {missed:?}");
-    let client = replicas * size * (max_price - price) * periods
-        + missed.len() as u128 * size * price
-        + size * collateral_per_byte;
-    assert_eq!(books.paid[0], client as i128, "the client's payouts ({} missed periods)", missed.len());
-    for (i, logs) in books.logs.iter().enumerate().skip(1) {
-        let proofs = decode_events::<M::Proven>(logs, STORAGE_MARKET);
-        assert!(proofs.iter().all(|p| p.paid == U256::from(size * price)), "each proof pays its period");
-        assert_eq!(books.paid[i], (proofs.len() as u128 * size * price) as i128, "provider {i}'s payouts");
-        assert!(!proofs.is_empty(), "provider {i} proved");
-    }
-    let asks = r.call_at(STORAGE_MARKET, &M::askCountCall {}, end).to::<u64>();
-    let free: u128 = (1..=asks)
-        .map(|a| r.call_at(STORAGE_MARKET, &M::asksCall(U256::from(a)), end).collateral.to::<u128>())
-        .sum();
-    let id = U256::from(deal);
-    let escrow = r.call_at(STORAGE_MARKET, &M::bidsCall(id), end).escrow.to::<u128>();
-    let locked: u128 = (0..2u64)
-        .map(|i| {
-            r.call_at(STORAGE_MARKET, &M::slotsCall { _0: id, _1: U256::from(i) }, end)
-                .collateral
-                .to::<u128>()
-        })
-        .sum();
-    let owed: u128 =
-        parties.iter().map(|p| r.call_at(STORAGE_MARKET, &M::owedCall(*p), end).to::<u128>()).sum();
-    assert_eq!(
-        r.balance_at(STORAGE_MARKET, end),
-        free + escrow + locked + owed,
-        "the market holds what it owes"
-    );
-    eprintln!("the spare provider:\n{}", providers[spare].proc.tail());
-    eprintln!("the restarted provider:\n{}", providers[first].proc.tail());
+    StorageRun { deal, size, _providers: providers }
 }
 
 /// A job: reads its input (up to 32 KiB) and writes it reversed.
@@ -454,29 +419,25 @@ impl Books {
             .collect();
         books
     }
-
-    /// Nothing created or lost: what the parties sent the market less what it paid them is
-    /// what it gained.
-    fn check_conservation(&self, r: &Reader, market: Address, from: u64, to: u64) {
-        let sent: u128 = self.sent.iter().sum();
-        let paid: i128 = self.paid.iter().sum();
-        let held = r.balance_at(market, to) as i128 - r.balance_at(market, from) as i128;
-        assert_eq!(sent as i128 - paid, held, "sent {sent}, paid {paid}, the market gained {held}");
-    }
 }
 
-#[test]
-fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
-    let dir = tempfile::tempdir().unwrap();
-    let (node_proc, addr) = start_node(dir.path());
-    let rpc = format!("http://{addr}");
-    let r = Reader::new(&rpc);
-    let start = r.head();
+/// A compute provider's collateral per job, and the mediator's fee.
+const COLLATERAL: u128 = 1_000_000;
+const FEE: u128 = 1_000;
+/// The compute client's dev account (the storage client is account 0; one account each,
+/// since the two halves run at once).
+const COMPUTE_CLIENT: u32 = 8;
 
-    // Accounts: 0 the client; 4 and 5 honest providers (prices 1 and 2); 6 a provider that
-    // lies, taking only small jobs; 7 the mediator.
-    const COLLATERAL: u128 = 1_000_000;
-    const FEE: u128 = 1_000;
+/// What the compute half leaves for the books: the fuel of the job, and its daemons.
+struct ComputeRun {
+    fuel: u128,
+    _daemons: Vec<Provider>,
+}
+
+/// The compute half: honest providers 4 and 5 (prices 1 and 2), provider 6 that lies and
+/// takes only small jobs, mediator 7, and a client (dev account 8).
+fn run_jobs(dir: &Path, rpc: &str, node_proc: &Proc) -> ComputeRun {
+    let rpc = rpc.to_string();
     let provider = |account: u32, price: &str, max_fuel: &str, extra: &[&str]| {
         let mut role = vec![
             "compute",
@@ -490,18 +451,18 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
             "2",
         ];
         role.extend_from_slice(extra);
-        start_daemon(dir.path(), &rpc, account, &role)
+        start_daemon(dir, &rpc, account, &role)
     };
     let mut honest = provider(4, "1", "10000000", &[]);
     let dear = provider(5, "2", "10000000", &[]);
     let liar = provider(6, "1", "1500000", &["--fault", "wrong-output"]);
-    let mediator = start_daemon(dir.path(), &rpc, 7, &["mediator", "--fee", &FEE.to_string()]);
+    let mediator = start_daemon(dir, &rpc, 7, &["mediator", "--fee", &FEE.to_string()]);
     for p in [&honest, &dear, &liar] {
         wait_log(&p.proc, "ask posted", 60);
     }
     wait_log(&mediator.proc, "endpoint published", 60);
-    let restarted_log = dir.path().join("compute4-restarted.log");
-    let logs: Vec<PathBuf> = [&node_proc, &honest.proc, &dear.proc, &liar.proc, &mediator.proc]
+    let restarted_log = dir.join("compute4-restarted.log");
+    let logs: Vec<PathBuf> = [node_proc, &honest.proc, &dear.proc, &liar.proc, &mediator.proc]
         .iter()
         .map(|p| p.log.clone())
         .chain([restarted_log.clone()])
@@ -509,11 +470,11 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
     let tails =
         || logs.iter().map(|l| format!("--- {}\n{}", l.display(), tail_of(l))).collect::<Vec<_>>().join("\n");
 
-    let wasm = dir.path().join("reverse.wasm");
+    let wasm = dir.join("reverse.wasm");
     let module = wat::parse_str(REVERSE).unwrap();
     std::fs::write(&wasm, &module).unwrap();
     let input: Vec<u8> = (0..3_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-    let input_file = dir.path().join("input.bin");
+    let input_file = dir.join("input.bin");
     std::fs::write(&input_file, &input).unwrap();
     let reversed: Vec<u8> = input.iter().rev().copied().collect();
     let run = qoin_markets::job::Runner::new().run(
@@ -525,8 +486,9 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
     let fuel = u128::from(run.fuel);
 
     let submit = |fuel_limit: &str, max_price: &str| {
-        let (ok, out, err) = market(
+        let (ok, out, err) = market_as(
             &rpc,
+            COMPUTE_CLIENT,
             &[
                 "compute",
                 "submit",
@@ -547,9 +509,12 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
         out.trim().parse::<u64>().unwrap()
     };
     let result = |job: u64| {
-        let out = dir.path().join(format!("out{job}.bin"));
-        let (ok, _, err) =
-            market(&rpc, &["compute", "result", &job.to_string(), "--out", out.to_str().unwrap()]);
+        let out = dir.join(format!("out{job}.bin"));
+        let (ok, _, err) = market_as(
+            &rpc,
+            COMPUTE_CLIENT,
+            &["compute", "result", &job.to_string(), "--out", out.to_str().unwrap()],
+        );
         assert!(ok, "result of job {job}: {err}\n{}", tails());
         (std::fs::read(out).unwrap(), err)
     };
@@ -572,25 +537,100 @@ fn jobs_agree_and_are_paid_and_a_liar_is_caught_by_the_mediator() {
     assert_eq!(out, reversed, "job {mediated}'s output");
     assert!(said.contains("mediated"), "{said}");
 
-    // Every balance to the shor: what each party was paid by the market is what it gained,
-    // plus what it spent on fees and sent as value; and that is what the rules say.
+    ComputeRun { fuel, _daemons: vec![honest, dear, liar, mediator] }
+}
+
+#[test]
+fn a_devnet_stores_a_file_runs_jobs_and_every_balance_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start_node(dir.path());
+    let rpc = format!("http://{addr}");
+    let r = Reader::new(&rpc);
+    let start = r.head();
+    // One devnet, both markets at once: 3 storage providers, 3 compute providers (one lying)
+    // and a mediator, a storage client and a compute client.
+    let (storage, compute) = std::thread::scope(|scope| {
+        let storage = scope.spawn(|| store_and_repair(dir.path(), &rpc, &node));
+        let compute = scope.spawn(|| run_jobs(dir.path(), &rpc, &node));
+        (storage.join(), compute.join())
+    });
+    let storage = storage.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let compute = compute.unwrap_or_else(|e| std::panic::resume_unwind(e));
+
+    // Every balance to the shor: what the markets paid each party is what it gained plus what
+    // it spent on fees and sent as value (read from the chain's own blocks), and that is what
+    // the contracts' rules say it is owed.
     let end = r.head();
-    let parties: Vec<Address> = [0, 4, 5, 6, 7].iter().map(|i| dev(*i)).collect();
+    let parties: Vec<Address> = (0..=COMPUTE_CLIENT).map(dev).collect();
     let books = Books::read(&r, &parties, start, end);
+    let (deal, size) = (storage.deal, storage.size);
+
+    // Storage. The providers (1-3) were paid for each period they proved (the Proven events
+    // of their own transactions); the client (0) got back what its maximum price held above
+    // the providers' prices when the deal started, each missed period's price, and the whole
+    // collateral of the replica that failed (its penalties and the rest). The market holds
+    // exactly the asks' free collateral, the deal's escrow and its slots' collateral.
+    let (replicas, periods, max_price, price, collateral_per_byte) = (2u128, 14u128, 2u128, 1u128, 3u128);
+    let events = r.logs(STORAGE_MARKET, start + 1, end);
+    let missed = decode_events::<M::Missed>(&events, STORAGE_MARKET);
+    let failed =
+        decode_events::<M::SlotReopened>(&events, STORAGE_MARKET).iter().filter(|e| e.failed).count();
+    assert_eq!(failed, 1, "one replica failed");
+    assert!(missed.iter().all(|m| m.slot == U256::from(1)), "only the dead replica missed: {missed:?}");
+    let client = replicas * size * (max_price - price) * periods
+        + missed.len() as u128 * size * price
+        + size * collateral_per_byte;
+    assert_eq!(
+        books.paid[0],
+        client as i128,
+        "the storage client's payouts ({} missed periods)",
+        missed.len()
+    );
+    for i in 1..=3 {
+        let proofs = decode_events::<M::Proven>(&books.logs[i], STORAGE_MARKET);
+        assert!(proofs.iter().all(|p| p.paid == U256::from(size * price)), "each proof pays its period");
+        assert_eq!(books.paid[i], (proofs.len() as u128 * size * price) as i128, "provider {i}'s payouts");
+        assert!(!proofs.is_empty(), "provider {i} proved");
+    }
+    let asks = r.call_at(STORAGE_MARKET, &M::askCountCall {}, end).to::<u64>();
+    let free: u128 = (1..=asks)
+        .map(|a| r.call_at(STORAGE_MARKET, &M::asksCall(U256::from(a)), end).collateral.to::<u128>())
+        .sum();
+    let id = U256::from(deal);
+    let escrow = r.call_at(STORAGE_MARKET, &M::bidsCall(id), end).escrow.to::<u128>();
+    let locked: u128 = (0..2u64)
+        .map(|i| {
+            r.call_at(STORAGE_MARKET, &M::slotsCall { _0: id, _1: U256::from(i) }, end)
+                .collateral
+                .to::<u128>()
+        })
+        .sum();
+    let owed: u128 =
+        parties.iter().map(|p| r.call_at(STORAGE_MARKET, &M::owedCall(*p), end).to::<u128>()).sum();
+    let storage_held = r.balance_at(STORAGE_MARKET, end);
+    assert_eq!(storage_held, free + escrow + locked + owed, "the storage market holds what it owes");
+
+    // Compute. The client (8): both escrows back but for the work (3 × fuel for the first
+    // job at prices 1 and 2, fuel for the second at price 1), and half the liar's collateral;
+    // the honest provider (4) fuel for each job, the dearer one (5) 2 × fuel for the first,
+    // the liar (6) nothing, the mediator (7) the other half. The market holds the asks'
+    // collateral that is left: 2 jobs' worth each, less the liar's lost one.
+    let fuel = compute.fuel;
     let escrows = 2 * 2_000_000 * 2 + 2 * 1_000_000;
     let expected: [i128; 5] = [
-        // the client: both escrows back but for the work (3 × fuel for the first job at
-        // prices 1 and 2, fuel for the second at price 1), and half the liar's collateral
+        (fuel * 2) as i128,
+        (fuel * 2) as i128,
+        0,
+        (COLLATERAL / 2) as i128,
         (escrows - 3 * fuel - fuel + (COLLATERAL - COLLATERAL / 2)) as i128,
-        (fuel * 2) as i128,       // the honest provider, price 1, both jobs
-        (fuel * 2) as i128,       // the dearer one, price 2, the first job
-        0,                        // the liar
-        (COLLATERAL / 2) as i128, // the mediator: the other half
     ];
-    assert_eq!(books.paid, expected, "payouts by party (client, honest, dear, liar, mediator)\n{}", tails());
-    // The market holds exactly the asks' collateral that is left: 2 jobs' worth each, less
-    // the liar's lost one.
+    assert_eq!(books.paid[4..], expected, "compute payouts (honest, dear, liar, mediator, client)");
     assert_eq!(r.balance_at(COMPUTE_MARKET, end), 3 * 2 * COLLATERAL - COLLATERAL);
-    books.check_conservation(&r, COMPUTE_MARKET, start, end);
-    eprintln!("mediator:\n{}\nliar:\n{}", mediator.proc.tail(), liar.proc.tail());
+
+    // Nothing created or lost across both markets.
+    let sent: u128 = books.sent.iter().sum();
+    let paid: i128 = books.paid.iter().sum();
+    let gained = (storage_held + r.balance_at(COMPUTE_MARKET, end)) as i128
+        - (r.balance_at(STORAGE_MARKET, start) + r.balance_at(COMPUTE_MARKET, start)) as i128;
+    assert_eq!(sent as i128 - paid, gained, "sent {sent}, paid {paid}, the markets gained {gained}");
 }
