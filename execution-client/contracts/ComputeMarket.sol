@@ -10,8 +10,8 @@ import "./MarketPayments.sol";
 /// re-run a job when its results disagree or its client disputes them.
 ///
 /// Providers post **asks** (a price per unit of fuel, the most fuel and memory a job may use,
-/// a collateral per job), with the collateral deposited. **Mediators** register with a fee
-/// (what a mediation costs whoever was wrong). Clients post **jobs**: a WASM module's hash, an
+/// their speed in fuel per second, a collateral per job), with the collateral deposited.
+/// **Mediators** register with a fee (what a mediation costs whoever was wrong). Clients post **jobs**: a WASM module's hash, an
 /// input's hash, fuel and memory limits, `r` replicas, a maximum price per unit of fuel, a
 /// deadline and a mediator, with `r × fuelLimit × maxPrice` escrowed. Providers **take** the
 /// job's slots through their asks; once all are taken, each replica runs the job and
@@ -42,6 +42,7 @@ contract ComputeMarket is MarketPayments {
         address provider;
         uint64 maxFuel;
         uint64 maxMemory; // bytes
+        uint64 fuelPerSecond; // the provider's stated speed (not checked)
         uint64 expiry;
         bool closed;
         uint128 price; // shor per unit of fuel
@@ -124,15 +125,22 @@ contract ComputeMarket is MarketPayments {
     // ---- asks and mediators ----
 
     /// @notice Offers to run jobs of at most `maxFuel` fuel and `maxMemory` bytes at `price`
-    /// shor per unit of fuel, locking `collateralPerJob` of the value sent per job taken.
-    function postAsk(uint128 price, uint64 maxFuel, uint64 maxMemory, uint128 collateralPerJob, uint64 expiry)
-        external
-        payable
-        returns (uint256 askId)
-    {
+    /// shor per unit of fuel, at about `fuelPerSecond` (the provider's stated speed, for clients
+    /// to size a job's phases; not checked), locking `collateralPerJob` of the value sent per
+    /// job taken.
+    function postAsk(
+        uint128 price,
+        uint64 maxFuel,
+        uint64 maxMemory,
+        uint64 fuelPerSecond,
+        uint128 collateralPerJob,
+        uint64 expiry
+    ) external payable returns (uint256 askId) {
         if (expiry <= block.number) revert Refused("expiry in the past");
+        if (fuelPerSecond == 0) revert Refused("fuel per second");
         askId = ++askCount;
-        asks[askId] = Ask(msg.sender, maxFuel, maxMemory, expiry, false, price, collateralPerJob, msg.value);
+        asks[askId] =
+            Ask(msg.sender, maxFuel, maxMemory, fuelPerSecond, expiry, false, price, collateralPerJob, msg.value);
         emit AskPosted(askId, msg.sender, price);
     }
 

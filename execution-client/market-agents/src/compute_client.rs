@@ -317,8 +317,9 @@ pub async fn status(node: &Node, me: Address, job: u64) -> anyhow::Result<serde_
     let mut slots = vec![];
     for i in 0..u64::from(j.filled) {
         let s = refused(node.call(me, COMPUTE_MARKET, &C::slotsCall { _0: id, _1: U256::from(i) }).await)?;
+        let ask = refused(node.call(me, COMPUTE_MARKET, &C::asksCall(U256::from(s.askId))).await)?;
         slots.push(serde_json::json!({
-            "slot": i, "provider": s.provider, "price": s.price.to_string(),
+            "slot": i, "provider": s.provider, "price": s.price.to_string(), "fuelPerSecond": ask.fuelPerSecond,
             "collateral": s.collateral.to_string(), "committed": s.commitment != B256::ZERO,
             "revealed": s.revealed, "output": s.output, "fuel": s.fuel,
         }));

@@ -90,6 +90,10 @@ pub struct ComputeConfig {
     /// Collateral in shor locked per job taken.
     #[arg(long, default_value_t = 1_000_000_000_000_000)]
     pub collateral_per_job: u128,
+    /// The speed published in the ask, in fuel per second (default: measured at start with
+    /// the runner on this machine).
+    #[arg(long)]
+    pub fuel_per_second: Option<u64>,
     /// Jobs at once (the ask's collateral covers this many).
     #[arg(long, default_value_t = 4)]
     pub jobs: u64,
@@ -161,7 +165,29 @@ pub async fn run(node: Node, wallet: Wallet, config: ComputeConfig) -> anyhow::R
     info!(target: MARKET, provider = %me, http = %config.listen, url = %config.public_url(), fault = ?config.fault, "compute provider");
     publish_endpoint(&node, &wallet, COMPUTE_MARKET, &config.public_url()).await?;
     let runner = Runner::new();
-    follow(&mut Provider { node, wallet, config, store, state, me, runner, running: HashMap::new() }).await
+    let speed = match config.fuel_per_second {
+        Some(speed) => speed.max(1),
+        None => {
+            let runner = runner.clone();
+            tokio::task::spawn_blocking(move || measure_speed(&runner)).await??
+        }
+    };
+    info!(target: MARKET, fuel_per_second = speed, "speed");
+    follow(&mut Provider { node, wallet, config, store, state, me, runner, running: HashMap::new(), speed })
+        .await
+}
+
+/// The runner's fuel per second on this machine: a counting loop of about 25 million fuel.
+pub fn measure_speed(runner: &Runner) -> anyhow::Result<u64> {
+    let module = wat::parse_str(
+        r#"(module (func (export "_start") (local i32)
+            (local.set 0 (i32.const 5000000))
+            (loop (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if 0 (local.get 0)))))"#,
+    )?;
+    let started = std::time::Instant::now();
+    let outcome = runner.run(&module, b"", &Limits::job(u64::MAX / 2, qoin_markets::job::PAGE));
+    anyhow::ensure!(outcome.succeeded(), "the speed measurement did not run: {}", outcome.detail);
+    Ok(((outcome.fuel as f64 / started.elapsed().as_secs_f64().max(1e-6)) as u64).max(1))
 }
 
 struct Provider {
@@ -174,6 +200,8 @@ struct Provider {
     runner: Runner,
     /// Runs under way, by job.
     running: HashMap<u64, tokio::task::JoinHandle<(Outcome, std::time::Duration)>>,
+    /// Fuel per second, as the ask states it.
+    speed: u64,
 }
 
 impl Daemon for Provider {
@@ -230,13 +258,14 @@ impl Provider {
             price: c.price,
             maxFuel: c.max_fuel,
             maxMemory: c.max_memory,
+            fuelPerSecond: self.speed,
             collateralPerJob: c.collateral_per_job,
             expiry: head + c.ask_blocks,
         };
         let value = U256::from(c.collateral_per_job) * U256::from(c.jobs);
         let r = self.send(&call, value).await?;
         let id = r.events::<C::AskPosted>(COMPUTE_MARKET).first().map(|e| e.askId).context("no AskPosted")?;
-        info!(target: MARKET, ask = %id, price = c.price, max_fuel = c.max_fuel, jobs = c.jobs, "ask posted");
+        info!(target: MARKET, ask = %id, price = c.price, max_fuel = c.max_fuel, fuel_per_second = self.speed, jobs = c.jobs, "ask posted");
         self.state.ask = Some(id);
         self.save()
     }

@@ -338,6 +338,15 @@ fn compute_jobs_are_paid_on_agreement_and_mediated_on_disagreement_or_dispute() 
     net.send(mediator, C::registerMediatorCall { fee }, U256::ZERO);
     let collateral: u128 = 5_000_000;
     let price: u128 = 7;
+    let speedless = C::postAskCall {
+        price,
+        maxFuel: 1 << 30,
+        maxMemory: 1 << 26,
+        fuelPerSecond: 0,
+        collateralPerJob: collateral,
+        expiry: net.number() + 1_000,
+    };
+    assert_eq!(net.refused(p1, speedless, U256::from(collateral)), "fuel per second");
     let mut asks = vec![];
     for p in [p1, p2, p3] {
         let logs = net.send(
@@ -346,6 +355,7 @@ fn compute_jobs_are_paid_on_agreement_and_mediated_on_disagreement_or_dispute() 
                 price,
                 maxFuel: 1 << 30,
                 maxMemory: 1 << 26,
+                fuelPerSecond: 1_000_000_000,
                 collateralPerJob: collateral,
                 expiry: net.number() + 1_000,
             },

@@ -541,6 +541,7 @@ fn compute_walk(seed: u64) -> Books {
             price: rng.range(1, 5) as u128,
             maxFuel: 1_000_000,
             maxMemory: 1 << 24,
+            fuelPerSecond: 1_000_000_000,
             collateralPerJob: per_job,
             expiry: net.number() + rng.range(150, 300),
         };

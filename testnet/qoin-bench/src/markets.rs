@@ -218,6 +218,7 @@ pub(crate) fn market_gas() {
             price: 1,
             maxFuel: 1 << 30,
             maxMemory: 1 << 30,
+            fuelPerSecond: 1_000_000_000,
             collateralPerJob: 1000,
             expiry: net.number() + 1000,
         };
