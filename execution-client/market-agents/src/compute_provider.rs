@@ -16,7 +16,7 @@
 
 use crate::daemon::{follow, open_jobs, serve, Daemon};
 use crate::disk::write_atomic;
-use crate::job_store::{Expected, JobStore, Part};
+use crate::job_store::{Expected, JobStore, Run, Runs};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node, Receipt};
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
@@ -27,7 +27,7 @@ use qoin_primitives::system::COMPUTE_MARKET;
 use qoin_tracing::targets::MARKET;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -173,7 +173,7 @@ pub async fn run(node: Node, wallet: Wallet, config: ComputeConfig) -> anyhow::R
         }
     };
     info!(target: MARKET, fuel_per_second = speed, "speed");
-    follow(&mut Provider { node, wallet, config, store, state, me, runner, running: HashMap::new(), speed })
+    follow(&mut Provider { node, wallet, config, store, state, me, runner, runs: Runs::default(), speed })
         .await
 }
 
@@ -198,8 +198,8 @@ struct Provider {
     state: State,
     me: Address,
     runner: Runner,
-    /// Runs under way, by job.
-    running: HashMap<u64, tokio::task::JoinHandle<(Outcome, std::time::Duration)>>,
+    /// Runs under way.
+    runs: Runs,
     /// Fuel per second, as the ask states it.
     speed: u64,
 }
@@ -311,27 +311,6 @@ impl Provider {
         }
     }
 
-    /// Starts running the job on the blocking pool (the chain loop goes on meanwhile, so a
-    /// long job does not make the provider miss another job's deadlines).
-    fn start_run(&mut self, job: u64, held: &Held) -> anyhow::Result<()> {
-        let (Some(module), Some(input)) =
-            (self.store.part(job, Part::Module), self.store.part(job, Part::Input))
-        else {
-            anyhow::bail!("the module or the input is missing");
-        };
-        let runner = self.runner.clone();
-        let limits = Limits::job(held.fuel_limit, held.memory_limit);
-        info!(target: MARKET, job, fuel_limit = held.fuel_limit, "running");
-        self.running.insert(
-            job,
-            tokio::task::spawn_blocking(move || {
-                let started = std::time::Instant::now();
-                (runner.run(&module, &input, &limits), started.elapsed())
-            }),
-        );
-        Ok(())
-    }
-
     /// Keeps a finished run's result and a fresh salt, on disk before anything is committed:
     /// what this provider commits and reveals, even after a restart.
     fn keep(&mut self, job: u64, outcome: &Outcome, took: std::time::Duration) -> anyhow::Result<Ran> {
@@ -364,15 +343,14 @@ impl Provider {
         if let Some(ran) = &held.ran {
             return Ok(Some(ran.clone()));
         }
-        match self.running.get(&job) {
-            Some(run) if run.is_finished() => {
-                let Some(run) = self.running.remove(&job) else { return Ok(None) };
-                let (outcome, took) = run.await?;
-                self.keep(job, &outcome, took).map(Some)
+        match self.runs.poll(job).await? {
+            Run::Finished(outcome, took) => self.keep(job, &outcome, took).map(Some),
+            Run::Running => Ok(None),
+            Run::NotStarted if self.store.ready(job) => {
+                let limits = Limits::job(held.fuel_limit, held.memory_limit);
+                self.runs.start(job, &self.store, &self.runner, limits).map(|()| None)
             }
-            Some(_) => Ok(None),
-            None if self.store.ready(job) => self.start_run(job, held).map(|()| None),
-            None => {
+            Run::NotStarted => {
                 if head + 2 >= commit_until {
                     warn!(target: MARKET, job, commit_until, "the module or input has not come");
                 }

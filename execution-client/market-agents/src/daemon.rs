@@ -43,6 +43,13 @@ pub async fn drain(body: axum::body::Body) {
     }
 }
 
+/// Whether an upload's declared length (`content-length`) is above `max`.
+pub fn declared_above(headers: &axum::http::HeaderMap, max: u64) -> bool {
+    let declared =
+        headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    declared.is_some_and(|n| n > max)
+}
+
 /// An upload's body, at most `max` bytes: `413` when its declared length is above that
 /// (before a byte is read) or more comes; `400` when it cannot be read (cut short).
 pub async fn read_body(
@@ -50,9 +57,8 @@ pub async fn read_body(
     body: axum::body::Body,
     max: usize,
 ) -> Result<axum::body::Bytes, (axum::http::StatusCode, String)> {
-    use axum::http::{header::CONTENT_LENGTH, StatusCode};
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    use axum::http::StatusCode;
+    if declared_above(&headers, max as u64) {
         drain(body).await;
         return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {max} bytes are taken")));
     }

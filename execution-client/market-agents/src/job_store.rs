@@ -24,12 +24,68 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use qoin_markets::compute::JobResult;
-use qoin_markets::job::MAX_MODULE_BYTES;
+use qoin_markets::job::{Limits, Outcome, Runner, MAX_MODULE_BYTES};
 use qoin_tracing::targets::MARKET;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tracing::info;
+
+/// Jobs being run on the blocking pool, by job id (a daemon's loop polls them each tick, so
+/// a long run does not make it miss another job's deadline).
+#[derive(Debug, Default)]
+pub struct Runs(HashMap<u64, tokio::task::JoinHandle<(Outcome, Duration)>>);
+
+/// Where a job's run stands.
+#[derive(Debug)]
+pub enum Run {
+    /// Not started (or already taken).
+    NotStarted,
+    /// Under way.
+    Running,
+    /// Over: its outcome and how long it took (taken out of the set).
+    Finished(Outcome, Duration),
+}
+
+impl Runs {
+    /// Starts `job` from its module and input in `store`, within `limits`.
+    pub fn start(
+        &mut self,
+        job: u64,
+        store: &JobStore,
+        runner: &Runner,
+        limits: Limits,
+    ) -> anyhow::Result<()> {
+        let (Some(module), Some(input)) = (store.part(job, Part::Module), store.part(job, Part::Input))
+        else {
+            anyhow::bail!("neither the client nor a provider sent the module and the input yet");
+        };
+        let runner = runner.clone();
+        info!(target: MARKET, job, fuel_limit = limits.fuel, "running");
+        let run = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            (runner.run(&module, &input, &limits), started.elapsed())
+        });
+        self.0.insert(job, run);
+        Ok(())
+    }
+
+    /// Where `job`'s run stands; a finished one is taken out.
+    pub async fn poll(&mut self, job: u64) -> anyhow::Result<Run> {
+        match self.0.get(&job) {
+            None => Ok(Run::NotStarted),
+            Some(run) if !run.is_finished() => Ok(Run::Running),
+            Some(_) => match self.0.remove(&job) {
+                Some(run) => {
+                    let (outcome, took) = run.await?;
+                    Ok(Run::Finished(outcome, took))
+                }
+                None => Ok(Run::NotStarted),
+            },
+        }
+    }
+}
 
 /// One of a job's two inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,17 +15,17 @@
 use crate::compute_provider::phase;
 use crate::daemon::{follow, open_jobs, serve, Daemon};
 use crate::disk::write_atomic;
-use crate::job_store::{Expected, JobStore, Part};
+use crate::job_store::{Expected, JobStore, Part, Run, Runs};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
 use crate::transfer;
 use crate::wallet::Wallet;
 use alloy_primitives::{Address, B256, U256};
 use qoin_markets::compute::{ComputeMarket as C, JobResult};
-use qoin_markets::job::{Limits, Outcome, Runner, MAX_MODULE_BYTES};
+use qoin_markets::job::{Limits, Runner, MAX_MODULE_BYTES};
 use qoin_primitives::system::COMPUTE_MARKET;
 use qoin_tracing::targets::MARKET;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ pub async fn run(node: Node, wallet: Wallet, config: MediatorConfig) -> anyhow::
     }
     publish_endpoint(&node, &wallet, COMPUTE_MARKET, &url).await?;
     let runner = Runner::new();
-    follow(&mut Mediator { node, wallet, config, store, state, me, runner, running: HashMap::new() }).await
+    follow(&mut Mediator { node, wallet, config, store, state, me, runner, runs: Runs::default() }).await
 }
 
 struct Mediator {
@@ -116,8 +116,8 @@ struct Mediator {
     state: State,
     me: Address,
     runner: Runner,
-    /// Runs under way, by job.
-    running: HashMap<u64, tokio::task::JoinHandle<Outcome>>,
+    /// Runs under way.
+    runs: Runs,
 }
 
 impl Mediator {
@@ -194,25 +194,13 @@ impl Mediator {
             return Ok(());
         }
         // The run goes on in the background (the loop keeps serving other jobs' deadlines).
-        let outcome = match self.running.get(&job) {
-            Some(run) if run.is_finished() => match self.running.remove(&job) {
-                Some(run) => run.await?,
-                None => return Ok(()),
-            },
-            Some(_) => return Ok(()),
-            None => {
+        let outcome = match self.runs.poll(job).await? {
+            Run::Finished(outcome, _) => outcome,
+            Run::Running => return Ok(()),
+            Run::NotStarted => {
                 self.fetch_missing(job, &named, j.replicas).await?;
-                let (Some(module), Some(input)) =
-                    (self.store.part(job, Part::Module), self.store.part(job, Part::Input))
-                else {
-                    anyhow::bail!("neither the client nor a provider sent the module and the input yet");
-                };
-                let runner = self.runner.clone();
                 let limits = Limits::job(j.fuelLimit, j.memoryLimit);
-                info!(target: MARKET, job, fuel_limit = j.fuelLimit, "running");
-                self.running
-                    .insert(job, tokio::task::spawn_blocking(move || runner.run(&module, &input, &limits)));
-                return Ok(());
+                return self.runs.start(job, &self.store, &self.runner, limits);
             }
         };
         let result = JobResult::of(&outcome);

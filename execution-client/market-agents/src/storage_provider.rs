@@ -15,7 +15,7 @@
 //! chunks are read back from disk ([`crate::deal_file`]): memory holds each file's Merkle
 //! tree, not its data.
 
-use crate::daemon::{drain, follow, serve, Daemon};
+use crate::daemon::{declared_above, drain, follow, serve, Daemon};
 use crate::deal_file::{DealFile, FileError, FrameReader};
 use crate::disk::{load_json, write_atomic};
 use crate::node::{decode_events, log_range, publish_endpoint, CallError, Node};
@@ -25,7 +25,7 @@ use alloy_primitives::{Address, B256, U256};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
-use axum::http::{header::CONTENT_LENGTH, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use axum::Router;
 use qoin_markets::storage::{challenges, randomness_of, StorageMarket as M, CHUNK_SIZE};
@@ -198,8 +198,7 @@ async fn put_deal(
         return (StatusCode::NOT_FOUND, format!("deal {deal} is not held here\n"));
     };
     let max = held.chunks * CHUNK_SIZE as u64;
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared_above(&headers, max) {
         drain(body).await;
         return (StatusCode::PAYLOAD_TOO_LARGE, format!("deal {deal} is {max} bytes\n"));
     }

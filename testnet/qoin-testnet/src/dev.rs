@@ -49,62 +49,59 @@ pub(crate) struct DevArgs {
 /// first, showing cargo's own progress (a second or two when up to date), so the README's one
 /// command is enough on a fresh checkout.
 pub(crate) fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
-    let me = std::env::current_exe().context("cannot locate qoin-testnet")?;
-    let dir = me.parent().context("qoin-testnet has no parent directory")?;
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let release = dir.file_name().is_some_and(|n| n == "release");
-        tracing::info!(
-            target: targets::TESTNET,
-            "building qoin-el and qoin-cl with cargo (the first build takes several minutes; its progress follows)"
-        );
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "qoin-el", "-p", "qoin-cl"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .status()
-            .context("cannot run cargo to build qoin-el and qoin-cl")?;
-        if !status.success() {
-            bail!("building qoin-el and qoin-cl failed ({status})");
-        }
-    }
-    let (el, cl) = (dir.join("qoin-el"), dir.join("qoin-cl"));
-    for b in [&el, &cl] {
-        if !b.exists() {
-            bail!("{} not found: build it with `cargo build --bins`", b.display());
-        }
-    }
-    Ok((el, cl))
+    let built = built(
+        &["-p", "qoin-el", "-p", "qoin-cl"],
+        "qoin-el and qoin-cl with cargo (the first build takes several minutes; its progress follows)",
+        &["qoin-el", "qoin-cl"],
+        "cargo build --bins",
+    )?;
+    Ok((built[0].clone(), built[1].clone()))
 }
 
 /// `qoin-provider` (the market parties' daemon), built beside this program as
 /// [`binaries`] builds the node's programs.
 pub(crate) fn provider_binary() -> anyhow::Result<PathBuf> {
+    let built = built(
+        &["-p", "qoin-market-agents", "--bin", "qoin-provider"],
+        "qoin-provider with cargo",
+        &["qoin-provider"],
+        "cargo build -p qoin-market-agents",
+    )?;
+    Ok(built[0].clone())
+}
+
+/// The programs `names` beside this one: first built with `cargo build <packages>` (in this
+/// program's profile) when run through cargo, saying `what` it builds; `hint` says how to
+/// build them when they are missing.
+fn built(packages: &[&str], what: &str, names: &[&str], hint: &str) -> anyhow::Result<Vec<PathBuf>> {
     let me = std::env::current_exe().context("cannot locate qoin-testnet")?;
     let dir = me.parent().context("qoin-testnet has no parent directory")?;
     if let Some(cargo) = std::env::var_os("CARGO") {
         let release = dir.file_name().is_some_and(|n| n == "release");
-        tracing::info!(target: targets::TESTNET, "building qoin-provider with cargo");
+        tracing::info!(target: targets::TESTNET, "building {what}");
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", "qoin-market-agents", "--bin", "qoin-provider"]);
+        build.arg("build").args(packages);
         if release {
             build.arg("--release");
         }
         let status = build
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .status()
-            .context("cannot run cargo to build qoin-provider")?;
+            .with_context(|| format!("cannot run cargo to build {}", names.join(" and ")))?;
         if !status.success() {
-            bail!("building qoin-provider failed ({status})");
+            bail!("building {} failed ({status})", names.join(" and "));
         }
     }
-    let bin = dir.join("qoin-provider");
-    if !bin.exists() {
-        bail!("{} not found: build it with `cargo build -p qoin-market-agents`", bin.display());
-    }
-    Ok(bin)
+    names
+        .iter()
+        .map(|name| {
+            let bin = dir.join(name);
+            if !bin.exists() {
+                bail!("{} not found: build it with `{hint}`", bin.display());
+            }
+            Ok(bin)
+        })
+        .collect()
 }
 
 /// Candidates per second of the fastest solver on `threads` threads. The system grows until
