@@ -208,6 +208,17 @@ pub fn cfg_env(chain_id: u64) -> CfgEnv {
     cfg
 }
 
+/// The configuration transaction `tx` runs under: `cfg`, with EIP-3607 (senders with code are
+/// refused) off for an impersonated transaction, which a development node may send from a
+/// contract as anvil does. A signed transaction's sender has code only if the hash of its keys
+/// hit a contract's address, so nothing else changes; and no impersonated transaction reaches
+/// execution except on a development node, since every signature check refuses them
+/// (`SignedTx::impersonated`).
+pub fn tx_cfg(mut cfg: CfgEnv, tx: &SignedTx) -> CfgEnv {
+    cfg.disable_eip3607 = tx.is_impersonated();
+    cfg
+}
+
 /// The environment revm runs a signed transaction in.
 pub fn tx_env(tx: &SignedTx) -> TxEnv {
     let r = tx.request();
@@ -277,6 +288,7 @@ pub fn execute<K: TransactionKind>(
                     "transaction {index} exceeds the block gas limit"
                 )));
             }
+            evm.ctx.cfg.disable_eip3607 = t.is_impersonated(); // as `tx_cfg`
             match evm.transact_commit(tx_env(&t)) {
                 Ok(result) => {
                     cumulative += result.tx_gas_used();

@@ -194,7 +194,7 @@ pub(super) fn tx_json(tx: &SignedTx, at: Option<Location>) -> Value {
         "maxPriorityFeePerGas": q(r.max_priority_fee_per_gas),
         "input": data(&r.input),
         "accessList": access,
-        "signatureSuite": q(tx.signature().suite().as_byte()),
+        "signatureSuite": q(tx.suite_byte()),
         // The signature is the dual post-quantum one; these ECDSA fields are zero and present
         // only because ethers and others refuse transaction objects without them.
         "v": "0x0",

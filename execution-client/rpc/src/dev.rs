@@ -187,24 +187,20 @@ pub(super) fn set_storage_at<const HARDHAT: bool>(node: &Node, args: &Args) -> R
     edit::<HARDHAT>(node, args, storage_edit)
 }
 
-/// `anvil_impersonateAccount` / `hardhat_impersonateAccount`: a Qoin transaction carries its
-/// sender's post-quantum signatures, so the node can send only from accounts whose keys it
-/// holds; for those this succeeds (they are already usable), for any other it says why not.
-pub(super) fn impersonate(node: &Node, args: &Args) -> RpcResult {
+/// `anvil_impersonateAccount` / `hardhat_impersonateAccount`: from now on `eth_sendTransaction`
+/// from this address sends an unsigned, impersonated transaction (the envelope of spec §2.6,
+/// which only a development node admits). For an account whose keys the node holds nothing
+/// changes: its transactions stay signed.
+pub(super) fn impersonate<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
     require_dev(node)?;
     let who = address(args)?;
-    if node.signer(&who).is_some() {
-        return Ok(Value::Null);
-    }
-    Err(RpcError::server(format!(
-        "cannot impersonate {who}: a Qoin transaction must carry its sender's Falcon-512 and ML-DSA-44 \
-         signatures, and this node does not hold that account's keys"
-    )))
+    node.pool().impersonate(who);
+    Ok(answer::<HARDHAT>())
 }
 
 /// `anvil_stopImpersonatingAccount` / `hardhat_stopImpersonatingAccount`.
-pub(super) fn stop_impersonating(node: &Node, args: &Args) -> RpcResult {
+pub(super) fn stop_impersonating<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {
     require_dev(node)?;
-    address(args)?;
-    Ok(Value::Null)
+    node.pool().stop_impersonating(&address(args)?);
+    Ok(answer::<HARDHAT>())
 }

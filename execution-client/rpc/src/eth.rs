@@ -349,9 +349,10 @@ pub(super) fn send_raw_transaction(node: &Node, args: &Args) -> RpcResult {
 pub(super) fn send_transaction(node: &Node, args: &Args) -> RpcResult {
     let mut r = parse_request(args.get(0))?;
     let from = r.from.ok_or_else(|| RpcError::invalid_params("missing \"from\""))?;
-    let Some(key) = node.signer(&from) else {
+    let key = node.signer(&from);
+    if key.is_none() && !(node.is_dev() && node.pool().is_impersonating(&from)) {
         return Err(RpcError::server(format!("unknown account {from}")));
-    };
+    }
     let chain_id = node.chain().genesis().chain_id;
     if let Some(c) = r.chain_id.filter(|c| *c != chain_id) {
         return Err(RpcError::server(format!("invalid chain id: have {c}, want {chain_id}")));
@@ -389,7 +390,10 @@ pub(super) fn send_transaction(node: &Node, args: &Args) -> RpcResult {
         input: std::mem::take(&mut r.input),
         access_list: std::mem::take(&mut r.access_list),
     };
-    submit(node, request.sign(key))
+    match key {
+        Some(key) => submit(node, request.sign(key)),
+        None => submit(node, request.impersonated(from)),
+    }
 }
 
 fn hash_arg(args: &Args, what: &str) -> Result<B256, RpcError> {

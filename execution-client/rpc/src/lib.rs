@@ -115,10 +115,10 @@ pub const METHODS: &[(&str, Method)] = &[
     ("hardhat_setCode", dev::set_code::<true>),
     ("anvil_setStorageAt", dev::set_storage_at::<false>),
     ("hardhat_setStorageAt", dev::set_storage_at::<true>),
-    ("anvil_impersonateAccount", dev::impersonate),
-    ("hardhat_impersonateAccount", dev::impersonate),
-    ("anvil_stopImpersonatingAccount", dev::stop_impersonating),
-    ("hardhat_stopImpersonatingAccount", dev::stop_impersonating),
+    ("anvil_impersonateAccount", dev::impersonate::<false>),
+    ("hardhat_impersonateAccount", dev::impersonate::<true>),
+    ("anvil_stopImpersonatingAccount", dev::stop_impersonating::<false>),
+    ("hardhat_stopImpersonatingAccount", dev::stop_impersonating::<true>),
 ];
 
 /// A method whose answer is serialized as it is made (traces: a `serde_json::Value` tree of

@@ -145,7 +145,8 @@ fn replay(
             Extra::Nothing
         };
         let watch = Watch::new(&budget, traced.then_some(cost), extra);
-        let (result, watch) = run_with(&mut db, cfg.clone(), block.clone(), env.clone(), watch);
+        let (result, watch) =
+            run_with(&mut db, qoin_evm::execute::tx_cfg(cfg.clone(), t), block.clone(), env.clone(), watch);
         watch.stopped(&budget)?;
         if let Some(c) = watch.cost() {
             cost.used = c.used;

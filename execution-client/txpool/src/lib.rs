@@ -10,8 +10,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use alloy_primitives::{keccak256, Address, B256, U256};
-use qoin_primitives::{SignedTx, TxKind};
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use qoin_primitives::{SignedTx, TxError, TxKind};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Why a transaction was refused. Messages follow geth's.
@@ -149,6 +149,9 @@ pub struct TxPool {
     config: PoolConfig,
     by_id: HashMap<B256, (Address, u64)>,
     senders: HashMap<Address, BTreeMap<u64, Entry>>,
+    /// Senders whose unsigned (impersonated) transactions are admitted: set only by a
+    /// development node (`anvil_impersonateAccount`), empty on any other.
+    impersonating: HashSet<Address>,
 }
 
 /// Gas every transaction pays before execution: 21,000, plus 32,000 for a creation, plus
@@ -176,7 +179,7 @@ fn cost(tx: &SignedTx) -> U256 {
 }
 
 fn signature_hash(tx: &SignedTx) -> B256 {
-    keccak256(tx.signature().to_bytes())
+    keccak256(tx.signature_bytes())
 }
 
 /// The pool's transactions by sender and nonce (see [`TxPool::content`]).
@@ -191,7 +194,7 @@ pub struct PoolContent {
 impl TxPool {
     /// An empty pool.
     pub fn new(config: PoolConfig) -> Self {
-        Self { config, by_id: HashMap::new(), senders: HashMap::new() }
+        Self { config, by_id: HashMap::new(), senders: HashMap::new(), impersonating: HashSet::new() }
     }
 
     /// Number of transactions pooled.
@@ -208,6 +211,22 @@ impl TxPool {
     pub fn get(&self, id: &B256) -> Option<&SignedTx> {
         let (sender, nonce) = self.by_id.get(id)?;
         self.senders.get(sender)?.get(nonce).map(|e| &e.tx)
+    }
+
+    /// Admits unsigned transactions from `sender` from now on (a development node's
+    /// `anvil_impersonateAccount`; see `qoin_primitives::SignedTx::impersonated`).
+    pub fn impersonate(&mut self, sender: Address) {
+        self.impersonating.insert(sender);
+    }
+
+    /// Stops admitting unsigned transactions from `sender` (those pooled stay).
+    pub fn stop_impersonating(&mut self, sender: &Address) {
+        self.impersonating.remove(sender);
+    }
+
+    /// Whether unsigned transactions from `sender` are admitted.
+    pub fn is_impersonating(&self, sender: &Address) -> bool {
+        self.impersonating.contains(sender)
     }
 
     /// Whether `tx` (same id and same signature) was verified on admission, so block import
@@ -275,7 +294,11 @@ impl TxPool {
         if total > balance {
             return Err(PoolError::InsufficientFunds { balance, cost: total, overshot: total - balance });
         }
-        tx.verify_signature().map_err(|e| PoolError::BadSignature(e.to_string()))?;
+        match tx.verify_signature() {
+            Ok(()) => {}
+            Err(TxError::Impersonated(who)) if self.impersonating.contains(&who) => {}
+            Err(e) => return Err(PoolError::BadSignature(e.to_string())),
+        }
         if replaced.is_none() && self.by_id.len() >= c.max_total {
             self.evict_for(&tx)?;
         }

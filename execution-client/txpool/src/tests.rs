@@ -76,6 +76,22 @@ fn admission_checks_use_geths_wording() {
 }
 
 #[test]
+fn unsigned_impersonated_transactions_only_while_impersonating() {
+    let mut p = pool();
+    let who = Address::repeat_byte(0xc0);
+    let st = State([(who, (0, U256::from(10_000_000u64)))].into_iter().collect());
+    let t = tx(0, 0, 100, 1).request().clone().impersonated(who);
+    let now = Instant::now();
+    assert!(msg(p.add(t.clone(), &st, now)).contains("carries no signature"));
+    p.impersonate(who);
+    assert_eq!(p.add(t.clone(), &st, now).unwrap(), Admitted::Pending);
+    assert!(p.verified(&t));
+    p.stop_impersonating(&who);
+    let next = tx(0, 1, 100, 1).request().clone().impersonated(who);
+    assert!(msg(p.add(next, &st, now)).contains("carries no signature"));
+}
+
+#[test]
 fn balance_counts_pending_spends() {
     let now = Instant::now();
     let mut p = pool();
@@ -203,7 +219,7 @@ fn signatures_are_checked_once() {
     let forged = SignedTx::from_parts(
         tx(1, 0, 100, 1).request().clone(),
         keys()[1].public().clone(),
-        t.signature().clone(),
+        t.signature().unwrap().clone(),
     );
     assert!(msg(p.add(forged, &st, now)).starts_with("invalid transaction signature"));
 }

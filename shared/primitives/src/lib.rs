@@ -31,7 +31,9 @@ pub use genesis::{
     SHOR_PER_QOIN, TOTAL_SUPPLY_SHOR,
 };
 pub use header::{Header, HeaderError, MAX_HEADER_SIZE, MAX_SIBLINGS, SOLUTION_LEN};
-pub use transaction::{AccessListItem, SignedTx, TxError, TxRequest, MAX_TX_SIZE, QOIN_TX_TYPE};
+pub use transaction::{
+    AccessListItem, SignedTx, TxError, TxRequest, IMPERSONATED_SUITE, MAX_TX_SIZE, QOIN_TX_TYPE,
+};
 
 #[cfg(test)]
 mod tests;

@@ -67,10 +67,41 @@ fn tx_round_trip_and_signature() {
 }
 
 #[test]
+fn impersonated_envelope_round_trips_and_never_verifies() {
+    let who = Address::repeat_byte(0xc0);
+    let tx = vector_tx().impersonated(who);
+    assert_eq!(tx.sender(), who);
+    assert_eq!(tx.id(), vector_tx().id_for(who), "the id is a signed transaction's from that sender");
+    assert!(tx.public_keys().is_none() && tx.signature().is_none());
+    let bytes = tx.encode();
+    let back = SignedTx::decode(&bytes).unwrap();
+    assert_eq!(back, tx);
+    assert!(back.is_impersonated());
+    assert_eq!(back.suite_byte(), IMPERSONATED_SUITE);
+    assert_eq!(back.verify_signature(), Err(TxError::Impersonated(who)));
+    // A signed transaction's keys with the impersonated signature byte, a short sender, and
+    // the impersonated keys with a real signature: all malformed.
+    let signed = vector_tx().sign(key(0));
+    let wire = |keys: Vec<u8>, sig: Vec<u8>| {
+        SignedTx::decode(&crate::transaction::encode_with(signed.request(), keys, sig))
+    };
+    let keys = signed.public_keys().unwrap().to_bytes();
+    assert!(matches!(wire(keys, vec![0]), Err(TxError::Envelope(_))));
+    assert!(matches!(wire([&[0u8][..], &[0xc0; 19]].concat(), vec![0]), Err(TxError::Envelope(_))));
+    assert!(matches!(
+        wire([&[0u8][..], &[0xc0; 20]].concat(), signed.signature_bytes()),
+        Err(TxError::Envelope(_))
+    ));
+    assert_eq!(wire([&[0u8][..], &[0xc0; 20]].concat(), vec![0]), Ok(tx));
+    let signed_again = wire(signed.public_keys().unwrap().to_bytes(), signed.signature_bytes());
+    assert_eq!(signed_again, Ok(signed), "the test's encoder is the real one");
+}
+
+#[test]
 fn tx_id_excludes_signature_but_binds_sender() {
     let a = vector_tx().sign(key(0));
     let b = vector_tx().sign(key(0));
-    assert_ne!(a.signature(), b.signature(), "signing is randomised");
+    assert_ne!(a.signature_bytes(), b.signature_bytes(), "signing is randomised");
     assert_eq!(a.id(), b.id());
     let c = vector_tx().sign(key(1));
     assert_ne!(a.id(), c.id(), "same fields from another sender must have another id");
@@ -82,14 +113,16 @@ fn tx_tampering_is_detected() {
     // Change the value but keep the signature: the id changes and the signature fails.
     let mut req = tx.request().clone();
     req.value = U256::from(999_999_999u64);
-    let forged = SignedTx::from_parts(req, tx.public_keys().clone(), tx.signature().clone());
+    let forged =
+        SignedTx::from_parts(req, tx.public_keys().unwrap().clone(), tx.signature().unwrap().clone());
     assert!(matches!(forged.verify_signature(), Err(TxError::BadSignature(_))));
     // Another account's keys with this signature.
-    let forged = SignedTx::from_parts(tx.request().clone(), key(1).public().clone(), tx.signature().clone());
+    let forged =
+        SignedTx::from_parts(tx.request().clone(), key(1).public().clone(), tx.signature().unwrap().clone());
     assert!(matches!(forged.verify_signature(), Err(TxError::BadSignature(_))));
     // A mining ticket signature over the same id is not a transaction signature.
     let ticket_sig = key(0).sign(Domain::MiningTicket, tx.id().as_slice());
-    let forged = SignedTx::from_parts(tx.request().clone(), tx.public_keys().clone(), ticket_sig);
+    let forged = SignedTx::from_parts(tx.request().clone(), tx.public_keys().unwrap().clone(), ticket_sig);
     assert!(matches!(forged.verify_signature(), Err(TxError::BadSignature(_))));
 }
 

@@ -15,6 +15,12 @@
 //! excludes the signatures (Falcon and ML-DSA both sign with fresh randomness, so the same
 //! transaction signed twice has two different signatures but one id) and includes the
 //! sender (two accounts sending identical fields have different ids).
+//!
+//! **Impersonated envelope (development chains only).** `public_keys = 0x00 ‖ sender (20
+//! bytes)` and `signature = 0x00`: a transaction that names its sender and carries no
+//! signature, made by a development node for `anvil_impersonateAccount`. It decodes (so a dev
+//! chain's blocks read back), but [`SignedTx::verify_signature`] always refuses it, so a pool,
+//! a block import or a consensus client that checks signatures never accepts one.
 
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
@@ -57,6 +63,24 @@ pub enum TxError {
     /// The signature does not verify.
     #[error("invalid transaction signature: {0}")]
     BadSignature(CryptoError),
+    /// An impersonated (unsigned) transaction, which only a development node accepts.
+    #[error(
+        "transaction from {0} is impersonated (signature suite 0x00) and carries no signature: only a \
+         development node impersonating that account accepts it"
+    )]
+    Impersonated(Address),
+}
+
+/// The suite byte of the impersonated envelope (see the module docs).
+pub const IMPERSONATED_SUITE: u8 = 0x00;
+
+/// How a transaction proves its sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Auth {
+    /// Public keys and the dual signature over the id.
+    Signed { keys: PublicKeys, signature: DualSignature },
+    /// No proof: a development node's impersonation (the sender is named in the envelope).
+    Impersonated,
 }
 
 /// One entry of an EIP-2930 access list.
@@ -120,6 +144,38 @@ struct Wire {
     signature: Bytes,
 }
 
+impl Wire {
+    fn new(t: &TxRequest, public_keys: Vec<u8>, signature: Vec<u8>) -> Self {
+        Self {
+            chain_id: t.chain_id,
+            nonce: t.nonce,
+            max_priority_fee_per_gas: t.max_priority_fee_per_gas,
+            max_fee_per_gas: t.max_fee_per_gas,
+            gas_limit: t.gas_limit,
+            to: t.to,
+            value: t.value,
+            input: t.input.clone(),
+            access_list: t.access_list.clone(),
+            public_keys: public_keys.into(),
+            signature: signature.into(),
+        }
+    }
+
+    /// `0x51 ‖ rlp(...)`.
+    fn encoded(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.length());
+        out.push(QOIN_TX_TYPE);
+        self.encode(&mut out);
+        out
+    }
+}
+
+/// `0x51 ‖ rlp(...)` of a request with any envelope bytes (tests build malformed ones).
+#[cfg(test)]
+pub(crate) fn encode_with(t: &TxRequest, public_keys: Vec<u8>, signature: Vec<u8>) -> Vec<u8> {
+    Wire::new(t, public_keys, signature).encoded()
+}
+
 impl TxRequest {
     /// The transaction id this request has when sent by `sender` (see the module docs).
     pub fn id_for(&self, sender: Address) -> B256 {
@@ -151,7 +207,14 @@ impl TxRequest {
         let sender = keypair.address();
         let id = self.id_for(sender);
         let signature = keypair.sign(Domain::Transaction, id.as_slice());
-        SignedTx { tx: self, keys: keypair.public().clone(), signature, id, sender }
+        SignedTx { tx: self, auth: Auth::Signed { keys: keypair.public().clone(), signature }, id, sender }
+    }
+
+    /// An unsigned transaction naming `sender`, for a development node that impersonates it
+    /// (see the module docs): every signature check refuses it.
+    pub fn impersonated(self, sender: Address) -> SignedTx {
+        let id = self.id_for(sender);
+        SignedTx { tx: self, auth: Auth::Impersonated, id, sender }
     }
 }
 
@@ -162,8 +225,7 @@ impl TxRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTx {
     tx: TxRequest,
-    keys: PublicKeys,
-    signature: DualSignature,
+    auth: Auth,
     id: B256,
     sender: Address,
 }
@@ -173,20 +235,44 @@ impl SignedTx {
     pub fn from_parts(tx: TxRequest, keys: PublicKeys, signature: DualSignature) -> Self {
         let sender = keys.address();
         let id = tx.id_for(sender);
-        Self { tx, keys, signature, id, sender }
+        Self { tx, auth: Auth::Signed { keys, signature }, id, sender }
     }
 
     /// The sender's chosen fields.
     pub fn request(&self) -> &TxRequest {
         &self.tx
     }
-    /// The sender's public keys.
-    pub fn public_keys(&self) -> &PublicKeys {
-        &self.keys
+    /// The sender's public keys (`None` for an impersonated transaction).
+    pub fn public_keys(&self) -> Option<&PublicKeys> {
+        match &self.auth {
+            Auth::Signed { keys, .. } => Some(keys),
+            Auth::Impersonated => None,
+        }
     }
-    /// The dual signature.
-    pub fn signature(&self) -> &DualSignature {
-        &self.signature
+    /// The dual signature (`None` for an impersonated transaction).
+    pub fn signature(&self) -> Option<&DualSignature> {
+        match &self.auth {
+            Auth::Signed { signature, .. } => Some(signature),
+            Auth::Impersonated => None,
+        }
+    }
+    /// Whether this is an unsigned, impersonated transaction (development chains only).
+    pub fn is_impersonated(&self) -> bool {
+        self.auth == Auth::Impersonated
+    }
+    /// The suite byte of the envelope ([`IMPERSONATED_SUITE`] when impersonated).
+    pub fn suite_byte(&self) -> u8 {
+        match &self.auth {
+            Auth::Signed { signature, .. } => signature.suite().as_byte(),
+            Auth::Impersonated => IMPERSONATED_SUITE,
+        }
+    }
+    /// The envelope's signature field as encoded (`0x00` when impersonated).
+    pub fn signature_bytes(&self) -> Vec<u8> {
+        match &self.auth {
+            Auth::Signed { signature, .. } => signature.to_bytes(),
+            Auth::Impersonated => vec![IMPERSONATED_SUITE],
+        }
     }
     /// The transaction id (hash without signatures).
     pub fn id(&self) -> B256 {
@@ -199,34 +285,26 @@ impl SignedTx {
 
     /// Checks the dual signature over the id.
     pub fn verify_signature(&self) -> Result<(), TxError> {
-        qoin_crypto::verify(&self.keys, Domain::Transaction, self.id.as_slice(), &self.signature)
-            .map_err(TxError::BadSignature)
+        match &self.auth {
+            Auth::Signed { keys, signature } => {
+                qoin_crypto::verify(keys, Domain::Transaction, self.id.as_slice(), signature)
+                    .map_err(TxError::BadSignature)
+            }
+            Auth::Impersonated => Err(TxError::Impersonated(self.sender)),
+        }
     }
 
     fn wire(&self) -> Wire {
-        let t = &self.tx;
-        Wire {
-            chain_id: t.chain_id,
-            nonce: t.nonce,
-            max_priority_fee_per_gas: t.max_priority_fee_per_gas,
-            max_fee_per_gas: t.max_fee_per_gas,
-            gas_limit: t.gas_limit,
-            to: t.to,
-            value: t.value,
-            input: t.input.clone(),
-            access_list: t.access_list.clone(),
-            public_keys: self.keys.to_bytes().into(),
-            signature: self.signature.to_bytes().into(),
-        }
+        let public_keys = match &self.auth {
+            Auth::Signed { keys, .. } => keys.to_bytes(),
+            Auth::Impersonated => [&[IMPERSONATED_SUITE][..], self.sender.as_slice()].concat(),
+        };
+        Wire::new(&self.tx, public_keys, self.signature_bytes())
     }
 
     /// EIP-2718 encoding: `0x51 ‖ rlp(...)`.
     pub fn encode(&self) -> Vec<u8> {
-        let wire = self.wire();
-        let mut out = Vec::with_capacity(1 + wire.length());
-        out.push(QOIN_TX_TYPE);
-        wire.encode(&mut out);
-        out
+        self.wire().encoded()
     }
 
     /// Decodes an EIP-2718 encoded transaction; every malformation is a [`TxError`].
@@ -246,14 +324,6 @@ impl SignedTx {
         if !rest.is_empty() {
             return Err(TxError::TrailingBytes(rest.len()));
         }
-        let keys = PublicKeys::from_bytes(&wire.public_keys).map_err(TxError::Envelope)?;
-        let signature = DualSignature::from_bytes(&wire.signature).map_err(TxError::Envelope)?;
-        if keys.suite() != signature.suite() {
-            return Err(TxError::Envelope(CryptoError::SuiteMismatch {
-                key: keys.suite(),
-                signature: signature.suite(),
-            }));
-        }
         let tx = TxRequest {
             chain_id: wire.chain_id,
             nonce: wire.nonce,
@@ -265,6 +335,25 @@ impl SignedTx {
             input: wire.input,
             access_list: wire.access_list,
         };
+        if wire.public_keys.first() == Some(&IMPERSONATED_SUITE) {
+            let sender = match (&wire.public_keys[1..], &wire.signature[..]) {
+                (address, [IMPERSONATED_SUITE]) if address.len() == 20 => Address::from_slice(address),
+                _ => {
+                    return Err(TxError::Envelope(CryptoError::Malformed(
+                        "impersonated envelope: keys must be 0x00 and a 20-byte sender, signature 0x00",
+                    )))
+                }
+            };
+            return Ok(tx.impersonated(sender));
+        }
+        let keys = PublicKeys::from_bytes(&wire.public_keys).map_err(TxError::Envelope)?;
+        let signature = DualSignature::from_bytes(&wire.signature).map_err(TxError::Envelope)?;
+        if keys.suite() != signature.suite() {
+            return Err(TxError::Envelope(CryptoError::SuiteMismatch {
+                key: keys.suite(),
+                signature: signature.suite(),
+            }));
+        }
         Ok(Self::from_parts(tx, keys, signature))
     }
 }

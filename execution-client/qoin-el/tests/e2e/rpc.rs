@@ -129,6 +129,10 @@ fn quantity(v: &Value) -> u64 {
     u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
+fn quantity_u256(v: &Value) -> U256 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
 fn add_call(amount: u64) -> String {
     let mut c = selector("add(uint256)");
     c.extend_from_slice(&word(amount));
@@ -488,6 +492,41 @@ fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {
     unhex(&node.ok("eth_call", json!([{"to": contract, "data": hexs(&selector(sig))}, "latest"])))
 }
 
+/// Impersonation as on anvil and Hardhat: `who` (a contract, funded, nonce 5), whose keys the
+/// node does not hold, sends through `eth_sendTransaction` once impersonated, and not before or
+/// after; its transaction names the sender and carries no signature (suite 0x00).
+fn impersonation(node: &Node, who: Address) {
+    let dev0: Address = serde_json::from_value(node.ok("eth_accounts", json!([]))[0].clone()).unwrap();
+    assert_eq!(node.ok("anvil_impersonateAccount", json!([dev0])), Value::Null, "a held key");
+    let send = json!([{"from": who, "to": dev0, "value": "0x2a"}]);
+    let e = node.call("eth_sendTransaction", send.clone()).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("unknown account"), "{e}");
+    let before = quantity_u256(&node.ok("eth_getBalance", json!([dev0, "latest"])));
+
+    assert_eq!(node.ok("hardhat_impersonateAccount", json!([who])), true);
+    let hash = node.ok("eth_sendTransaction", send.clone());
+    let receipt = node.ok("eth_getTransactionReceipt", json!([hash]));
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    assert_eq!(serde_json::from_value::<Address>(receipt["from"].clone()).unwrap(), who);
+    let t = node.ok("eth_getTransactionByHash", json!([hash]));
+    assert_eq!(t["signatureSuite"], "0x0");
+    assert_eq!(t["nonce"], "0x5");
+    assert_eq!(quantity_u256(&node.ok("eth_getBalance", json!([dev0, "latest"]))), before + U256::from(42));
+    let raw = unhex(&node.ok("eth_getRawTransactionByHash", json!([hash])));
+    let decoded = qoin_primitives::SignedTx::decode(&raw).unwrap();
+    assert!(decoded.is_impersonated() && decoded.sender() == who && decoded.verify_signature().is_err());
+
+    assert_eq!(node.ok("anvil_stopImpersonatingAccount", json!([who])), Value::Null);
+    let e = node.call("eth_sendTransaction", send).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("unknown account"), "{e}");
+    // Its raw form is refused too once the node no longer impersonates it.
+    let mut request = decoded.request().clone();
+    request.nonce = 6;
+    let raw = hexs(&request.impersonated(who).encode());
+    let e = node.call("eth_sendRawTransaction", json!([raw])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("carries no signature"), "{e}");
+}
+
 #[test]
 fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mining() {
     let dir = tempfile::tempdir().unwrap();
@@ -539,10 +578,7 @@ fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mini
     let root: B256 = serde_json::from_value(head["stateRoot"].clone()).unwrap();
     let proof = node.ok("eth_getProof", json!([who, ["0x1"], "latest"]));
     check_proof(&proof, root, &[(B256::with_last_byte(1), U256::from(7u8))]).unwrap();
-    let dev0 = node.ok("eth_accounts", json!([]))[0].clone();
-    assert_eq!(node.ok("anvil_impersonateAccount", json!([dev0])), Value::Null, "a held key");
-    let e = node.call("hardhat_impersonateAccount", json!([who])).unwrap_err();
-    assert!(e["message"].as_str().unwrap().contains("does not hold that account's keys"), "{e}");
+    impersonation(&node, who);
 
     assert_eq!(node.ok("evm_revert", json!([snap])), true);
     assert_eq!(node.ok("eth_blockNumber", json!([])), "0x0");

@@ -71,12 +71,27 @@ const copy = await ethers.getContractAt("Counter", who);
 assert.equal(await copy.count(), 777n);
 console.log("ok state edits");
 
+// Impersonation: the contract at `who` (no keys anywhere) sends, as Hardhat's users do with a
+// contract or a whale; its transactions carry no signature (a dev chain's suite 0x00).
+await helpers.impersonateAccount(who);
+const impersonated = await ethers.getSigner(who);
+const sent = await (await counter.connect(impersonated).add(2n)).wait();
+assert.equal(sent!.from.toLowerCase(), who);
+assert.equal(counter.interface.parseLog(sent!.logs[0])?.args.by.toLowerCase(), who);
+const paid = await (await impersonated.sendTransaction({ to: other.address, value: 1234n })).wait();
+assert.equal(paid!.status, 1);
+await helpers.stopImpersonatingAccount(who);
+await assert.rejects(impersonated.sendTransaction({ to: other.address, value: 1n }), /unknown account/);
+console.log("ok impersonation");
+
 // Snapshots: back to before the edits and blocks.
+const balance = await ethers.provider.getBalance(who);
+assert.ok(balance < ethers.parseEther("123.5"), "the impersonated sends paid their fees");
 const snap = await helpers.takeSnapshot();
 await helpers.setBalance(who, 1n);
 await helpers.mine(5);
 await snap.restore();
-assert.equal(await ethers.provider.getBalance(who), ethers.parseEther("123.5"));
+assert.equal(await ethers.provider.getBalance(who), balance);
 const back = await helpers.loadFixture(deployCounter);
 assert.equal(await back.counter.count(), 5n);
 assert.equal(await ethers.provider.getCode(who), "0x", "the fixture's snapshot predates the edits");
