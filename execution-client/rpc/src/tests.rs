@@ -3,9 +3,10 @@
 
 use super::call::revert_reason;
 use super::convert::{quantity_u256, quantity_u64, BlockTag};
-use super::{FILTER_METHODS, METHODS, RAW_METHODS};
+use super::{Gate, FILTER_METHODS, MAX_HEAVY_WAITING, METHODS, RAW_METHODS};
 use alloy_primitives::{B256, U256};
 use serde_json::json;
+use std::sync::Arc;
 
 #[test]
 fn block_tags_parse_like_geth() {
@@ -223,4 +224,31 @@ fn raw_headers_hash_to_their_block_hashes() {
     let unknown = super::eth::raw_header(&node, &Args::new(vec![json!("0x99")])).unwrap();
     assert_eq!(unknown, serde_json::Value::Null);
     assert!(super::eth::raw_header(&node, &Args::new(vec![json!("junk")])).is_err());
+}
+
+#[test]
+fn heavy_requests_beyond_the_waiting_room_get_32005_at_once_and_the_rest_get_their_turn() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let gate = Arc::new(Gate { turns: tokio::sync::Semaphore::new(1), waiting: Default::default() });
+        let held = gate.enter().await.unwrap();
+        let waiters: Vec<_> = (0..MAX_HEAVY_WAITING)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.enter().await.map(drop).is_ok() })
+            })
+            .collect();
+        // Let every waiter reach the semaphore.
+        while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) < MAX_HEAVY_WAITING {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.enter().await.unwrap_err();
+        assert_eq!(refused.code(), -32005);
+        assert!(refused.message().starts_with("too many requests"), "{}", refused.message());
+        drop(held);
+        for w in waiters {
+            assert!(w.await.unwrap(), "a waiting request gets its turn");
+        }
+        assert!(gate.enter().await.is_ok(), "the room empties: the next is served");
+    });
 }

@@ -431,6 +431,29 @@ fn filters_report_new_blocks_logs_and_pending_transactions_once() {
     let e = node.call("eth_getFilterLogs", json!([blocks])).unwrap_err();
     assert!(e["message"].as_str().unwrap().contains("not a log filter"), "{e}");
 
+    // A reorg (evm_revert, then other blocks at the same heights): the block filter reports the
+    // new branch from the common ancestor, the log filter the new branch's logs only.
+    let snap = node.ok("evm_snapshot", json!([]));
+    let abandoned = node.receipt(
+        &node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(1)}])),
+    );
+    assert_eq!(changes(&blocks), json!([abandoned["blockHash"]]));
+    assert_eq!(changes(&logs).as_array().unwrap().len(), 1);
+    assert_eq!(node.ok("evm_revert", json!([snap])), true);
+    node.ok("evm_mine", json!([]));
+    let replacement = node.ok("eth_getBlockByNumber", json!(["latest", false]));
+    assert_eq!(
+        replacement["number"], abandoned["blockNumber"],
+        "a rival block at the abandoned one's height"
+    );
+    assert_ne!(replacement["hash"], abandoned["blockHash"]);
+    let add2 = node.ok("eth_sendTransaction", json!([{"from": dev0, "to": contract, "data": add_call(2)}]));
+    let second = node.receipt(&add2);
+    assert_eq!(changes(&blocks), json!([replacement["hash"], second["blockHash"]]));
+    let new_logs = changes(&logs);
+    assert_eq!(new_logs.as_array().unwrap().len(), 1, "{new_logs}");
+    assert_eq!(new_logs[0]["transactionHash"], add2);
+
     // Uninstalled: gone, and said so.
     assert_eq!(node.ok("eth_uninstallFilter", json!([logs])), json!(true));
     assert_eq!(node.ok("eth_uninstallFilter", json!([logs])), json!(false));
@@ -990,4 +1013,60 @@ fn messages_signed_through_json_rpc_verify_in_a_contract_and_not_with_ecrecover(
     assert_eq!(e["code"], -32602, "{e}");
     let e = node.call("personal_sign", json!(["not hex", signer])).unwrap_err();
     assert_eq!(e["code"], -32602, "{e}");
+}
+
+/// Reads WebSocket text messages as JSON until `done` says so; panics after 60 s of silence.
+fn ws_read_until(ws: &mut tungstenite::WebSocket<TcpStream>, mut done: impl FnMut(&Value) -> bool) {
+    ws.get_mut().set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) if done(&serde_json::from_str(t.as_str()).unwrap()) => return,
+            tungstenite::Message::Close(c) => panic!("connection closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_with_a_reason_and_never_holds_up_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let stream = TcpStream::connect(node.addr).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{}/", node.addr), stream).unwrap();
+    let subs = qoin_rpc::MAX_SUBSCRIPTIONS_PER_CONNECTION as usize;
+    for i in 0..subs {
+        let sub = json!({"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": ["newHeads"]});
+        ws.send(tungstenite::Message::text(sub.to_string())).unwrap();
+    }
+    let mut ids = std::collections::HashSet::new();
+    ws_read_until(&mut ws, |m| {
+        if let Some(id) = m["result"].as_str() {
+            ids.insert(id.to_string());
+        }
+        ids.len() == subs
+    });
+    // The subscriber reads nothing more while ~128 notifications per block pile up: the kernel's
+    // buffers fill, then the connection's queue. Every mining call is still answered (a node
+    // that waited for the subscriber would hang here).
+    for _ in 0..40 {
+        node.ok("anvil_mine", json!(["0x10"]));
+    }
+    assert_eq!(node.ok("eth_blockNumber", json!([])), "0x280");
+    // Reading again: every subscription was ended with the reason, after what was queued.
+    let mut closed = std::collections::HashSet::new();
+    ws_read_until(&mut ws, |m| {
+        let p = &m["params"];
+        if let Some(e) = p["error"].as_str() {
+            assert!(e.contains("subscriber too slow"), "{m}");
+            closed.insert(p["subscription"].as_str().unwrap().to_string());
+        }
+        closed.len() == subs
+    });
+    assert_eq!(closed, ids);
+    // The connection itself still serves.
+    let again = json!({"jsonrpc": "2.0", "id": "again", "method": "eth_subscribe", "params": ["newHeads"]});
+    ws.send(tungstenite::Message::text(again.to_string())).unwrap();
+    ws_read_until(&mut ws, |m| m["id"] == "again" && m["result"].is_string());
+    node.ok("evm_mine", json!([]));
+    ws_read_until(&mut ws, |m| m["params"]["result"]["number"] == "0x281");
 }
