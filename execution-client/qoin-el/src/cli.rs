@@ -181,14 +181,22 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
     }
 
     // JSON-RPC (its async workers and the blocking threads its methods run on) and the engine
-    // API each get a runtime of their own, and RPC threads run at a lower CPU priority, so a
-    // flood of calls and log queries cannot queue ahead of, or take the CPU from, the
-    // consensus client's NewPayload and ForkchoiceUpdated (`qoin-bench rpc-flood`).
+    // API each get a runtime of their own, and, where a consensus client drives the chain, RPC
+    // threads run at a lower CPU priority, so a flood of calls and log queries cannot queue
+    // ahead of, or take the CPU from, its NewPayload and ForkchoiceUpdated (`qoin-bench
+    // rpc-flood`). A node mining locally builds its blocks on the RPC threads themselves
+    // (instant mining) or beside them: there is nothing to yield to, and its callers get the
+    // CPU as anvil's do.
+    let engine_driven = mining == LocalMining::Off;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("qoin-el-rpc")
-        .on_thread_start(yield_cpu_to_consensus)
+        .on_thread_start(move || {
+            if engine_driven {
+                yield_cpu_to_consensus();
+            }
+        })
         .build()
         .context("cannot start the async runtime")?;
     let engine_runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,9 +5,11 @@ use crate::convert::{data, parse, q, quantity_u256, quantity_u64, Args, BlockTag
 use crate::error::{RpcError, RpcResult};
 use crate::eth::{map_state, read, resolve_required, StateAt};
 use alloy_primitives::{Address, Bytes, B256, U256};
+use alloy_rpc_types_eth::state::{AccountOverride, StateOverride};
 use qoin_el_chain::MIN_BASE_FEE;
 use qoin_el_node::Node;
 use qoin_el_storage::block::{next_base_fee, ElHeader};
+use qoin_evm::state::StateError;
 use qoin_primitives::AccessListItem;
 use qoin_store::{Tx, RO};
 use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState};
@@ -22,10 +24,12 @@ use revm::interpreter::{
 };
 use revm::primitives::Log;
 use revm::primitives::KECCAK_EMPTY;
+use revm::state::{AccountInfo, Bytecode};
 use revm::{Context, InspectEvm, Inspector, MainBuilder, MainContext};
 use revm_inspectors::access_list::AccessListInspector;
 use revm_inspectors::tracing::DebugInspector;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// A call or transaction request object.
@@ -342,8 +346,106 @@ pub(super) struct Trial<'a, 'db> {
     node: &'a Node,
     header: ElHeader,
     state: StateAt<'a, 'db>,
+    overrides: Overrides,
     pub(super) block: BlockEnv,
     pub(super) budget: Budget,
+}
+
+/// The most accounts one request may override.
+const MAX_OVERRIDDEN_ACCOUNTS: usize = 1_024;
+
+/// A caller's state overrides (`eth_call`'s and `eth_estimateGas`'s third parameter,
+/// `debug_traceCall`'s `stateOverrides`), applied as geth applies them: `balance`, `nonce` and
+/// `code` replace the account's; `state` replaces its whole storage, `stateDiff` the slots it
+/// names. Nothing is written: the overrides last for the one request.
+#[derive(Default)]
+pub(super) struct Overrides {
+    accounts: HashMap<Address, AccountOverride>,
+    code: HashMap<B256, Bytecode>,
+}
+
+impl Overrides {
+    /// Checks a request's overrides (refusing what geth refuses, and what is not supported).
+    pub(super) fn new(o: Option<StateOverride>) -> Result<Self, RpcError> {
+        let accounts: HashMap<Address, AccountOverride> = o.unwrap_or_default().into_iter().collect();
+        if accounts.len() > MAX_OVERRIDDEN_ACCOUNTS {
+            return Err(RpcError::invalid_params(format!(
+                "{} accounts overridden, at most {MAX_OVERRIDDEN_ACCOUNTS}",
+                accounts.len()
+            )));
+        }
+        let mut code = HashMap::new();
+        for (address, a) in &accounts {
+            if a.state.is_some() && a.state_diff.is_some() {
+                return Err(RpcError::invalid_params(format!(
+                    "account {address} has both 'state' and 'stateDiff'"
+                )));
+            }
+            if a.move_precompile_to.is_some() {
+                return Err(RpcError::invalid_params(
+                    "movePrecompileToAddress is not supported by this node",
+                ));
+            }
+            if let Some(c) = &a.code {
+                let bytecode = Bytecode::new_raw(c.clone());
+                code.insert(bytecode.hash_slow(), bytecode);
+            }
+        }
+        Ok(Self { accounts, code })
+    }
+
+    /// Parameter `i` of a call as overrides (none when absent).
+    pub(super) fn param(args: &Args, i: usize) -> Result<Self, RpcError> {
+        Self::new(args.opt(i, "state overrides")?)
+    }
+}
+
+/// A block's state with [`Overrides`] on top.
+pub(super) struct Overlaid<'t, 'a, 'db> {
+    base: &'t StateAt<'a, 'db>,
+    overrides: &'t Overrides,
+}
+
+impl DatabaseRef for Overlaid<'_, '_, '_> {
+    type Error = StateError;
+    fn basic_ref(&self, a: Address) -> Result<Option<AccountInfo>, StateError> {
+        let base = self.base.basic_ref(a)?;
+        let Some(o) = self.overrides.accounts.get(&a) else { return Ok(base) };
+        let mut info = base.unwrap_or_default();
+        if let Some(balance) = o.balance {
+            info.balance = balance;
+        }
+        if let Some(nonce) = o.nonce {
+            info.nonce = nonce;
+        }
+        if let Some(code) = &o.code {
+            let bytecode = Bytecode::new_raw(code.clone());
+            info.code_hash = bytecode.hash_slow();
+            info.code = Some(bytecode);
+        }
+        Ok(Some(info))
+    }
+    fn code_by_hash_ref(&self, h: B256) -> Result<Bytecode, StateError> {
+        match self.overrides.code.get(&h) {
+            Some(code) => Ok(code.clone()),
+            None => self.base.code_by_hash_ref(h),
+        }
+    }
+    fn storage_ref(&self, a: Address, slot: U256) -> Result<U256, StateError> {
+        if let Some(o) = self.overrides.accounts.get(&a) {
+            let key = B256::from(slot);
+            if let Some(all) = &o.state {
+                return Ok(all.get(&key).map_or(U256::ZERO, |v| U256::from_be_bytes(v.0)));
+            }
+            if let Some(v) = o.state_diff.as_ref().and_then(|d| d.get(&key)) {
+                return Ok(U256::from_be_bytes(v.0));
+            }
+        }
+        self.base.storage_ref(a, slot)
+    }
+    fn block_hash_ref(&self, n: u64) -> Result<B256, StateError> {
+        self.base.block_hash_ref(n)
+    }
 }
 
 impl<'a, 'db> Trial<'a, 'db> {
@@ -358,12 +460,18 @@ impl<'a, 'db> Trial<'a, 'db> {
         let header = resolve_required(tx, tag)?;
         let state = StateAt::new(tx, &header)?;
         let block = call_block(&header, next_block);
-        Ok(Self { node, header, state, block, budget: Budget::start(node) })
+        Ok(Self { node, header, state, overrides: Overrides::default(), block, budget: Budget::start(node) })
     }
 
-    /// The state calls run on.
-    pub(super) fn state(&self) -> &StateAt<'a, 'db> {
-        &self.state
+    /// The same, with a caller's state overrides on top.
+    pub(super) fn with_overrides(mut self, overrides: Overrides) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    /// The state calls run on (overrides included).
+    pub(super) fn state(&self) -> Overlaid<'_, 'a, 'db> {
+        Overlaid { base: &self.state, overrides: &self.overrides }
     }
 
     /// The gas a call may use: what it asks (else the block's limit), at most the block's
@@ -417,13 +525,13 @@ impl<'a, 'db> Trial<'a, 'db> {
         cost: Option<RecordCost>,
         extra: Extra,
     ) -> Result<(ResultAndState, Extra), RpcError> {
-        let Self { state, block, budget, .. } = self;
+        let Self { block, budget, .. } = self;
         if budget.is_over() {
             return Err(budget.exceeded());
         }
         let (cfg, tx) = self.env(r, gas);
         let (result, watch) =
-            run_with(WrapDatabaseRef(state), cfg, block.clone(), tx, Watch::new(budget, cost, extra));
+            run_with(WrapDatabaseRef(self.state()), cfg, block.clone(), tx, Watch::new(budget, cost, extra));
         watch.stopped(budget)?;
         match result {
             Ok(result) => Ok((result, watch.extra)),
@@ -504,7 +612,8 @@ pub(super) fn call(node: &Node, args: &Args) -> RpcResult {
     let r = parse_request(args.get(0))?;
     let tag = args.block(1)?;
     let tx = read(node)?;
-    let trial = Trial::at(node, &tx, tag, tag == BlockTag::Pending)?;
+    let trial =
+        Trial::at(node, &tx, tag, tag == BlockTag::Pending)?.with_overrides(Overrides::param(args, 2)?);
     match trial.run(&r, trial.gas(r.gas))? {
         ExecutionResult::Success { output, .. } => Ok(data(output.data())),
         ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
@@ -521,9 +630,11 @@ pub(super) fn estimate(
     tx: &Tx<'_, RO>,
     r: &CallRequest,
     tag: BlockTag,
+    overrides: Overrides,
 ) -> Result<u64, RpcError> {
-    let trial = Trial::at(node, tx, tag, tag == BlockTag::Pending || tag == BlockTag::Latest)?;
-    let (state, budget) = (&trial.state, &trial.budget);
+    let trial = Trial::at(node, tx, tag, tag == BlockTag::Pending || tag == BlockTag::Latest)?
+        .with_overrides(overrides);
+    let (state, budget) = (trial.state(), &trial.budget);
     // Whether `gas` suffices; running out of time is an error, not an answer.
     let succeeds = |gas: u64| -> Result<bool, RpcError> {
         match trial.run(r, gas) {
@@ -599,7 +710,7 @@ pub(super) fn estimate_gas(node: &Node, args: &Args) -> RpcResult {
     let r = parse_request(args.get(0))?;
     let tag = tag_or_pending(args, 1)?;
     let tx = read(node)?;
-    Ok(q(estimate(node, &tx, &r, tag)?))
+    Ok(q(estimate(node, &tx, &r, tag, Overrides::param(args, 2)?)?))
 }
 
 /// Most rounds `eth_createAccessList` runs before answering (each round runs the call with the

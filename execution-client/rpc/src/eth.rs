@@ -371,7 +371,7 @@ pub(super) fn send_transaction(node: &Node, args: &Args) -> RpcResult {
         None => {
             let probe =
                 CallRequest { max_fee: Some(fee), max_priority: Some(tip), gas_price: None, ..r.clone() };
-            estimate(node, &tx, &probe, BlockTag::Pending)?
+            estimate(node, &tx, &probe, BlockTag::Pending, Default::default())?
         }
     };
     drop(tx);

@@ -221,20 +221,19 @@ pub(super) fn trace_block_by_hash(node: &Node, args: &Args) -> RawResult {
 }
 
 /// `debug_traceCall(request, block, options)`: the call on the state after `block`, in that
-/// block's environment (the next block's for `pending`). State and block overrides and
-/// `txIndex` are refused rather than ignored.
+/// block's environment (the next block's for `pending`), with `stateOverrides` on top as
+/// `eth_call` takes them. Block overrides and `txIndex` are refused rather than ignored.
 pub(super) fn trace_call(node: &Node, args: &Args) -> RawResult {
     let r = parse_request(args.get(0))?;
     let tag = args.block(1)?;
     let opts: GethDebugTracingCallOptions = args.opt(2, "tracing options")?.unwrap_or_default();
-    if opts.state_overrides.is_some() || opts.block_overrides.is_some() || opts.tx_index.is_some() {
-        return Err(RpcError::invalid_params(
-            "stateOverrides, blockOverrides and txIndex are not supported by this node",
-        ));
+    if opts.block_overrides.is_some() || opts.tx_index.is_some() {
+        return Err(RpcError::invalid_params("blockOverrides and txIndex are not supported by this node"));
     }
+    let overrides = crate::call::Overrides::new(opts.state_overrides)?;
     let tracing = Tracing::new(node, opts.tracing_options)?;
     let tx = read(node)?;
-    let mut trial = Trial::at(node, &tx, tag, tag == BlockTag::Pending)?;
+    let mut trial = Trial::at(node, &tx, tag, tag == BlockTag::Pending)?.with_overrides(overrides);
     trial.budget = Budget::lasting(tracing.timeout);
     let gas = trial.gas(r.gas);
     let extra = Extra::Trace(Box::new(tracing.inspector));

@@ -63,7 +63,16 @@ impl Keypair {
         let mut falcon_pk = vec![0u8; fn_dsa_kgen::vrfy_key_size(fn_dsa_kgen::FN_DSA_LOGN_512)];
         key.to_verifying_key(&mut falcon_pk);
         let (mldsa_pk, mldsa_sk) = mldsa_from_seed(seed);
-        Self::from_parts(falcon_pk, falcon_sk, mldsa_pk, &mldsa_sk)
+        let keypair = Self::from_parts(falcon_pk, falcon_sk, mldsa_pk, &mldsa_sk)?;
+        // Decoding checks neither `F` nor the key equation fG - gF = q, and the public key
+        // comes from f and g alone: a key whose F was altered would give the right address
+        // and then sign wrongly. One signature and its check catch it (~0.3 ms, at load).
+        const PROBE: &[u8] = b"QOIN/KEY-CHECK/v1";
+        let probe = keypair.sign(Domain::Contract, PROBE);
+        crate::verify(keypair.public(), Domain::Contract, PROBE, &probe).map_err(|_| {
+            CryptoError::InvalidKey("Falcon-512 secret key (it does not sign for its public key)")
+        })?;
+        Ok(keypair)
     }
 
     /// The Falcon-512 secret key in its standard encoding (1,281 bytes), as a version-2

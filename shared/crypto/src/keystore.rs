@@ -245,8 +245,10 @@ impl KeystoreFile {
     }
 
     /// Decrypts the secret keys and rebuilds the key pair, checking it matches the stored
-    /// address; answers it with the master seed (from which its ML-DSA keys come).
-    pub fn decrypt(&self, password: &[u8]) -> Result<(Keypair, Zeroizing<[u8; SEED_LEN]>), KeystoreError> {
+    /// address. The seed is not answered on its own: in a version-2 file made elsewhere
+    /// (qoin-js) the Falcon key does not come from it, so `Keypair::from_seed` of it would be
+    /// another account; the file (or [`encrypt`] of the key pair) is what keeps the keys.
+    pub fn decrypt(&self, password: &[u8]) -> Result<Keypair, KeystoreError> {
         let c = &self.crypto;
         c.kdfparams.check()?;
         let salt: [u8; 32] = hex_field("salt", &c.salt)?;
@@ -280,12 +282,12 @@ impl KeystoreFile {
             Keypair::from_seed(&seed)
         } else {
             Keypair::from_seed_and_falcon_key(&seed, &plain[SEED_LEN..])
-                .map_err(|_| KeystoreError::Tampered("the Falcon secret key does not decode"))?
+                .map_err(|_| KeystoreError::Tampered("the Falcon secret key does not decode or sign"))?
         };
         if keypair.address() != self.address {
             return Err(KeystoreError::Tampered("address does not match the key"));
         }
-        Ok((keypair, seed))
+        Ok(keypair)
     }
 }
 
@@ -383,7 +385,7 @@ impl Keystore {
         if file.address != *address {
             return Err(KeystoreError::Tampered("file name and address disagree"));
         }
-        Ok(file.decrypt(password)?.0)
+        file.decrypt(password)
     }
 }
 

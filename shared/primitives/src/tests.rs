@@ -527,7 +527,7 @@ fn fixture_hex(v: &serde_json::Value) -> Vec<u8> {
 fn keys_and_signatures_made_by_qoin_js_are_accepted() {
     let f = qoin_js_fixture("js-keystore.json");
     let file = qoin_crypto::keystore::KeystoreFile::parse(&f["file"].to_string()).unwrap();
-    let (keys, _) = file.decrypt(f["password"].as_str().unwrap().as_bytes()).unwrap();
+    let keys = file.decrypt(f["password"].as_str().unwrap().as_bytes()).unwrap();
     assert_eq!(keys.address(), file.address);
     let tx = SignedTx::decode(&fixture_hex(&f["signedTransaction"])).unwrap();
     tx.verify_signature().unwrap();
@@ -552,7 +552,7 @@ fn keys_and_signatures_made_by_qoin_js_are_accepted() {
 fn the_rust_fixture_for_qoin_js_is_current() {
     let f = qoin_js_fixture("rust-keystore.json");
     let file = qoin_crypto::keystore::KeystoreFile::parse(&f["file"].to_string()).unwrap();
-    let (keys, _) = file.decrypt(f["password"].as_str().unwrap().as_bytes()).unwrap();
+    let keys = file.decrypt(f["password"].as_str().unwrap().as_bytes()).unwrap();
     let tx = SignedTx::decode(&fixture_hex(&f["signedTransaction"])).unwrap();
     tx.verify_signature().unwrap();
     assert_eq!(tx.sender(), keys.address());

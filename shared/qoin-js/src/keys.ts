@@ -114,7 +114,19 @@ export class QoinKeys {
    * its standard encoding (1,281 bytes).
    */
   static fromSecretKeys(seed: Uint8Array, falconSecretKey: Uint8Array): QoinKeys {
-    return new QoinKeys(seed, falconSecretKey);
+    const keys = new QoinKeys(seed, falconSecretKey);
+    // Decoding checks neither F nor the key equation fG - gF = q, and the public key comes
+    // from f and g alone: a key whose F was altered would give the right address and then
+    // sign wrongly. One signature and its check catch it (as qoin-el does).
+    const probe = ascii('QOIN/KEY-CHECK/v1');
+    let signs = false;
+    try {
+      signs = verify(keys.publicKeys, Domain.Contract, probe, keys.sign(Domain.Contract, probe));
+    } catch {
+      signs = false;
+    }
+    if (!signs) throw new Error('the Falcon-512 secret key does not sign for its public key');
+    return keys;
   }
 
   /** The master seed (secret). */

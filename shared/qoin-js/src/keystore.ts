@@ -45,6 +45,7 @@ export class KeystoreError extends Error {
 }
 
 function checkParams(p: KdfParams): void {
+  if (typeof p !== 'object' || p === null) throw new KeystoreError('malformed', 'kdfparams must be an object');
   const ok =
     Number.isInteger(p.m_cost_kib) && Number.isInteger(p.t_cost) && Number.isInteger(p.p_cost) &&
     p.m_cost_kib >= 8 && p.m_cost_kib <= 4 * 1024 * 1024 && p.t_cost >= 1 && p.t_cost <= 64 &&
@@ -52,8 +53,9 @@ function checkParams(p: KdfParams): void {
   if (!ok) throw new KeystoreError('malformed', `KDF parameters out of range: ${JSON.stringify(p)}`);
 }
 
-function aad(version: number, address: string, suite: number, p: KdfParams): Uint8Array {
-  return ascii(`QOIN/KEYSTORE/v${version}|${address.toLowerCase()}|${suite}|${p.m_cost_kib}|${p.t_cost}|${p.p_cost}`);
+/** The associated data; `address` in its canonical form (lower-case, `0x`), as Rust writes it. */
+function aad(version: number, address: Uint8Array, suite: number, p: KdfParams): Uint8Array {
+  return ascii(`QOIN/KEYSTORE/v${version}|0x${bytesToHex(address)}|${suite}|${p.m_cost_kib}|${p.t_cost}|${p.p_cost}`);
 }
 
 async function derive(password: string | Uint8Array, salt: Uint8Array, p: KdfParams): Promise<Uint8Array> {
@@ -108,6 +110,7 @@ export function parseKeystore(json: string | KeystoreFile): KeystoreFile {
     throw new KeystoreError('malformed', `unsupported kdf/cipher ${f.crypto.kdf}/${f.crypto.cipher}`);
   }
   hexField('address', f.address, 20);
+  hexField('check', f.crypto.check, 32);
   checkParams(f.crypto.kdfparams);
   return f;
 }
@@ -119,23 +122,26 @@ export async function decryptKeystore(json: string | KeystoreFile, password: str
   const salt = hexField('salt', c.salt, 32);
   const nonce = hexField('nonce', c.nonce, 24);
   const ciphertext = hexField('ciphertext', c.ciphertext, SEED_LEN + FALCON_SK_LEN + 16);
+  const address = hexField('address', f.address, 20);
   const key = await derive(password, salt, c.kdfparams);
-  if (checkValue(key.subarray(32)) !== c.check.toLowerCase()) throw new KeystoreError('wrong-password', 'wrong password for keystore');
+  if (checkValue(key.subarray(32)) !== bytesToHex(hexField('check', c.check, 32))) {
+    throw new KeystoreError('wrong-password', 'wrong password for keystore');
+  }
   let plain: Uint8Array;
   try {
-    plain = xchacha20poly1305(key.subarray(0, 32), nonce, aad(f.version, f.address, f.suite, c.kdfparams)).decrypt(ciphertext);
+    plain = xchacha20poly1305(key.subarray(0, 32), nonce, aad(f.version, address, f.suite, c.kdfparams)).decrypt(ciphertext);
   } catch {
     throw new KeystoreError('tampered', 'keystore file has been tampered with: authentication tag does not match');
   }
   let keys: QoinKeys;
   try {
     keys = QoinKeys.fromSecretKeys(plain.subarray(0, SEED_LEN), plain.subarray(SEED_LEN));
-  } catch {
-    throw new KeystoreError('tampered', 'keystore file has been tampered with: the Falcon secret key does not decode');
+  } catch (e) {
+    throw new KeystoreError('tampered', `keystore file has been tampered with: ${(e as Error).message}`);
   } finally {
     plain.fill(0);
   }
-  if (keys.address.toLowerCase() !== f.address.toLowerCase()) {
+  if (keys.address.toLowerCase() !== `0x${bytesToHex(address)}`) {
     throw new KeystoreError('tampered', 'keystore file has been tampered with: address does not match the key');
   }
   return keys;
@@ -152,7 +158,7 @@ export async function encryptKeystore(keys: QoinKeys, password: string | Uint8Ar
   const key = await derive(password, salt, params);
   const address = keys.address.toLowerCase() as Hex;
   const plain = concat(keys.seed(), keys.falconSecretKey());
-  const ciphertext = xchacha20poly1305(key.subarray(0, 32), nonce, aad(2, address, SUITE, params)).encrypt(plain);
+  const ciphertext = xchacha20poly1305(key.subarray(0, 32), nonce, aad(2, fromHex(address), SUITE, params)).encrypt(plain);
   plain.fill(0);
   return {
     version: 2,

@@ -90,6 +90,24 @@ test('keys made here round-trip through a keystore; wrong password and tampering
   assert.throws(() => parseKeystore({ ...file, extra: 1 }), /unknown field/);
   assert.throws(() => parseKeystore({ ...file, version: 1 }), /version-1 keystore holds only a seed/);
   assert.throws(() => parseKeystore({ ...file, crypto: { ...file.crypto, kdfparams: { m_cost_kib: 2 ** 31, t_cost: 1, p_cost: 1 } } }), /out of range/);
+  // Malformed fields are KeystoreErrors, not TypeErrors.
+  for (const crypto of [{ ...file.crypto, kdfparams: null }, { ...file.crypto, kdfparams: 5 }, { ...file.crypto, check: 7 }, { ...file.crypto, check: 'zz' }]) {
+    assert.throws(() => parseKeystore({ ...file, crypto }), (e) => e instanceof KeystoreError && e.kind === 'malformed');
+  }
+  // The address as written (no 0x, upper case) does not change the associated data: the
+  // canonical form is bound, as qoin-el binds it.
+  const bare = await decryptKeystore({ ...file, address: file.address.slice(2).toUpperCase() }, 'pw');
+  assert.equal(bare.address, keys.address);
+});
+
+test('a Falcon key whose F was altered is refused though its address would match', () => {
+  const sk = fromHex(seed01.falconSecretKey);
+  // The last 512 bytes are F; the public key comes from f and g alone.
+  for (const at of [sk.length - 1, sk.length - 300]) {
+    const bad = Uint8Array.from(sk);
+    bad[at] = (bad[at] + 1) & 0xff;
+    assert.throws(() => QoinKeys.fromSecretKeys(fromHex(seed01.seed), bad), /does not sign for its public key/);
+  }
 });
 
 test('a keystore written by qoin-el opens here with the same address', async () => {

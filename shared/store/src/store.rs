@@ -147,6 +147,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Read transactions open at once (MDBX's default, 126, is below the threads a JSON-RPC batch
+/// may read on at once: past it a read fails with "too many readers"). A slot costs 64 bytes
+/// of the lock file.
+const MAX_READERS: u64 = 4_096;
+
 impl Store {
     /// Opens (creating if needed) the database in folder `path`, creates the schema's tables
     /// and checks the stored schema name and version.
@@ -157,6 +162,7 @@ impl Store {
         let sync_mode = if options.durable { SyncMode::Durable } else { SyncMode::SafeNoSync };
         let env = Environment::builder()
             .set_max_dbs(schema.tables.len() + 1)
+            .set_max_readers(MAX_READERS)
             .set_flags(EnvironmentFlags { mode: Mode::ReadWrite { sync_mode }, ..Default::default() })
             .set_geometry(Geometry {
                 size: Some(..options.max_size),

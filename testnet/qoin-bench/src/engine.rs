@@ -23,8 +23,7 @@ const SENDERS: usize = 100;
 const ROUNDS: usize = 40;
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
-    eprintln!("engine bench failed: {e}");
-    std::process::exit(1)
+    crate::fail("engine bench", e)
 }
 
 fn el(dir: &std::path::Path, funded: &[Address]) -> Arc<Node> {

@@ -223,8 +223,7 @@ fn import_bench(name: &str, erc20: bool) -> f64 {
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
-    eprintln!("benchmark failed: {e}");
-    std::process::exit(1)
+    crate::fail("benchmark", e)
 }
 
 fn token_code() -> Vec<u8> {

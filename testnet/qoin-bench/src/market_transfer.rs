@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 const FILE_BYTES: usize = 16 << 20;
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
-    eprintln!("market-transfer failed: {e}");
-    std::process::exit(1)
+    crate::fail("market-transfer", e)
 }
 
 /// Runs `step` until `secs` have passed (at least twice); MB/s of `bytes` per step.

@@ -18,8 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
-    eprintln!("network bench failed: {e}");
-    std::process::exit(1)
+    crate::fail("network bench", e)
 }
 
 /// Builds the release binaries when run through cargo; returns the directory holding them.

@@ -1,7 +1,8 @@
 //! JSON-RPC load benchmarks against a real `qoin-el` process: `rpc-flood` (the engine API's
 //! NewPayload + ForkchoiceUpdated latency while 64 clients flood `eth_call` and `eth_getLogs`,
 //! against the same latency idle) and `rpc-throughput` (`eth_call`/s and
-//! `eth_sendTransaction`-to-receipt/s on `qoin-el --dev`, beside anvil in the same run).
+//! `eth_sendTransaction`-to-receipt/s on `qoin-el --dev`, beside anvil in the same run, the
+//! `eth_call` phases alternating between the two).
 
 use crate::{emit, percentile};
 use alloy_primitives::{Address, B256};
@@ -18,8 +19,7 @@ const CLIENTS: usize = 64;
 const ROUNDS: usize = 200;
 
 fn fail(e: &dyn std::fmt::Display) -> ! {
-    eprintln!("rpc bench failed: {e}");
-    std::process::exit(1)
+    crate::fail("rpc bench", e)
 }
 
 /// A `qoin-el node --dev` (`--mine off`: blocks only through the engine API), killed on drop.
@@ -306,8 +306,15 @@ fn for_a_while(accounts: &[Value], work: impl Fn(&Value) -> bool + Sync) -> (f64
     (done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), failed.load(Ordering::Relaxed))
 }
 
-/// `eth_call`/s and mined `eth_sendTransaction`/s against one node, on the Counter contract.
-fn throughput(agent: &ureq::Agent, url: &str) -> (f64, u64, f64, u64) {
+/// A node under test: its URL, unlocked accounts and the Counter contract deployed on it.
+struct Target {
+    url: String,
+    accounts: Vec<Value>,
+    counter: Value,
+}
+
+/// Deploys the Counter contract (constructor argument 5) on the node at `url`.
+fn deploy(agent: &ureq::Agent, url: &str) -> Target {
     let counter: Value =
         serde_json::from_str(include_str!("../../../execution-client/qoin-el/tests/contracts/Counter.json"))
             .unwrap_or_else(|e| fail(&e));
@@ -316,7 +323,6 @@ fn throughput(agent: &ureq::Agent, url: &str) -> (f64, u64, f64, u64) {
     if accounts.len() < SENDERS {
         fail(&format!("{url} unlocks {} accounts, {SENDERS} needed", accounts.len()));
     }
-    // Deploy with constructor argument 5.
     let code = format!("{}{:064x}", counter["bytecode"].as_str().unwrap_or_default(), 5);
     let hash = rpc(
         agent,
@@ -325,49 +331,70 @@ fn throughput(agent: &ureq::Agent, url: &str) -> (f64, u64, f64, u64) {
         &json!([{"from": accounts[0], "data": code, "gas": "0x200000"}]),
     )
     .unwrap_or_else(|| fail(&"deploy refused"));
-    let address = receipt(agent, url, &hash)["contractAddress"].clone();
-    let count_call = json!([{"to": address, "data": "0x06661abd"}, "latest"]);
-    let (calls, call_errors) = for_a_while(&accounts, |_| rpc(agent, url, "eth_call", &count_call).is_some());
-    // add(1): selector 0x1003e2d2.
+    let counter = receipt(agent, url, &hash)["contractAddress"].clone();
+    Target { url: url.to_string(), accounts, counter }
+}
+
+/// `eth_call`/s of `count()` for `THROUGHPUT_SECONDS`, and the failures.
+fn calls(agent: &ureq::Agent, t: &Target) -> (f64, u64) {
+    let count_call = json!([{"to": t.counter, "data": "0x06661abd"}, "latest"]);
+    for_a_while(&t.accounts, |_| rpc(agent, &t.url, "eth_call", &count_call).is_some())
+}
+
+/// `add(1)` (selector 0x1003e2d2) sent and its receipt awaited, per second, and the failures.
+fn sends(agent: &ureq::Agent, t: &Target) -> (f64, u64) {
     let add = format!("0x1003e2d2{:064x}", 1);
-    let (mined, send_errors) = for_a_while(&accounts, |from| {
+    for_a_while(&t.accounts, |from| {
         let sent = rpc(
             agent,
-            url,
+            &t.url,
             "eth_sendTransaction",
-            &json!([{"from": from, "to": address, "data": add, "gas": "0x20000"}]),
+            &json!([{"from": from, "to": t.counter, "data": add, "gas": "0x20000"}]),
         );
-        sent.is_some_and(|h| receipt(agent, url, &h)["status"] == json!("0x1"))
-    });
-    (calls, call_errors, mined, send_errors)
+        sent.is_some_and(|h| receipt(agent, &t.url, &h)["status"] == json!("0x1"))
+    })
 }
+
+/// Rounds of the `eth_call` phase per node, alternating between the nodes so that a change in
+/// the machine's load over the run weighs on both; each node's median round is compared.
+const CALL_ROUNDS: usize = 3;
 
 /// `rpc-throughput`: `eth_call`/s (`count()`) and `eth_sendTransaction`-to-receipt/s
 /// (`add(1)`, each of 10 senders waiting for its receipt before the next) on the same
-/// Counter contract, `qoin-el --dev` and anvil one after the other in the same run.
+/// Counter contract, `qoin-el --dev` and anvil both running, measured in turn in the same run.
 pub(crate) fn rpc_throughput() {
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
     let secret_path = std::env::temp_dir().join(format!("qoin-bench-tput-{}.jwt", std::process::id()));
     JwtSecret::load_or_create(&secret_path).unwrap_or_else(|e| fail(&e));
-    let qoin = {
-        let el = start_el(&secret_path, "instant");
-        throughput(&agent, &el.rpc)
-    };
+    let el = start_el(&secret_path, "instant");
     let _ = std::fs::remove_file(&secret_path);
-    let anvil = {
-        let a = start_anvil(&agent);
-        throughput(&agent, &a.rpc)
-    };
-    for (node, (calls, call_errors, mined, send_errors)) in [("qoin-el --dev", qoin), ("anvil", anvil)] {
+    let anvil = start_anvil(&agent);
+    let nodes = [("qoin-el --dev", deploy(&agent, &el.rpc)), ("anvil", deploy(&agent, &anvil.rpc))];
+    let mut rounds: [Vec<(f64, u64)>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..CALL_ROUNDS {
+        for (i, (_, t)) in nodes.iter().enumerate() {
+            rounds[i].push(calls(&agent, t));
+        }
+    }
+    let mut results = Vec::new();
+    for (i, (node, t)) in nodes.iter().enumerate() {
+        let mut r = rounds[i].clone();
+        r.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (calls, call_errors) = r[r.len() / 2];
+        let all: Vec<f64> = rounds[i].iter().map(|x| x.0.round()).collect();
         emit(&json!({"bench": "rpc-throughput", "node": node, "method": "eth_call", "unit": "calls/s",
-            "value": calls.round(), "errors": call_errors, "clients": SENDERS, "seconds": THROUGHPUT_SECONDS}));
+            "value": calls.round(), "rounds": all, "stat": "median round", "errors": call_errors,
+            "clients": SENDERS, "seconds": THROUGHPUT_SECONDS}));
+        let (mined, send_errors) = sends(&agent, t);
         emit(
             &json!({"bench": "rpc-throughput", "node": node, "method": "eth_sendTransaction to receipt", "unit": "mined/s",
             "value": mined.round(), "errors": send_errors, "senders": SENDERS, "seconds": THROUGHPUT_SECONDS}),
         );
+        results.push((calls, mined));
     }
+    let (qoin, anvil) = (results[0], results[1]);
     emit(&json!({"bench": "rpc-throughput", "stat": "qoin / anvil", "unit": "x anvil", "goal": 1.0,
-        "eth_call": ((qoin.0 / anvil.0) * 100.0).round() / 100.0, "value": ((qoin.2 / anvil.2) * 100.0).round() / 100.0,
-        "what": "value: mined/s ratio; eth_call: calls/s ratio"}));
+        "eth_call": ((qoin.0 / anvil.0) * 100.0).round() / 100.0, "value": ((qoin.1 / anvil.1) * 100.0).round() / 100.0,
+        "what": "value: mined/s ratio; eth_call: median-round calls/s ratio"}));
 }

@@ -390,17 +390,23 @@ fn solidity_contract_logs_reverts_proofs_and_restart_through_json_rpc() {
     assert_eq!(read_on(&node, contract, "count()"), word(13));
 }
 
-#[test]
-fn filters_report_new_blocks_logs_and_pending_transactions_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
+/// Deploys the Counter contract (count = 5) from dev account 0: that account and the
+/// contract's address.
+fn deploy_counter(node: &Node) -> (Address, Value) {
     let dev0 = Keypair::from_seed(&dev_seed(0)).address();
     let artifact: Value = serde_json::from_str(include_str!("../contracts/Counter.json")).unwrap();
     let mut init = unhex(&artifact["bytecode"]);
     init.extend_from_slice(&word(5));
     let deployed =
         node.receipt(&node.ok("eth_sendTransaction", json!([{"from": dev0, "data": hexs(&init)}])));
-    let contract = deployed["contractAddress"].clone();
+    (dev0, deployed["contractAddress"].clone())
+}
+
+#[test]
+fn filters_report_new_blocks_logs_and_pending_transactions_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (dev0, contract) = deploy_counter(&node);
     let topic0 = keccak256("Increased(address,uint256,uint256)");
 
     // ethers' contract.on(...) and provider.on("block") over HTTP.
@@ -515,6 +521,51 @@ fn read_on(node: &Node, contract: Address, sig: &str) -> Vec<u8> {
     unhex(&node.ok("eth_call", json!([{"to": contract, "data": hexs(&selector(sig))}, "latest"])))
 }
 
+/// 1,000 raw transactions from 20 fresh keys in flight at once on one WebSocket (each runs on
+/// a thread of the node that reads the state, then waits its turn to mine): every one is accepted, none
+/// refused with MDBX's "too many readers", and all are mined.
+fn many_clients_at_once(node: &Node) {
+    let keys: Vec<Keypair> = (0..20u8).map(|i| Keypair::from_seed(&[0x70 + i; 32])).collect();
+    for k in &keys {
+        node.ok("anvil_setBalance", json!([k.address(), "0xde0b6b3a7640000"]));
+    }
+    let raw: Vec<String> = (0..1_000u64)
+        .map(|i| {
+            let tx = TxRequest {
+                chain_id: 1337,
+                nonce: i / 20,
+                max_priority_fee_per_gas: 1,
+                max_fee_per_gas: 100 * u128::from(qoin_primitives::GWEI),
+                gas_limit: 21_000,
+                to: TxKind::Call(Address::repeat_byte(0xee)),
+                value: U256::from(1),
+                input: Bytes::new(),
+                access_list: vec![],
+            }
+            .sign(&keys[(i % 20) as usize]);
+            hexs(&tx.encode())
+        })
+        .collect();
+    // All written before any answer is read: up to 1,000 in flight on one connection.
+    let stream = TcpStream::connect(node.addr).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{}/", node.addr), stream).unwrap();
+    for (i, r) in raw.iter().enumerate() {
+        let call = json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [r]});
+        ws.write(tungstenite::Message::text(call.to_string())).unwrap();
+    }
+    ws.flush().unwrap();
+    let (mut answered, mut failed) = (0, Vec::new());
+    ws_read_until(&mut ws, |m| {
+        answered += 1;
+        if m.get("error").is_some() {
+            failed.push(m.clone());
+        }
+        answered == raw.len()
+    });
+    assert!(failed.is_empty(), "{} of 1,000 refused, e.g. {}", failed.len(), failed[0]);
+    assert_eq!(node.ok("eth_getBalance", json!([Address::repeat_byte(0xee), "latest"])), "0x3e8");
+}
+
 /// Impersonation as on anvil and Hardhat: `who` (a contract, funded, nonce 5), whose keys the
 /// node does not hold, sends through `eth_sendTransaction` once impersonated, and not before or
 /// after; its transaction names the sender and carries no signature (suite 0x00).
@@ -602,6 +653,7 @@ fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mini
     let proof = node.ok("eth_getProof", json!([who, ["0x1"], "latest"]));
     check_proof(&proof, root, &[(B256::with_last_byte(1), U256::from(7u8))]).unwrap();
     impersonation(&node, who);
+    many_clients_at_once(&node);
 
     assert_eq!(node.ok("evm_revert", json!([snap])), true);
     assert_eq!(node.ok("eth_blockNumber", json!([])), "0x0");
@@ -903,8 +955,9 @@ fn debug_traces_with_geths_tracers_and_their_limits() {
     assert_eq!(e["code"], -32602, "{e}");
     let e = node.call("debug_traceTransaction", json!([hash, {"timeout": "2h"}])).unwrap_err();
     assert_eq!(e["code"], -32602, "{e}");
-    let e = node.call("debug_traceCall", json!([{"to": a}, "latest", {"stateOverrides": {}}])).unwrap_err();
+    let e = node.call("debug_traceCall", json!([{"to": a}, "latest", {"blockOverrides": {}}])).unwrap_err();
     assert_eq!(e["code"], -32602, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("blockOverrides"), "{e}");
     // A trace that runs past its timeout stops there; one that would keep too much is refused.
     let started = Instant::now();
     let e = node
@@ -1069,4 +1122,51 @@ fn a_subscriber_that_stops_reading_is_dropped_with_a_reason_and_never_holds_up_t
     ws_read_until(&mut ws, |m| m["id"] == "again" && m["result"].is_string());
     node.ok("evm_mine", json!([]));
     ws_read_until(&mut ws, |m| m["params"]["result"]["number"] == "0x281");
+}
+
+#[test]
+fn calls_estimates_and_traces_take_state_overrides_for_that_request_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (dev0, counter) = deploy_counter(&node);
+    let count = json!({"to": counter, "data": hexs(&selector("count()"))});
+    let word_hex = |v: u64| hexs(&word(v));
+
+    // stateDiff patches slot 0 (`count`); state replaces the whole storage (slot 0 then reads 0).
+    let diff = json!({ counter.as_str().unwrap(): {"stateDiff": {"0x0000000000000000000000000000000000000000000000000000000000000000": word_hex(99)}} });
+    assert_eq!(node.ok("eth_call", json!([count, "latest", diff])), word_hex(99));
+    let other = hexs(&B256::with_last_byte(7).0);
+    let all = json!({ counter.as_str().unwrap(): {"state": { other: word_hex(1) }} });
+    assert_eq!(node.ok("eth_call", json!([count, "latest", all])), word_hex(0));
+    assert_eq!(node.ok("eth_call", json!([count, "latest"])), word_hex(5), "nothing was written");
+
+    // Code at an empty address (returns 42), and a balance for an empty sender.
+    let empty = Address::repeat_byte(0x5a);
+    let code = json!({ format!("{empty:#x}"): {"code": "0x602a60005260206000f3"} });
+    assert_eq!(node.ok("eth_call", json!([{"to": empty}, "latest", code])), word_hex(42));
+    let poor = Address::repeat_byte(0x5b);
+    let pay = json!({"from": poor, "to": dev0, "value": "0xde0b6b3a7640000", "maxFeePerGas": "0x3b9aca00"});
+    let e = node.call("eth_estimateGas", json!([pay, "latest"])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("insufficient funds"), "{e}");
+    let rich = json!({ format!("{poor:#x}"): {"balance": "0x56bc75e2d63100000"} });
+    assert_eq!(node.ok("eth_estimateGas", json!([pay, "latest", rich])), "0x5208");
+
+    // debug_traceCall: the callTracer sees the overridden code's answer, the prestateTracer
+    // the overridden balance.
+    let traced = node.ok(
+        "debug_traceCall",
+        json!([{"to": empty}, "latest", {"tracer": "callTracer", "stateOverrides": code}]),
+    );
+    assert_eq!(traced["output"], word_hex(42), "{traced}");
+    let pre = node
+        .ok("debug_traceCall", json!([pay, "latest", {"tracer": "prestateTracer", "stateOverrides": rich}]));
+    assert_eq!(pre[format!("{poor:#x}")]["balance"], "0x56bc75e2d63100000", "{pre}");
+
+    // Refused: state and stateDiff together, and malformed overrides.
+    let both = json!({ counter.as_str().unwrap(): {"state": {}, "stateDiff": {}} });
+    let e = node.call("eth_call", json!([count, "latest", both])).unwrap_err();
+    assert_eq!(e["code"], -32602);
+    assert!(e["message"].as_str().unwrap().contains("has both 'state' and 'stateDiff'"), "{e}");
+    let e = node.call("eth_call", json!([count, "latest", {"0x12": {}}])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
 }
