@@ -429,6 +429,12 @@ impl EngineBackend for EngineHandler {
     }
 
     fn subscribe_transactions(&self) -> tokio::sync::broadcast::Receiver<PooledTx> {
+        if self.refuse_if_mining_locally().is_err() {
+            // A node producing its own blocks (a development node, whose pool may hold
+            // unsigned impersonated transactions) announces nothing to a consensus client:
+            // the stream ends at once (its sender is dropped here).
+            return tokio::sync::broadcast::channel(1).1;
+        }
         self.node.subscribe_transactions()
     }
 
@@ -441,6 +447,7 @@ impl EngineBackend for EngineHandler {
     }
 
     fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError> {
+        self.refuse_if_mining_locally()?;
         let read = self.chain().store().read().map_err(|e| EngineError::Internal(e.to_string()))?;
         let content = self.node.pool().content(&LatestState(&read), None);
         // Executable ones first (each sender's in nonce order), then those behind a gap.
@@ -453,6 +460,7 @@ impl EngineBackend for EngineHandler {
     }
 
     fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError> {
+        self.refuse_if_mining_locally()?;
         let pool = self.node.pool();
         Ok(hashes
             .iter()

@@ -53,7 +53,7 @@ impl<K: TransactionKind> DatabaseRef for StateReader<'_, '_, K> {
             .tx
             .get::<Bytecodes>(&code_hash)?
             .ok_or_else(|| StateError(format!("code {code_hash} missing from Bytecodes")))?;
-        Ok(Bytecode::new_raw(code.into()))
+        Bytecode::new_raw_checked(code.into()).map_err(|e| StateError(format!("code {code_hash}: {e}")))
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {

@@ -285,6 +285,10 @@ impl Node {
             Edit::Nonce(n) => nonce = n,
             Edit::Code(code) if code.is_empty() => code_hash = KECCAK256_EMPTY,
             Edit::Code(code) => {
+                // Code starting with 0xef01 is an EIP-7702 delegation and must be one exactly;
+                // anything else there could never be loaded to run.
+                revm::bytecode::Bytecode::new_raw_checked(code.clone())
+                    .map_err(|e| DevError::Invalid(format!("invalid code: {e}")))?;
                 code_hash = keccak256(&code);
                 codes.push((code_hash, code));
             }

@@ -255,7 +255,10 @@ impl Node {
             Admitted::Replaced(_) => "pending, replacing an earlier one",
         };
         tracing::info!(target: targets::TXPOOL, "tx {id} {summary} accepted ({state})");
-        if self.mining == LocalMining::Instant && admitted != Admitted::Queued {
+        // Even for one the pool queued: it read the state before a block being committed
+        // beside it mined the nonce it waited for, so it may already be executable
+        // (`produce` does nothing when nothing is pending).
+        if self.mining == LocalMining::Instant {
             self.produce(false)?;
         }
         Ok(id)

@@ -55,7 +55,8 @@ pub(crate) struct NodeArgs {
     #[arg(long = "rpc.evmtimeout", default_value = "5s", value_parser = parse_timeout)]
     pub(crate) rpc_evmtimeout: Duration,
     /// eth_call, eth_estimateGas, eth_createAccessList, eth_getLogs and the other heavy methods
-    /// run at once; the rest wait their turn (default: the number of CPUs).
+    /// run at once; the rest wait their turn (default: the number of CPUs, one fewer, at least
+    /// one, when a consensus client drives the node, so a core stays free for its engine API).
     #[arg(long = "rpc.max-heavy-requests")]
     pub(crate) rpc_max_heavy: Option<usize>,
     /// Password file for --unlock (first line).
@@ -168,7 +169,14 @@ pub(crate) fn run_node(datadir: &Path, keystore: &Keystore, args: &NodeArgs) -> 
     let limits = CallLimits {
         gas_cap: args.rpc_gascap,
         evm_timeout: args.rpc_evmtimeout,
-        heavy_requests: args.rpc_max_heavy.unwrap_or(defaults.heavy_requests).max(1),
+        heavy_requests: args
+            .rpc_max_heavy
+            .unwrap_or(if mining == LocalMining::Off {
+                defaults.heavy_requests.saturating_sub(1)
+            } else {
+                defaults.heavy_requests
+            })
+            .max(1),
     };
     let node = Arc::new(Node::new(chain, signers, mining, args.fee_recipient).with_call_limits(limits));
     if !node.accounts().is_empty() {

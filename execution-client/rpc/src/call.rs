@@ -361,6 +361,8 @@ const MAX_OVERRIDDEN_ACCOUNTS: usize = 1_024;
 #[derive(Default)]
 pub(super) struct Overrides {
     accounts: HashMap<Address, AccountOverride>,
+    /// Each overriding code, analysed once: by address and by hash.
+    code_of: HashMap<Address, (B256, Bytecode)>,
     code: HashMap<B256, Bytecode>,
 }
 
@@ -374,7 +376,7 @@ impl Overrides {
                 accounts.len()
             )));
         }
-        let mut code = HashMap::new();
+        let (mut code, mut code_of) = (HashMap::new(), HashMap::new());
         for (address, a) in &accounts {
             if a.state.is_some() && a.state_diff.is_some() {
                 return Err(RpcError::invalid_params(format!(
@@ -387,15 +389,22 @@ impl Overrides {
                 ));
             }
             if let Some(c) = &a.code {
-                let bytecode = Bytecode::new_raw(c.clone());
-                code.insert(bytecode.hash_slow(), bytecode);
+                let bytecode = Bytecode::new_raw_checked(c.clone())
+                    .map_err(|e| RpcError::invalid_params(format!("account {address}: invalid code: {e}")))?;
+                let hash = bytecode.hash_slow();
+                code.insert(hash, bytecode.clone());
+                code_of.insert(*address, (hash, bytecode));
             }
         }
-        Ok(Self { accounts, code })
+        Ok(Self { accounts, code_of, code })
     }
 
-    /// Parameter `i` of a call as overrides (none when absent).
+    /// Parameter `i` of a call as overrides (none when absent); geth's block overrides after
+    /// it are refused rather than ignored.
     pub(super) fn param(args: &Args, i: usize) -> Result<Self, RpcError> {
+        if args.get(i + 1).is_some_and(|v| !v.is_null()) {
+            return Err(RpcError::invalid_params("block overrides are not supported by this node"));
+        }
         Self::new(args.opt(i, "state overrides")?)
     }
 }
@@ -418,10 +427,9 @@ impl DatabaseRef for Overlaid<'_, '_, '_> {
         if let Some(nonce) = o.nonce {
             info.nonce = nonce;
         }
-        if let Some(code) = &o.code {
-            let bytecode = Bytecode::new_raw(code.clone());
-            info.code_hash = bytecode.hash_slow();
-            info.code = Some(bytecode);
+        if let Some((hash, bytecode)) = self.overrides.code_of.get(&a) {
+            info.code_hash = *hash;
+            info.code = Some(bytecode.clone());
         }
         Ok(Some(info))
     }

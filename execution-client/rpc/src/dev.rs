@@ -188,7 +188,7 @@ pub(super) fn set_storage_at<const HARDHAT: bool>(node: &Node, args: &Args) -> R
 }
 
 /// `anvil_impersonateAccount` / `hardhat_impersonateAccount`: from now on `eth_sendTransaction`
-/// from this address sends an unsigned, impersonated transaction (the envelope of spec §2.6,
+/// from this address sends an unsigned, impersonated transaction (the envelope of spec §4.2,
 /// which only a development node admits). For an account whose keys the node holds nothing
 /// changes: its transactions stay signed.
 pub(super) fn impersonate<const HARDHAT: bool>(node: &Node, args: &Args) -> RpcResult {

@@ -232,10 +232,13 @@ impl TxPool {
     /// Whether `tx` (same id and same signature) was verified on admission, so block import
     /// need not verify it again.
     pub fn verified(&self, tx: &SignedTx) -> bool {
-        self.by_id
-            .get(&tx.id())
-            .and_then(|(s, n)| self.senders.get(s)?.get(n))
-            .is_some_and(|e| e.sig_hash == signature_hash(tx))
+        // An impersonated transaction was never verified: nothing may skip its check.
+        !tx.is_impersonated()
+            && self
+                .by_id
+                .get(&tx.id())
+                .and_then(|(s, n)| self.senders.get(s)?.get(n))
+                .is_some_and(|e| e.sig_hash == signature_hash(tx))
     }
 
     /// Checks and admits a transaction at time `now`.
@@ -247,6 +250,9 @@ impl TxPool {
     ) -> Result<Admitted, PoolError> {
         let c = &self.config;
         let r = tx.request();
+        if tx.is_impersonated() && !self.impersonating.contains(&tx.sender()) {
+            return Err(PoolError::BadSignature(TxError::Impersonated(tx.sender()).to_string()));
+        }
         if self.by_id.contains_key(&tx.id()) {
             return Err(PoolError::AlreadyKnown);
         }

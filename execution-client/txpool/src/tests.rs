@@ -83,9 +83,12 @@ fn unsigned_impersonated_transactions_only_while_impersonating() {
     let t = tx(0, 0, 100, 1).request().clone().impersonated(who);
     let now = Instant::now();
     assert!(msg(p.add(t.clone(), &st, now)).contains("carries no signature"));
+    // Said so before any other check: an unfunded sender is not told "insufficient funds".
+    let broke = tx(0, 0, 100, 1).request().clone().impersonated(Address::repeat_byte(0xc1));
+    assert!(msg(p.add(broke, &st, now)).contains("carries no signature"));
     p.impersonate(who);
     assert_eq!(p.add(t.clone(), &st, now).unwrap(), Admitted::Pending);
-    assert!(p.verified(&t));
+    assert!(!p.verified(&t), "an impersonated transaction never counts as verified");
     p.stop_impersonating(&who);
     let next = tx(0, 1, 100, 1).request().clone().impersonated(who);
     assert!(msg(p.add(next, &st, now)).contains("carries no signature"));

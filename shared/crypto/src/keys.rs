@@ -64,9 +64,10 @@ impl Keypair {
         key.to_verifying_key(&mut falcon_pk);
         let (mldsa_pk, mldsa_sk) = mldsa_from_seed(seed);
         let keypair = Self::from_parts(falcon_pk, falcon_sk, mldsa_pk, &mldsa_sk)?;
-        // Decoding checks neither `F` nor the key equation fG - gF = q, and the public key
-        // comes from f and g alone: a key whose F was altered would give the right address
-        // and then sign wrongly. One signature and its check catch it (~0.3 ms, at load).
+        // The public key comes from f and g alone, and decoding is not a check of the key
+        // equation fG - gF = q (it may or may not refuse an altered F): a key whose F was
+        // altered could give the right address and then sign wrongly. One signature and its
+        // check catch it (~0.3 ms, at load).
         const PROBE: &[u8] = b"QOIN/KEY-CHECK/v1";
         let probe = keypair.sign(Domain::Contract, PROBE);
         crate::verify(keypair.public(), Domain::Contract, PROBE, &probe).map_err(|_| {

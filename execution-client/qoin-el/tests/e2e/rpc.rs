@@ -639,6 +639,8 @@ fn dev_node_methods_under_anvil_and_hardhat_names_and_refused_without_local_mini
     assert_eq!(node.ok("eth_getTransactionCount", json!([who, "latest"])), "0x5");
     let e = node.call("anvil_setNonce", json!([who, "0x4"])).unwrap_err();
     assert!(e["message"].as_str().unwrap().contains("must not be smaller"), "{e}");
+    let e = node.call("anvil_setCode", json!([who, "0xef01"])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("invalid code"), "{e}");
     node.ok("anvil_setCode", json!([who, "0x602a60005260206000f3"]));
     assert_eq!(node.ok("eth_getCode", json!([who, "latest"])), "0x602a60005260206000f3");
     assert_eq!(node.ok("eth_call", json!([{"to": who}, "latest"])), format!("0x{}", hex::encode(word(42))));
@@ -1169,4 +1171,12 @@ fn calls_estimates_and_traces_take_state_overrides_for_that_request_only() {
     assert!(e["message"].as_str().unwrap().contains("has both 'state' and 'stateDiff'"), "{e}");
     let e = node.call("eth_call", json!([count, "latest", {"0x12": {}}])).unwrap_err();
     assert_eq!(e["code"], -32602, "{e}");
+    // Code revm could not load (0xef01 that is not a whole EIP-7702 delegation) is a bad
+    // parameter, not a crash; block overrides are refused rather than ignored.
+    let bad = json!({ format!("{empty:#x}"): {"code": "0xef01"} });
+    let e = node.call("eth_call", json!([{"to": empty}, "latest", bad])).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = node.call("eth_call", json!([count, "latest", {}, {"number": "0x10"}])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("block overrides"), "{e}");
+    assert_eq!(node.ok("eth_call", json!([count, "latest", {}, null])), word_hex(5));
 }
