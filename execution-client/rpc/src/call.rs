@@ -361,9 +361,9 @@ const MAX_OVERRIDDEN_ACCOUNTS: usize = 1_024;
 #[derive(Default)]
 pub(super) struct Overrides {
     accounts: HashMap<Address, AccountOverride>,
-    /// Each overriding code, analysed once: by address and by hash.
-    code_of: HashMap<Address, (B256, Bytecode)>,
+    /// Each overriding code, analysed once, by hash; `code_of` names each account's.
     code: HashMap<B256, Bytecode>,
+    code_of: HashMap<Address, B256>,
 }
 
 impl Overrides {
@@ -392,11 +392,11 @@ impl Overrides {
                 let bytecode = Bytecode::new_raw_checked(c.clone())
                     .map_err(|e| RpcError::invalid_params(format!("account {address}: invalid code: {e}")))?;
                 let hash = bytecode.hash_slow();
-                code.insert(hash, bytecode.clone());
-                code_of.insert(*address, (hash, bytecode));
+                code.insert(hash, bytecode);
+                code_of.insert(*address, hash);
             }
         }
-        Ok(Self { accounts, code_of, code })
+        Ok(Self { accounts, code, code_of })
     }
 
     /// Parameter `i` of a call as overrides (none when absent); geth's block overrides after
@@ -427,9 +427,9 @@ impl DatabaseRef for Overlaid<'_, '_, '_> {
         if let Some(nonce) = o.nonce {
             info.nonce = nonce;
         }
-        if let Some((hash, bytecode)) = self.overrides.code_of.get(&a) {
+        if let Some(hash) = self.overrides.code_of.get(&a) {
             info.code_hash = *hash;
-            info.code = Some(bytecode.clone());
+            info.code = self.overrides.code.get(hash).cloned();
         }
         Ok(Some(info))
     }

@@ -350,7 +350,8 @@ pub(super) fn send_transaction(node: &Node, args: &Args) -> RpcResult {
     let mut r = parse_request(args.get(0))?;
     let from = r.from.ok_or_else(|| RpcError::invalid_params("missing \"from\""))?;
     let key = node.signer(&from);
-    if key.is_none() && !(node.is_dev() && node.pool().is_impersonating(&from)) {
+    // Only a development node impersonates (`anvil_impersonateAccount`).
+    if key.is_none() && !node.pool().is_impersonating(&from) {
         return Err(RpcError::server(format!("unknown account {from}")));
     }
     let chain_id = node.chain().genesis().chain_id;

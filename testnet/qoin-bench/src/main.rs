@@ -213,6 +213,13 @@ pub(crate) fn fail(what: &str, e: &dyn std::fmt::Display) -> ! {
     std::panic::resume_unwind(Box::new(()))
 }
 
+/// Runs benchmark `name`; exits 1 once it has failed (see [`fail`]) and unwound.
+fn run_or_exit(run: &dyn Fn(&str), name: &str) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(name))).is_err() {
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let run = |name: &str| match name {
@@ -252,18 +259,8 @@ fn main() {
                 println!("{name:12} {what}");
             }
         }
-        "all" => {
-            for (name, _) in BENCHES {
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(name))).is_err() {
-                    std::process::exit(1);
-                }
-            }
-        }
-        name if BENCHES.iter().any(|(n, _)| *n == name) => {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(name))).is_err() {
-                std::process::exit(1);
-            }
-        }
+        "all" => BENCHES.iter().for_each(|(name, _)| run_or_exit(&run, name)),
+        name if BENCHES.iter().any(|(n, _)| *n == name) => run_or_exit(&run, name),
         other => {
             eprintln!("unknown benchmark {other:?}; `qoin-bench list` names them");
             std::process::exit(2);

@@ -484,7 +484,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
 }
 
 /// A JSON-RPC quantity (`"0x1a"`).
-fn quantity(v: &Value) -> Option<u64> {
+pub(crate) fn quantity(v: &Value) -> Option<u64> {
     u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
 }
 

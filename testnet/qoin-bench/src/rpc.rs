@@ -78,7 +78,7 @@ pub(crate) fn start_el(secret_path: &std::path::Path, mine: &str) -> El {
     El { child, rpc: rpc.unwrap_or_default(), engine: engine.unwrap_or_default(), dir }
 }
 
-fn rpc(agent: &ureq::Agent, url: &str, method: &str, params: &Value) -> Option<Value> {
+pub(crate) fn rpc(agent: &ureq::Agent, url: &str, method: &str, params: &Value) -> Option<Value> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let mut answer = agent.post(url).send_json(&body).ok()?;
     let v: Value = answer.body_mut().read_json().ok()?;

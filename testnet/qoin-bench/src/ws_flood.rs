@@ -26,18 +26,9 @@ fn fail(e: &dyn std::fmt::Display) -> ! {
     crate::fail("ws-flood", e)
 }
 
-/// One JSON-RPC call over HTTP; its result, or the reason it failed.
+/// One JSON-RPC call over HTTP (`rpc::rpc`); its result, or the benchmark fails.
 fn call(agent: &ureq::Agent, url: &str, method: &str, params: &Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer: Value = agent
-        .post(url)
-        .send_json(&body)
-        .and_then(|mut a| a.body_mut().read_json())
-        .unwrap_or_else(|e| fail(&format!("{method}: {e}")));
-    match answer.get("result") {
-        Some(r) => r.clone(),
-        None => fail(&format!("{method}: {answer}")),
-    }
+    crate::rpc::rpc(agent, url, method, params).unwrap_or_else(|| fail(&format!("{method} failed")))
 }
 
 /// A batch of calls over HTTP; their results in order.
@@ -64,9 +55,7 @@ fn batch(agent: &ureq::Agent, url: &str, calls: &[(&str, Value)]) -> Vec<Value> 
 }
 
 fn quantity(v: &Value) -> u64 {
-    v.as_str()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or_else(|| fail(&v))
+    crate::network::quantity(v).unwrap_or_else(|| fail(&v))
 }
 
 /// The transfers mined so far: the senders' nonces.
@@ -104,7 +93,7 @@ pub(crate) fn ws_flood() {
     let tokens = format!("0x{:064x}", 1_000_000u64);
     let mut funding = Vec::new();
     for k in &keys {
-        let slot = keccak256([word(k.address()), [0u8; 32]].concat());
+        let slot = keccak256([k.address().into_word().0, [0u8; 32]].concat());
         funding.push(("anvil_setBalance", json!([k.address(), coin])));
         funding.push(("anvil_setStorageAt", json!([token, slot, tokens])));
     }
@@ -112,7 +101,7 @@ pub(crate) fn ws_flood() {
 
     // Every transfer signed before the clock starts: transfer(0x…beef, 1).
     let mut input = hex::decode("a9059cbb").unwrap_or_default();
-    input.extend_from_slice(&word(Address::repeat_byte(0xbe)));
+    input.extend_from_slice(Address::repeat_byte(0xbe).into_word().as_slice());
     input.extend_from_slice(&U256::from(1).to_be_bytes::<32>());
     let input = Bytes::from(input);
     let per_key = (TRANSFERS / KEYS) as u64;
@@ -186,7 +175,7 @@ pub(crate) fn ws_flood() {
     let blocks = quantity(&call(&agent, &url, "eth_blockNumber", &json!([])));
     // Mined is not transferred: every mined transfer must have moved its token.
     let mut balance_of = hex::decode("70a08231").unwrap_or_default();
-    balance_of.extend_from_slice(&word(Address::repeat_byte(0xbe)));
+    balance_of.extend_from_slice(Address::repeat_byte(0xbe).into_word().as_slice());
     let received =
         call(&agent, &url, "eth_call", &json!([{"to": token, "data": Bytes::from(balance_of)}, "latest"]));
     let received = U256::from_str_radix(received.as_str().unwrap_or_default().trim_start_matches("0x"), 16)
@@ -206,11 +195,4 @@ pub(crate) fn ws_flood() {
         "mined_per_s": at_all.map(|d| (TRANSFERS as f64 / d.as_secs_f64()).round()),
         "blocks": blocks,
     }));
-}
-
-/// A 20-byte address left-padded to a 32-byte ABI word.
-fn word(a: Address) -> [u8; 32] {
-    let mut w = [0u8; 32];
-    w[12..].copy_from_slice(a.as_slice());
-    w
 }
