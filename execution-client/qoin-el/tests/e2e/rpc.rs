@@ -1107,17 +1107,25 @@ fn a_subscriber_that_stops_reading_is_dropped_with_a_reason_and_never_holds_up_t
         node.ok("anvil_mine", json!(["0x10"]));
     }
     assert_eq!(node.ok("eth_blockNumber", json!([])), "0x280");
-    // Reading again: every subscription was ended with the reason, after what was queued.
-    let mut closed = std::collections::HashSet::new();
+    // Reading again: the subscriptions that found the queue full were ended with the reason,
+    // after what was queued. Which ones did depends on timing: a task that had sent all its
+    // blocks before the queue filled (or, on a loaded machine, one still behind when reading
+    // drains it) sends on normally, up to the last block; every subscription ends one way or
+    // the other, and at least one by the drop.
+    let (mut closed, mut caught_up) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     ws_read_until(&mut ws, |m| {
         let p = &m["params"];
+        let id = p["subscription"].as_str().unwrap_or_default().to_string();
         if let Some(e) = p["error"].as_str() {
             assert!(e.contains("subscriber too slow"), "{m}");
-            closed.insert(p["subscription"].as_str().unwrap().to_string());
+            closed.insert(id);
+        } else if p["result"]["number"] == "0x280" {
+            caught_up.insert(id);
         }
-        closed.len() == subs
+        closed.len() + caught_up.len() == subs
     });
-    assert_eq!(closed, ids);
+    assert!(!closed.is_empty(), "no subscription was dropped ({} caught up)", caught_up.len());
+    assert_eq!(&closed | &caught_up, ids);
     // The connection itself still serves.
     let again = json!({"jsonrpc": "2.0", "id": "again", "method": "eth_subscribe", "params": ["newHeads"]});
     ws.send(tungstenite::Message::text(again.to_string())).unwrap();
