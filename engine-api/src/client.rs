@@ -128,9 +128,15 @@ impl EngineClient {
         Ok(info)
     }
 
-    /// `NewPayload`.
-    pub async fn new_payload(&self, payload: &Payload) -> Result<PayloadStatus, EngineError> {
-        let r = self.inner.clone().new_payload(payload.to_proto()).await.map_err(|s| status_err(&s))?;
+    /// `NewPayload`. `signatures_verified`: this consensus client verified every transaction's
+    /// signatures and chain id, and the execution client may skip its own check (§15.3).
+    pub async fn new_payload(
+        &self,
+        payload: &Payload,
+        signatures_verified: bool,
+    ) -> Result<PayloadStatus, EngineError> {
+        let message = proto::ExecutionPayload { signatures_verified, ..payload.to_proto() };
+        let r = self.inner.clone().new_payload(message).await.map_err(|s| status_err(&s))?;
         PayloadStatus::from_proto(r.get_ref())
     }
 

@@ -29,8 +29,10 @@ pub trait EngineBackend: Send + Sync + 'static {
     fn client_name(&self) -> String;
     /// Chain id, genesis block hash and genesis state root.
     fn chain_info(&self) -> Result<(u64, B256, B256), EngineError>;
-    /// Validates and executes a payload (does not move the head).
-    fn new_payload(&self, payload: Payload) -> Result<PayloadStatus, EngineError>;
+    /// Validates and executes a payload (does not move the head). With
+    /// `signatures_verified`, the consensus client says it verified every transaction's
+    /// signatures and chain id: the backend may skip its own signature check.
+    fn new_payload(&self, payload: Payload, signatures_verified: bool) -> Result<PayloadStatus, EngineError>;
     /// Moves the head to `head` (a payload block hash); with attributes, starts building on it.
     fn forkchoice_updated(
         &self,
@@ -121,7 +123,8 @@ impl<B: EngineBackend> Engine for Service<B> {
     ) -> Result<Response<proto::PayloadStatus>, Status> {
         check_version(&request)?;
         let payload = Payload::from_proto(request.get_ref()).map_err(|e| e.to_status())?;
-        let status = blocking(&self.backend, move |b| b.new_payload(payload)).await?;
+        let verified = request.get_ref().signatures_verified;
+        let status = blocking(&self.backend, move |b| b.new_payload(payload, verified)).await?;
         Ok(Response::new(status.to_proto()))
     }
 

@@ -14,6 +14,7 @@ struct Recorder {
     last_head: Mutex<Option<B256>>,
     txs: broadcast::Sender<PooledTx>,
     sync: Mutex<Vec<Option<SyncProgress>>>,
+    verified_flags: Mutex<Vec<bool>>,
 }
 
 fn payload() -> Payload {
@@ -45,8 +46,9 @@ impl EngineBackend for Recorder {
     fn chain_info(&self) -> Result<(u64, B256, B256), EngineError> {
         Ok((9, B256::repeat_byte(0x99), B256::repeat_byte(0x98)))
     }
-    fn new_payload(&self, p: Payload) -> Result<PayloadStatus, EngineError> {
+    fn new_payload(&self, p: Payload, signatures_verified: bool) -> Result<PayloadStatus, EngineError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.verified_flags.lock().unwrap().push(signatures_verified);
         assert_eq!(p, payload(), "the payload arrives intact");
         Ok(PayloadStatus::invalid(Some(p.parent_hash), "state root mismatch"))
     }
@@ -141,6 +143,7 @@ async fn start() -> (Arc<Recorder>, ServerHandle, JwtSecret) {
         last_head: Mutex::new(None),
         txs: broadcast::channel(16).0,
         sync: Mutex::new(Vec::new()),
+        verified_flags: Mutex::new(Vec::new()),
     });
     let secret = JwtSecret::random();
     let handle = serve(backend.clone(), "127.0.0.1:0".parse().unwrap(), secret.clone()).await.unwrap();
@@ -169,8 +172,10 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
     assert_eq!(info.versions, vec![1]);
     assert_eq!((info.chain_id, info.genesis_hash), (9, B256::repeat_byte(0x99)));
 
-    let st = c.new_payload(&payload()).await.unwrap();
+    let st = c.new_payload(&payload(), false).await.unwrap();
     assert_eq!(st.status, Status::Invalid);
+    c.new_payload(&payload(), true).await.unwrap();
+    assert_eq!(*backend.verified_flags.lock().unwrap(), [false, true], "the flag arrives as sent");
     assert_eq!(st.latest_valid_hash, Some(B256::repeat_byte(1)));
     assert_eq!(st.validation_error.as_deref(), Some("state root mismatch"));
 
@@ -280,7 +285,10 @@ async fn wrong_or_missing_token_is_unauthenticated_and_has_no_effect() {
     let e = wrong.forkchoice_updated(B256::repeat_byte(1), None, Some(&attrs(5))).await.unwrap_err();
     assert!(matches!(&e, EngineError::Unauthenticated(m) if m.contains("signature")), "{e}");
     assert!(matches!(wrong.exchange_capabilities().await.unwrap_err(), EngineError::Unauthenticated(_)));
-    assert!(matches!(wrong.new_payload(&payload()).await.unwrap_err(), EngineError::Unauthenticated(_)));
+    assert!(matches!(
+        wrong.new_payload(&payload(), false).await.unwrap_err(),
+        EngineError::Unauthenticated(_)
+    ));
     assert_eq!(backend.calls.load(Ordering::SeqCst), 0, "the backend never saw a call");
     assert_eq!(*backend.last_head.lock().unwrap(), None);
 
@@ -301,7 +309,7 @@ async fn a_newer_client_gets_a_clear_version_error() {
     let EngineError::UnsupportedVersion(msg) = &e else { panic!("{e:?}") };
     assert!(msg.contains("recorder/1") && msg.contains("[1]") && msg.contains("version 2"), "{msg}");
     // Skipping the exchange does not help: every call is checked.
-    let e = newer.new_payload(&payload()).await.unwrap_err();
+    let e = newer.new_payload(&payload(), false).await.unwrap_err();
     assert!(matches!(&e, EngineError::UnsupportedVersion(m) if m.contains("version 2")), "{e:?}");
     assert_eq!(backend.calls.load(Ordering::SeqCst), 0);
     handle.stop().await;

@@ -246,6 +246,7 @@ impl Payload {
             block_hash: self.block_hash.to_vec(),
             transactions: self.transactions.iter().map(|t| t.to_vec()).collect(),
             credits: self.credits.iter().map(Credit::to_proto).collect(),
+            signatures_verified: false,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::params::{prev_randao, ChainParams};
 use alloy_primitives::{Address, B256, U256};
 use qoin_engine_api::Payload;
 use qoin_pow::{check_timestamp, Difficulty, PowError, TimeError};
-use qoin_primitives::{Header, HeaderError};
+use qoin_primitives::{Header, HeaderError, SignedTx};
 
 /// What fork choice and validation need of a known block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,25 +199,52 @@ const MIN_TX_GAS: u64 = 21_000;
 
 /// Checks what needs no state in a payload's transactions: each decodes, is signed for this
 /// chain, and carries valid Falcon-512 and ML-DSA-44 signatures (verified in parallel).
-pub fn validate_transactions(payload: &Payload, chain_id: u64) -> Result<(), InvalidBlock> {
+/// Returns them decoded, in order.
+pub fn validate_transactions(payload: &Payload, chain_id: u64) -> Result<Vec<SignedTx>, InvalidBlock> {
     use rayon::prelude::*;
-    payload.transactions.par_iter().enumerate().try_for_each(|(i, raw)| {
-        let tx = qoin_primitives::SignedTx::decode(raw)
-            .map_err(|e| InvalidBlock::Payload(format!("transaction {i} does not decode: {e}")))?;
-        if tx.request().chain_id != chain_id {
-            return Err(InvalidBlock::Payload(format!(
-                "transaction {i} is for chain {}, not {chain_id}",
-                tx.request().chain_id
-            )));
-        }
-        tx.verify_signature().map_err(|e| InvalidBlock::Payload(format!("transaction {i}: {e}")))
-    })
+    payload
+        .transactions
+        .par_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let tx = qoin_primitives::SignedTx::decode(raw)
+                .map_err(|e| InvalidBlock::Payload(format!("transaction {i} does not decode: {e}")))?;
+            if tx.request().chain_id != chain_id {
+                return Err(InvalidBlock::Payload(format!(
+                    "transaction {i} is for chain {}, not {chain_id}",
+                    tx.request().chain_id
+                )));
+            }
+            tx.verify_signature().map_err(|e| InvalidBlock::Payload(format!("transaction {i}: {e}")))?;
+            Ok(tx)
+        })
+        .collect()
+}
+
+/// The costly, stateless part of a block's checks, to run off the async threads: the payload's
+/// transactions hash to the header's `transactions_root` (SSZ, §6), and pass
+/// [`validate_transactions`]. Returns them decoded, in order.
+pub fn validate_body(
+    header: &Header,
+    payload: &Payload,
+    chain_id: u64,
+) -> Result<Vec<SignedTx>, InvalidBlock> {
+    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
+    let root = qoin_primitives::transactions_root(&txs)?;
+    if root != header.transactions_root {
+        return Err(InvalidBlock::Payload(format!(
+            "transactions root {root} is not the header's {}",
+            header.transactions_root
+        )));
+    }
+    validate_transactions(payload, chain_id)
 }
 
 /// Checks that `payload` is the execution part `header` commits to: its hash, state root,
-/// transactions, fee recipient, time, randomness, parent, the credits the rules give, and the
-/// fee fields that follow from the parent's (`parent_exec`): the same gas limit, gas used
-/// within it and at least 21,000 per transaction, the base fee of the EIP-1559 rule.
+/// fee recipient, time, randomness, parent, the credits the rules give, and the fee fields
+/// that follow from the parent's (`parent_exec`): the same gas limit, gas used within it and
+/// at least 21,000 per transaction, the base fee of the EIP-1559 rule. Cheap: the
+/// transactions themselves (their root, signatures) are [`validate_body`]'s.
 pub fn validate_payload(
     header: &Header,
     payload: &Payload,
@@ -278,11 +305,6 @@ pub fn validate_payload(
     }
     if payload.prev_randao != prev_randao(&header.parent_hash) {
         return bad("prev_randao is not the parent's hash".into());
-    }
-    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
-    let root = qoin_primitives::transactions_root(&txs)?;
-    if root != header.transactions_root {
-        return bad(format!("transactions root {root} is not the header's {}", header.transactions_root));
     }
     let want = params.credits(header.height, header.coinbase, sibling_coinbases);
     if payload.credits != want {

@@ -21,6 +21,20 @@ pub struct MinerConfig {
     pub threads: usize,
     /// Least time between two payload rebuilds for new transactions (`--miner.recommit`).
     pub recommit: std::time::Duration,
+    /// The search threads' CPU priority (`--miner.priority`).
+    pub priority: MinerPriority,
+}
+
+/// The CPU priority of the proof-of-work search threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinerPriority {
+    /// Only CPU time nothing else wants (Linux `SCHED_IDLE`): block import, sync, sampling,
+    /// the execution client and the rest of the machine run first, so a node mining on every
+    /// core imports a rival's block as fast as an idle one. The search gets every idle cycle.
+    #[default]
+    Idle,
+    /// Scheduled like any other thread: the search competes with the node's own work.
+    Normal,
 }
 
 /// Everything `qoin-cl` runs with.

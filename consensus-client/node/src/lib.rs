@@ -18,7 +18,7 @@ pub mod p2p;
 mod relay;
 pub mod sync;
 
-pub use config::{Config, MinerConfig, P2pOptions};
+pub use config::{Config, MinerConfig, MinerPriority, P2pOptions};
 pub use metrics::ClMetrics;
 pub use miner::run;
 pub use node::Node;

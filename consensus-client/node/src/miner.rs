@@ -4,7 +4,7 @@
 //! most every `--miner.recommit`) or the head moves; and
 //! [`run`], the consensus client's main loop.
 
-use crate::config::{now_ms, Config, MinerConfig};
+use crate::config::{now_ms, Config, MinerConfig, MinerPriority};
 use crate::metrics::ClMetrics;
 use crate::node::{timed, ImportError, Node};
 use crate::p2p::P2p;
@@ -139,10 +139,21 @@ pub async fn run(
     let (solver, pool) = match &config.miner {
         Some(m) => {
             let (solver, line) = qoin_kernels::choose();
-            tracing::info!(target: targets::MINER, "{line}; {} search threads; mining to {:#x}", m.threads, m.coinbase);
+            tracing::info!(
+                target: targets::MINER,
+                "{line}; {} search threads at {} priority; mining to {:#x}",
+                m.threads,
+                match m.priority {
+                    MinerPriority::Idle => "idle",
+                    MinerPriority::Normal => "normal",
+                },
+                m.coinbase
+            );
+            let priority = m.priority;
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(m.threads.max(1))
                 .thread_name(|i| format!("qoin-mq-{i}"))
+                .start_handler(move |_| set_search_priority(priority))
                 .build()
                 .context("cannot start the search threads")?;
             (Some(Arc::<dyn Solver>::from(solver)), Some(Arc::new(pool)))
@@ -336,3 +347,27 @@ pub async fn run(
     tracing::info!(target: targets::NODE, "stopped");
     Ok(())
 }
+
+/// Puts the calling search thread at `priority`. On Linux, [`MinerPriority::Idle`] is
+/// `SCHED_IDLE`: the thread runs only on a core nothing else wants.
+#[cfg(target_os = "linux")]
+fn set_search_priority(priority: MinerPriority) {
+    if priority != MinerPriority::Idle {
+        return;
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param`, which lives across the call; pid 0 names the
+    // calling thread. A failure leaves the policy as it was, and is logged.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::warn!(
+            target: targets::MINER,
+            "cannot lower the search thread to idle priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Elsewhere the search threads keep the default policy.
+#[cfg(not(target_os = "linux"))]
+fn set_search_priority(_: MinerPriority) {}

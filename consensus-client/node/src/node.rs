@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use qoin_cl_sampling as sampling;
 use qoin_cl_store::ChainStore;
 use qoin_consensus::params::ChainParams;
-use qoin_consensus::validate::{validate_header, validate_payload, validate_transactions, BlockMeta};
+use qoin_consensus::validate::{validate_body, validate_header, validate_payload, BlockMeta};
 use qoin_engine_api::{EngineClient, EngineError, Payload, Status};
-use qoin_primitives::Header;
+use qoin_primitives::{Header, SignedTx};
 use qoin_store::StoreOptions;
 use qoin_tracing::targets;
 use std::future::Future;
@@ -42,6 +42,9 @@ pub struct Node {
     pub(crate) engine: EngineClient,
     pub(crate) metrics: Arc<ClMetrics>,
     sample_k: usize,
+    /// The block imported last, with its transactions decoded by the block checks: sampling
+    /// it (usually at once) then neither reads it back from the store nor decodes it again.
+    recent: Option<(B256, Payload, Vec<SignedTx>)>,
 }
 
 pub(crate) async fn timed<T>(h: &qoin_metrics::Histogram, f: impl Future<Output = T>) -> T {
@@ -107,7 +110,7 @@ impl Node {
         tracing::info!(target: targets::STORE, "chain store: {} blocks, head #{} {head}",
             store.tree().len(),
             store.meta(&head).map_or(0, |m| m.height));
-        Ok(Self { params, store, engine, metrics, sample_k: config.sample_k })
+        Ok(Self { params, store, engine, metrics, sample_k: config.sample_k, recent: None })
     }
 
     /// The chain store.
@@ -188,7 +191,7 @@ impl Node {
                 }
             };
             let (_, payload) = self.stored(&hash)?;
-            let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
+            let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload, true)).await?;
             if st.status != Status::Syncing {
                 break;
             }
@@ -197,7 +200,7 @@ impl Node {
         tracing::info!(target: targets::ENGINE, "replaying {} blocks to the execution client", missing.len());
         for h in missing.iter().rev() {
             let (_, payload) = self.stored(h)?;
-            let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload)).await?;
+            let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload, true)).await?;
             if st.status == Status::Invalid {
                 self.metrics.invalid_payloads.inc();
                 self.mark_reported_invalid(h, &st).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -239,6 +242,50 @@ impl Node {
         payload: &Payload,
         meta: BlockMeta,
     ) -> Result<(), ImportError> {
+        // The cheap checks first (again in `import_body_checked`: a few lookups).
+        self.check_payload(header, payload, &meta)?;
+        // The transactions root, signatures and chain ids (in parallel), off the async threads.
+        let (h, body, chain_id) = (header.clone(), payload.clone(), self.params.chain_id);
+        let txs = tokio::task::spawn_blocking(move || validate_body(&h, &body, chain_id))
+            .await
+            .context("block body check task")?
+            .map_err(|e| ImportError::Rejected(e.to_string()))?;
+        self.import_body_checked(header, payload, meta, txs).await
+    }
+
+    /// [`Self::import_checked`] for a block whose body already passed [`validate_body`],
+    /// giving `txs` (sync checks a slice's bodies ahead of its imports): the payload checks,
+    /// then the block is stored, executed by the execution client (told the signatures were
+    /// verified here) and fork choice runs.
+    pub(crate) async fn import_body_checked(
+        &mut self,
+        header: &Header,
+        payload: &Payload,
+        meta: BlockMeta,
+        txs: Vec<SignedTx>,
+    ) -> Result<(), ImportError> {
+        self.check_payload(header, payload, &meta)?;
+        // Stored before the execution client sees it: whatever the execution client commits
+        // is then in the store too, so a crash of either side loses no block (on reconnection
+        // the stored head is sent again).
+        let hash = meta.hash;
+        self.store.insert(header, payload, meta).map_err(anyhow::Error::from)?;
+        let status = timed(&self.metrics.new_payload, self.engine.new_payload(payload, true)).await?;
+        if status.status == Status::Invalid {
+            self.metrics.invalid_payloads.inc();
+            let why = status.validation_error.clone().unwrap_or_default();
+            self.mark_reported_invalid(&hash, &status)?;
+            return Err(ImportError::Rejected(format!(
+                "the execution client found the payload invalid: {why}"
+            )));
+        }
+        self.recent = Some((hash, payload.clone(), txs));
+        // Sampled when it becomes canonical (now, if it extends the head).
+        self.update_head(false).await
+    }
+
+    /// What needs no execution: the payload against its header and its parent's fee fields.
+    fn check_payload(&self, header: &Header, payload: &Payload, meta: &BlockMeta) -> Result<(), ImportError> {
         let parent = self
             .store
             .meta(&meta.parent_hash)
@@ -256,41 +303,31 @@ impl Node {
         };
         validate_payload(header, payload, &parent, &parent_exec, &sibling_coinbases, &self.params)
             .map_err(|e| ImportError::Rejected(e.to_string()))?;
-        // Signatures and chain ids, in parallel, off the async threads.
-        let (txs, chain_id) = (payload.clone(), self.params.chain_id);
-        tokio::task::spawn_blocking(move || validate_transactions(&txs, chain_id))
-            .await
-            .context("signature check task")?
-            .map_err(|e| ImportError::Rejected(e.to_string()))?;
-        // Stored before the execution client sees it: whatever the execution client commits
-        // is then in the store too, so a crash of either side loses no block (on reconnection
-        // the stored head is sent again).
-        let hash = meta.hash;
-        self.store.insert(header, payload, meta).map_err(anyhow::Error::from)?;
-        let status = timed(&self.metrics.new_payload, self.engine.new_payload(payload)).await?;
-        if status.status == Status::Invalid {
-            self.metrics.invalid_payloads.inc();
-            let why = status.validation_error.clone().unwrap_or_default();
-            self.mark_reported_invalid(&hash, &status)?;
-            return Err(ImportError::Rejected(format!(
-                "the execution client found the payload invalid: {why}"
-            )));
-        }
-        // Sampled when it becomes canonical (now, if it extends the head).
-        self.update_head(false).await
+        Ok(())
     }
 
     /// Samples the block's accounts; `Ok(Err(why))` when the execution client lied.
-    async fn sample(&self, payload: &Payload, parent: &BlockMeta) -> Result<Result<(), String>, EngineError> {
+    /// `decoded`: its transactions, when the block checks decoded them already.
+    async fn sample(
+        &self,
+        payload: &Payload,
+        decoded: Option<Vec<SignedTx>>,
+        parent: &BlockMeta,
+    ) -> Result<Result<(), String>, EngineError> {
         let seed = sampling::fresh_seed(&payload.block_hash);
-        let plan = match sampling::plan(payload, &seed, self.sample_k) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e.to_string())),
+        let plan = match decoded {
+            Some(txs) => sampling::plan_decoded(payload, txs, &seed, self.sample_k),
+            None => match sampling::plan(payload, &seed, self.sample_k) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e.to_string())),
+            },
         };
-        let before =
-            timed(&self.metrics.proofs, self.engine.account_proofs(parent.state_root, &plan.fetch)).await?;
-        let after =
-            timed(&self.metrics.proofs, self.engine.account_proofs(payload.state_root, &plan.fetch)).await?;
+        // Both states at once: the execution client answers each on its own thread.
+        let (before, after) = tokio::join!(
+            timed(&self.metrics.proofs, self.engine.account_proofs(parent.state_root, &plan.fetch)),
+            timed(&self.metrics.proofs, self.engine.account_proofs(payload.state_root, &plan.fetch)),
+        );
+        let (before, after) = (before?, after?);
         self.metrics.sampled_accounts.inc_by(plan.sampled.len() as u64);
         Ok(match sampling::check(&plan, payload, parent.state_root, &before, &after) {
             Ok(n) => {
@@ -321,10 +358,13 @@ impl Node {
             cursor = self.store.meta(&cursor).context("meta of a block in the tree")?.parent_hash;
         }
         for hash in unsampled.iter().rev() {
-            let (_, payload) = self.stored(hash)?;
+            let (payload, decoded) = match self.recent.take() {
+                Some((h, payload, txs)) if h == *hash => (payload, Some(txs)),
+                _ => (self.stored(hash)?.1, None),
+            };
             let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
             let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;
-            match self.sample(&payload, &parent).await? {
+            match self.sample(&payload, decoded, &parent).await? {
                 Ok(()) => self.store.mark_sampled(hash).map_err(anyhow::Error::from)?,
                 Err(why) => {
                     self.metrics.sampling_failures.inc();

@@ -16,10 +16,13 @@
 //!    answer with a payload that is not the one the header commits to costs its peer, and
 //!    what a peer left out (an answer holds what fits in a frame) is asked again, of another
 //!    peer when there is one, in requests sized to what answers held. The window's payloads
-//!    come in slices of about 256 MiB, each imported before the next is fetched.
+//!    come in slices of about 128 MiB; the next slice is fetched while one is imported.
 //! 5. **Import.** Oldest first (siblings before the block naming them) through the same import
-//!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A block
-//!    refused there costs the peer that served the headers, and the sync goes on with another.
+//!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A
+//!    slice's signatures are verified on the blocking threads ahead of its imports, so one
+//!    block's are checked while the execution client runs the one before; the execution
+//!    client is told they were (it skips its own check, §15.2). A block refused there costs
+//!    the peer that served the headers, and the sync goes on with another.
 //!
 //! Progress (height, target, blocks/s, ETA) is logged every few seconds.
 
@@ -28,11 +31,12 @@ use crate::p2p::P2p;
 use alloy_primitives::B256;
 use qoin_cl_network::wire::{MAX_HASHES_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
 use qoin_cl_network::{NetworkHandle, PeerId, Penalty, Request, Response, Status};
-use qoin_consensus::validate::{validate_header, BlockMeta};
+use qoin_consensus::validate::{validate_body, validate_header, BlockMeta, InvalidBlock};
 use qoin_engine_api::{Payload, SyncProgress};
-use qoin_primitives::Header;
+use qoin_primitives::{Header, SignedTx};
 use qoin_tracing::targets;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Deepest fork sync follows (blocks below our head): the fork tree's bound.
@@ -45,8 +49,9 @@ const IN_FLIGHT: usize = 4;
 /// are all checked first; its payloads come and are imported slice by slice).
 const FIRST_SLICE: usize = 64;
 /// Bytes of payloads a slice aims at: later slices hold as many blocks as fit at the average
-/// payload size seen, so a window of full blocks (about 5 MB each) is not held whole.
-const SLICE_BYTES: usize = 256 << 20;
+/// payload size seen, so a window of full blocks (about 5 MB each) is not held whole (two
+/// slices are: the one imported and the one fetched meanwhile).
+const SLICE_BYTES: usize = 128 << 20;
 /// Fewest blocks in a slice.
 const MIN_SLICE: usize = 16;
 /// A peer this many blocks ahead means we are syncing: the miner waits.
@@ -145,9 +150,7 @@ impl P2p {
         target: &Status,
     ) -> Result<u64, SyncError> {
         let mut from = self.fork_point(node, peer).await?;
-        let mut imported = 0u64;
-        let started = Instant::now();
-        let mut logged = Instant::now();
+        let mut progress = Progress { imported: 0, started: Instant::now(), logged: Instant::now() };
         while from <= target.head_height {
             let window = self.header_window(node, peer, from, target.head_height).await?;
             let Some(last) = window.last() else { break };
@@ -175,14 +178,13 @@ impl P2p {
                     });
                 }
             }
-            // Payloads in slices, each imported before the next is fetched: memory holds one
-            // slice, sized to about SLICE_BYTES from the payloads seen so far.
+            // Payloads in slices: while one slice is imported, the next is fetched (memory holds
+            // two slices, each sized to about SLICE_BYTES from the payloads seen so far).
             let mut slice_len = FIRST_SLICE;
-            let mut rest: &[Pending] = &window;
-            while !rest.is_empty() {
-                let (slice, tail) = rest.split_at(slice_len.min(rest.len()));
-                rest = tail;
-                let payloads = self.payloads(node, peer, target, slice).await?;
+            let (first, mut rest) = window.split_at(slice_len.min(window.len()));
+            let mut current = (first, self.payloads(peer, target, &lacking(node, first)).await?);
+            loop {
+                let (slice, payloads) = current;
                 if !payloads.is_empty() {
                     let bytes: usize = payloads
                         .values()
@@ -191,38 +193,23 @@ impl P2p {
                     let average = (bytes / payloads.len()).max(1);
                     slice_len = (SLICE_BYTES / average).clamp(MIN_SLICE, WINDOW);
                 }
-                for p in slice {
-                    if node.store.meta(&p.meta.hash).is_some() {
-                        continue;
+                let (next, tail) = rest.split_at(slice_len.min(rest.len()));
+                rest = tail;
+                let next_wanted = lacking(node, next);
+                let fetch = async {
+                    if next_wanted.is_empty() {
+                        Ok(HashMap::new())
+                    } else {
+                        self.payloads(peer, target, &next_wanted).await
                     }
-                    let payload = payloads.get(&p.meta.hash).ok_or_else(|| {
-                        SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash))
-                    })?;
-                    match node.import_checked(&p.header, payload, p.meta.clone()).await {
-                        Ok(()) => imported += 1,
-                        Err(ImportError::Rejected(why)) => {
-                            return Err(SyncError::Peer(
-                                peer,
-                                Penalty::InvalidBlock,
-                                format!("block #{} refused: {why}", p.meta.height),
-                            ))
-                        }
-                        Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
-                    }
-                    if logged.elapsed() >= Duration::from_secs(5) {
-                        logged = Instant::now();
-                        let rate = imported as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                        let left = target.head_height.saturating_sub(p.meta.height);
-                        tracing::info!(
-                            target: targets::SYNC,
-                            height = p.meta.height,
-                            target = target.head_height,
-                            blocks_per_s = %format_args!("{rate:.1}"),
-                            eta_s = (left as f64 / rate.max(1e-3)).round(),
-                            "sync progress"
-                        );
-                    }
+                };
+                let import = import_slice(node, peer, target, slice, payloads, &mut progress);
+                let (fetched, done) = tokio::join!(fetch, import);
+                done?;
+                if next.is_empty() {
+                    break;
                 }
+                current = (next, fetched?);
             }
             self.update_status(node);
             report_progress(
@@ -232,7 +219,7 @@ impl P2p {
             .await;
             from = next_from;
         }
-        Ok(imported)
+        Ok(progress.imported)
     }
 
     /// The height of the first of `peer`'s canonical blocks that we lack: its headers are asked
@@ -354,7 +341,7 @@ impl P2p {
         Ok(Pending { header, meta })
     }
 
-    /// The payloads of the window's blocks we lack, from every peer claiming at least
+    /// The payloads of `wanted` (payload hash, block hash; in import order), from every peer claiming at least
     /// `target`'s work, `IN_FLIGHT` requests at a time.
     ///
     /// A server answers as many payloads as fit in one response frame (16 MiB): a block of a
@@ -365,22 +352,13 @@ impl P2p {
     /// the window when a server set serves nothing for [`IDLE_ROUNDS`] rounds in a row.
     async fn payloads(
         &self,
-        node: &Node,
         peer: PeerId,
         target: &Status,
-        window: &[Pending],
+        wanted: &[(B256, B256)],
     ) -> Result<HashMap<B256, Payload>, SyncError> {
-        // payload hash → block hash, for the blocks we lack.
-        let mut wanted: HashMap<B256, B256> = window
-            .iter()
-            .filter(|p| node.store.meta(&p.meta.hash).is_none())
-            .map(|p| (p.meta.payload_hash, p.meta.hash))
-            .collect();
-        let mut order: Vec<B256> = window
-            .iter()
-            .filter(|p| wanted.contains_key(&p.meta.payload_hash))
-            .map(|p| p.meta.hash)
-            .collect();
+        // payload hash → block hash.
+        let mut order: Vec<B256> = wanted.iter().map(|(_, block)| *block).collect();
+        let mut wanted: HashMap<B256, B256> = wanted.iter().copied().collect();
         let mut servers: Vec<PeerId> = self
             .peers
             .iter()
@@ -433,6 +411,109 @@ impl P2p {
         }
         Ok(got)
     }
+}
+
+/// The (payload hash, block hash) of the blocks of `slice` we lack, in order.
+fn lacking(node: &Node, slice: &[Pending]) -> Vec<(B256, B256)> {
+    slice
+        .iter()
+        .filter(|p| node.store.meta(&p.meta.hash).is_none())
+        .map(|p| (p.meta.payload_hash, p.meta.hash))
+        .collect()
+}
+
+/// A sync round's count of imported blocks, and when it last logged.
+struct Progress {
+    imported: u64,
+    started: Instant,
+    logged: Instant,
+}
+
+/// Imports a slice's blocks oldest first. Their bodies (transactions root, signatures) are
+/// checked on the blocking threads ahead of the imports, block by block in import order, so
+/// that one block's are checked while the execution client runs the block before it.
+async fn import_slice(
+    node: &mut Node,
+    peer: PeerId,
+    target: &Status,
+    slice: &[Pending],
+    payloads: HashMap<B256, Payload>,
+    progress: &mut Progress,
+) -> Result<(), SyncError> {
+    let payloads = Arc::new(payloads);
+    let order: Vec<(B256, Header)> = slice
+        .iter()
+        .filter(|p| payloads.contains_key(&p.meta.hash))
+        .map(|p| (p.meta.hash, p.header.clone()))
+        .collect();
+    let (tx, mut checked) = tokio::sync::mpsc::unbounded_channel();
+    let (ahead, chain_id) = (payloads.clone(), node.params.chain_id);
+    let checker = tokio::task::spawn_blocking(move || {
+        for (hash, header) in order {
+            let Some(payload) = ahead.get(&hash) else { continue };
+            // A send fails once the import stopped (its receiver dropped): so does the check.
+            if tx.send((hash, validate_body(&header, payload, chain_id))).is_err() {
+                break;
+            }
+        }
+    });
+    let mut results: HashMap<B256, Result<Vec<SignedTx>, InvalidBlock>> = HashMap::new();
+    let outcome = async {
+        for p in slice {
+            if node.store.meta(&p.meta.hash).is_some() {
+                continue;
+            }
+            let hash = p.meta.hash;
+            let payload = payloads
+                .get(&hash)
+                .ok_or_else(|| SyncError::Local(format!("payload of #{} {hash} missing", p.meta.height)))?;
+            let body = loop {
+                if let Some(r) = results.remove(&hash) {
+                    break r;
+                }
+                match checked.recv().await {
+                    Some((h, r)) => {
+                        results.insert(h, r);
+                    }
+                    None => return Err(SyncError::Local("the block body check stopped".into())),
+                }
+            };
+            let imported = match body {
+                Ok(txs) => node.import_body_checked(&p.header, payload, p.meta.clone(), txs).await,
+                Err(e) => Err(ImportError::Rejected(e.to_string())),
+            };
+            match imported {
+                Ok(()) => progress.imported += 1,
+                Err(ImportError::Rejected(why)) => {
+                    return Err(SyncError::Peer(
+                        peer,
+                        Penalty::InvalidBlock,
+                        format!("block #{} refused: {why}", p.meta.height),
+                    ))
+                }
+                Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
+            }
+            if progress.logged.elapsed() >= Duration::from_secs(5) {
+                progress.logged = Instant::now();
+                let rate = progress.imported as f64 / progress.started.elapsed().as_secs_f64().max(1e-3);
+                let left = target.head_height.saturating_sub(p.meta.height);
+                tracing::info!(
+                    target: targets::SYNC,
+                    height = p.meta.height,
+                    target = target.head_height,
+                    blocks_per_s = %format_args!("{rate:.1}"),
+                    eta_s = (left as f64 / rate.max(1e-3)).round(),
+                    "sync progress"
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(checked);
+    // Finished or stopped at its next send; a panic in it is the import's fault to report.
+    let _ = checker.await;
+    outcome
 }
 
 /// Rounds in a row in which no server served a payload before the sync gives up on a window.

@@ -6,7 +6,9 @@
 use alloy_primitives::{Address, B256, U256};
 use qoin_cl_sampling::{self as sampling, SamplingError};
 use qoin_consensus::params::ChainParams;
-use qoin_consensus::validate::{validate_payload, validate_transactions, BlockMeta, InvalidBlock};
+use qoin_consensus::validate::{
+    validate_body, validate_payload, validate_transactions, BlockMeta, InvalidBlock,
+};
 use qoin_crypto::{Domain, Keypair};
 use qoin_el_chain::test_utils::funded_genesis;
 use qoin_engine_api::{Attributes, EngineBackend, Payload};
@@ -85,7 +87,10 @@ fn sampling_passes_an_honest_execution_client_and_catches_one_that_lies_about_an
     // Honest: the payload executes as built; every check passes and balances are recomputed.
     let honest = el(&keys);
     let (payload, parent_root) = build(&honest, &txs, miner);
-    assert_eq!(honest.engine.new_payload(payload.clone()).unwrap().status, qoin_engine_api::Status::Valid);
+    assert_eq!(
+        honest.engine.new_payload(payload.clone(), false).unwrap().status,
+        qoin_engine_api::Status::Valid
+    );
     let recomputed = sample(&honest, &payload, parent_root, 8).unwrap();
     assert_eq!(recomputed, 5, "2 senders (one also a recipient) + 3 others (2 recipients, the miner)");
 
@@ -174,9 +179,12 @@ fn the_payload_must_be_the_one_the_header_commits_to() {
     let mut more = payload.clone();
     more.credits[0].amount += U256::from(1u8);
     refused(&more, "credits");
+    // The transactions must be those the header's root commits to.
+    assert_eq!(validate_body(&header, &payload, p.chain_id).unwrap().len(), payload.transactions.len());
     let mut dropped = payload.clone();
     dropped.transactions.clear();
-    assert!(validate_payload(&header, &dropped, &g, &ge, &[], &p).is_err());
+    let r = validate_body(&header, &dropped, p.chain_id);
+    assert!(matches!(&r, Err(InvalidBlock::Payload(m)) if m.contains("transactions root")), "{r:?}");
     // Fee fields that follow from the parent's, checked without state.
     let mut fee = payload.clone();
     fee.base_fee_per_gas += 1;

@@ -2,7 +2,7 @@
 
 use alloy_primitives::Address;
 use anyhow::{bail, Context as _};
-use qoin_cl_node::{run, ClMetrics, Config, MinerConfig, P2pOptions};
+use qoin_cl_node::{run, ClMetrics, Config, MinerConfig, MinerPriority, P2pOptions};
 use qoin_crypto::keystore::Keystore;
 use qoin_engine_api::jwt::JwtSecret;
 use qoin_primitives::Genesis;
@@ -46,6 +46,11 @@ pub(crate) struct Cli {
     /// (the search restarts only when the rebuilt block pays more in fees).
     #[arg(long = "miner.recommit", default_value_t = 500)]
     pub(crate) recommit_ms: u64,
+    /// CPU priority of the search threads: `idle` runs them only on cores nothing else wants
+    /// (Linux `SCHED_IDLE`; block import, sync and the execution client go first), `normal`
+    /// schedules them like any other thread.
+    #[arg(long = "miner.priority", value_enum, default_value = "idle")]
+    pub(crate) priority: Priority,
     /// Follow the chain without mining even with a key.
     #[arg(long)]
     pub(crate) no_mine: bool,
@@ -158,6 +163,10 @@ fn miner_config(cli: &Cli) -> anyhow::Result<Option<MinerConfig>> {
         coinbase: cli.coinbase.unwrap_or(address),
         threads,
         recommit: std::time::Duration::from_millis(cli.recommit_ms),
+        priority: match cli.priority {
+            Priority::Idle => MinerPriority::Idle,
+            Priority::Normal => MinerPriority::Normal,
+        },
     }))
 }
 
@@ -211,4 +220,13 @@ async fn shutdown_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!(target: targets::NODE, "shutting down");
+}
+
+/// `--miner.priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Priority {
+    /// Only cores nothing else wants.
+    Idle,
+    /// Like any other thread.
+    Normal,
 }

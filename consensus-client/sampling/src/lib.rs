@@ -26,7 +26,7 @@
 use alloy_primitives::{keccak256, Address, B256, U256};
 use qoin_engine_api::{AccountProof, Payload};
 use qoin_primitives::{SignedTx, TxKind};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Gas of a plain transfer.
 const TRANSFER_GAS: u64 = 21_000;
@@ -113,6 +113,12 @@ pub fn plan(payload: &Payload, seed: &B256, k: usize) -> Result<Plan, SamplingEr
         .enumerate()
         .map(|(i, raw)| SignedTx::decode(raw).map_err(|_| SamplingError::Undecodable(i)))
         .collect::<Result<_, _>>()?;
+    Ok(plan_decoded(payload, txs, seed, k))
+}
+
+/// [`plan`] for a payload whose transactions were decoded already (`txs`, in order: the
+/// caller's block checks decoded them).
+pub fn plan_decoded(payload: &Payload, txs: Vec<SignedTx>, seed: &B256, k: usize) -> Plan {
     let senders: BTreeSet<Address> = txs.iter().map(SignedTx::sender).collect();
     let mut touched: BTreeSet<Address> = BTreeSet::new();
     touched.insert(payload.fee_recipient);
@@ -136,15 +142,19 @@ pub fn plan(payload: &Payload, seed: &B256, k: usize) -> Result<Plan, SamplingEr
     let mut sampled: Vec<Address> = senders.iter().copied().collect();
     let n_senders = sampled.len();
     sampled.extend(others.into_iter().take(k).map(|(_, a)| a));
+    // Sets beside the lists: a block of thousands of transfers would make `contains` on the
+    // lists quadratic.
+    let sampled_set: HashSet<Address> = sampled.iter().copied().collect();
     let mut fetch = sampled.clone();
+    let mut fetching = sampled_set.clone();
     for t in &txs {
         if let TxKind::Call(to) = t.request().to {
-            if sampled.contains(&t.sender()) && !fetch.contains(&to) {
+            if sampled_set.contains(&t.sender()) && fetching.insert(to) {
                 fetch.push(to);
             }
         }
     }
-    Ok(Plan { txs, sampled, fetch, senders: n_senders })
+    Plan { txs, sampled, fetch, senders: n_senders }
 }
 
 fn verify_proofs(root: B256, want: &[Address], got: &[AccountProof]) -> Result<(), SamplingError> {
@@ -208,10 +218,24 @@ pub fn check(
         }
     };
     let all_plain = plan.txs.iter().all(plain);
+    // Each account's transactions in block order: those it sent, and those it sent or
+    // received (looked up per sampled account; scanning the block for each would be
+    // quadratic).
+    let mut sent_by: HashMap<Address, Vec<&SignedTx>> = HashMap::new();
+    let mut involving: HashMap<Address, Vec<&SignedTx>> = HashMap::new();
+    for t in &plan.txs {
+        sent_by.entry(t.sender()).or_default().push(t);
+        involving.entry(t.sender()).or_default().push(t);
+        if let TxKind::Call(to) = t.request().to {
+            if to != t.sender() {
+                involving.entry(to).or_default().push(t);
+            }
+        }
+    }
 
     // Nonces of every sender.
     for a in &plan.sampled[..plan.senders] {
-        let sent: Vec<&SignedTx> = plan.txs.iter().filter(|t| t.sender() == *a).collect();
+        let sent: &[&SignedTx] = sent_by.get(a).map_or(&[], Vec::as_slice);
         let (b, p) = (pre[a], post[a]);
         let first = sent.first().map_or(0, |t| t.request().nonce);
         let expected = b.nonce + sent.len() as u64;
@@ -234,18 +258,14 @@ pub fn check(
         return Ok(0);
     }
     for a in &plan.sampled {
-        let involved: Vec<&SignedTx> = plan
-            .txs
-            .iter()
-            .filter(|t| t.sender() == *a || matches!(t.request().to, TxKind::Call(to) if to == *a))
-            .collect();
+        let involved: &[&SignedTx] = involving.get(a).map_or(&[], Vec::as_slice);
         let fee_recipient = *a == payload.fee_recipient;
         let (b, p) = (pre[a], post[a]);
         if b.exists && (b.code_hash != EMPTY_CODE || b.storage_root != EMPTY_ROOT) {
             continue;
         }
         let mut balance = b.balance;
-        for t in &involved {
+        for t in involved {
             let r = t.request();
             if t.sender() == *a {
                 let cost = r.value + U256::from(price(t)) * U256::from(TRANSFER_GAS);

@@ -63,7 +63,9 @@ struct State {
     building: HashMap<PayloadId, Building>,
     order: VecDeque<PayloadId>,
     /// Known blocks not on the canonical chain, by hash.
-    side: HashMap<B256, (ElHeader, Body)>,
+    /// Side blocks, each with whether its signatures are known good (executed before, or
+    /// verified by the consensus client).
+    side: HashMap<B256, (ElHeader, Body, bool)>,
     side_order: VecDeque<B256>,
     /// The sizes of the blocks in `side`, summed.
     side_bytes: usize,
@@ -82,6 +84,8 @@ pub struct EngineHandler {
     node: Arc<Node>,
     state: Mutex<State>,
     latency: Option<Latency>,
+    /// Check signatures the consensus client says it verified (`--engine.verify-all-signatures`).
+    verify_all_signatures: bool,
 }
 
 struct Latency {
@@ -182,7 +186,14 @@ fn block_value(executed: &Executed) -> U256 {
 impl EngineHandler {
     /// A backend for `node`.
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node, state: Mutex::new(State::default()), latency: None }
+        Self { node, state: Mutex::new(State::default()), latency: None, verify_all_signatures: false }
+    }
+
+    /// With `true`, every transaction signature of a payload is verified here, even when the
+    /// consensus client says it verified them.
+    pub fn verify_all_signatures(mut self, on: bool) -> Self {
+        self.verify_all_signatures = on;
+        self
     }
 
     /// Records the time of each engine call (`qoin_el_engine_call_seconds{method}`) and
@@ -222,10 +233,10 @@ impl EngineHandler {
         Ok(Some((header, body)))
     }
 
-    fn remember_side(state: &mut State, header: ElHeader, body: Body) {
+    fn remember_side(state: &mut State, header: ElHeader, body: Body, signatures_verified: bool) {
         let hash = header.hash();
         let size = side_size(&body);
-        if state.side.insert(hash, (header, body)).is_none() {
+        if state.side.insert(hash, (header, body, signatures_verified)).is_none() {
             state.side_bytes = state.side_bytes.saturating_add(size);
             // A block kept before, made canonical, and unwound again may have a stale place
             // in the order; left there, reaching it would drop this newer copy early.
@@ -244,7 +255,7 @@ impl EngineHandler {
     fn prune_side(state: &mut State, head_number: u64) {
         let Some(floor) = head_number.checked_sub(MAX_REORG_DEPTH as u64) else { return };
         let old: Vec<B256> =
-            state.side.iter().filter(|(_, (h, _))| h.number < floor).map(|(k, _)| *k).collect();
+            state.side.iter().filter(|(_, (h, _, _))| h.number < floor).map(|(k, _)| *k).collect();
         if old.is_empty() {
             return;
         }
@@ -256,7 +267,7 @@ impl EngineHandler {
     }
 
     fn forget_side(state: &mut State, hash: &B256) {
-        if let Some((_, body)) = state.side.remove(hash) {
+        if let Some((_, body, _)) = state.side.remove(hash) {
             state.side_bytes = state.side_bytes.saturating_sub(side_size(&body));
         }
     }
@@ -272,7 +283,15 @@ impl EngineHandler {
 
     /// Executes `header`/`body` on the head and writes it (or commits a payload this node
     /// built with the same hash). Prunes the pool after.
-    fn execute_on_head(&self, state: &mut State, header: &ElHeader, body: &Body) -> Result<(), ExecError> {
+    /// Executes a block on the head (or commits the one built for it). Signatures are checked
+    /// unless `signatures_verified` or the pool already verified that transaction.
+    fn execute_on_head(
+        &self,
+        state: &mut State,
+        header: &ElHeader,
+        body: &Body,
+        signatures_verified: bool,
+    ) -> Result<(), ExecError> {
         let hash = header.hash();
         let built = state.building.values().find(|b| b.executed.header.hash() == hash);
         match built {
@@ -281,7 +300,7 @@ impl EngineHandler {
             }
             None => {
                 let pool = self.node.pool();
-                let verified = |t: &SignedTx| pool.verified(t);
+                let verified = |t: &SignedTx| signatures_verified || pool.verified(t);
                 self.chain().import_with(header, body, &verified)?;
             }
         }
@@ -308,7 +327,8 @@ impl EngineHandler {
                     returned += usize::from(self.node.readd(t));
                 }
             }
-            Self::remember_side(state, h, b);
+            // Executed once: their signatures were good.
+            Self::remember_side(state, h, b, true);
         }
         tracing::info!(target: targets::CHAIN, "reorg: unwound to block #{number}, {returned} transactions back in the pool");
         Ok(())
@@ -323,23 +343,23 @@ impl EngineHandler {
             if let Some(n) = self.canonical_number(&cursor)? {
                 break n;
             }
-            let Some((h, b)) = state.side.get(&cursor).cloned() else {
+            let Some((h, b, verified)) = state.side.get(&cursor).cloned() else {
                 return Ok(PayloadStatus::syncing());
             };
             if let Some((lvh, why)) = state.invalid.get(&cursor).cloned() {
                 return Ok(PayloadStatus::invalid(lvh, why));
             }
             cursor = h.parent_hash;
-            branch.push((h, b));
+            branch.push((h, b, verified));
             if branch.len() > MAX_REORG_DEPTH {
                 return Err(EngineError::Internal(format!("reorg deeper than {MAX_REORG_DEPTH} blocks")));
             }
         };
         self.unwind(state, fork_number)?;
         let mut latest_valid = cursor;
-        for (h, b) in branch.into_iter().rev() {
+        for (h, b, verified) in branch.into_iter().rev() {
             let hash = h.hash();
-            match self.execute_on_head(state, &h, &b) {
+            match self.execute_on_head(state, &h, &b, verified) {
                 Ok(()) => {
                     Self::forget_side(state, &hash);
                     latest_valid = hash;
@@ -397,9 +417,10 @@ impl EngineBackend for EngineHandler {
         Ok((self.chain().genesis().chain_id, genesis.hash(), genesis.state_root))
     }
 
-    fn new_payload(&self, payload: Payload) -> Result<PayloadStatus, EngineError> {
+    fn new_payload(&self, payload: Payload, signatures_verified: bool) -> Result<PayloadStatus, EngineError> {
         let l = self.latency.as_ref();
-        let status = timed(l.map(|l| &l.new_payload), || self.new_payload_inner(&payload))?;
+        let trusted = signatures_verified && !self.verify_all_signatures;
+        let status = timed(l.map(|l| &l.new_payload), || self.new_payload_inner(&payload, trusted))?;
         if let (Some(l), qoin_engine_api::Status::Invalid) = (l, status.status) {
             l.invalid.inc();
         }
@@ -512,7 +533,13 @@ impl EngineHandler {
 }
 
 impl EngineHandler {
-    fn new_payload_inner(&self, payload: &Payload) -> Result<PayloadStatus, EngineError> {
+    /// `signatures_verified`: the consensus client verified every signature, and this handler
+    /// takes its word.
+    fn new_payload_inner(
+        &self,
+        payload: &Payload,
+        signatures_verified: bool,
+    ) -> Result<PayloadStatus, EngineError> {
         self.refuse_if_mining_locally()?;
         let (header, body) = payload_to_block(payload);
         let hash = header.hash();
@@ -539,12 +566,18 @@ impl EngineHandler {
         let head = self.chain().head().map_err(internal)?;
         if payload.parent_hash == head.hash() {
             let _producing = self.node.producing();
-            return match self.execute_on_head(&mut state, &header, &body) {
+            return match self.execute_on_head(&mut state, &header, &body, signatures_verified) {
                 Ok(()) => {
-                    let read = self.chain().store().read().map_err(internal)?;
-                    let txs = qoin_el_storage::reader::block_transactions(&read, header.number)
-                        .map_err(internal)?;
-                    qoin_el_node::log_block(&header, &txs, "from the consensus client");
+                    let read_back = || {
+                        let read = self.chain().store().read().ok()?;
+                        qoin_el_storage::reader::block_transactions(&read, header.number).ok()
+                    };
+                    qoin_el_node::log_imported_block(
+                        &header,
+                        body.transactions.len(),
+                        || read_back().unwrap_or_default(),
+                        "from the consensus client",
+                    );
                     Ok(PayloadStatus::valid())
                 }
                 Err(e) if is_invalid(&e) => {
@@ -556,7 +589,7 @@ impl EngineHandler {
                 Err(e) => Err(internal(e)),
             };
         }
-        Self::remember_side(&mut state, header, body);
+        Self::remember_side(&mut state, header, body, signatures_verified);
         Ok(if parent_known { PayloadStatus::accepted() } else { PayloadStatus::syncing() })
     }
 

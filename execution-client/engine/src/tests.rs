@@ -74,14 +74,18 @@ fn build_import_and_credit_exactly_what_the_attributes_say() {
     assert_eq!(value, U256::from(2 * 21_000u64), "tip × gas");
     assert_eq!(head(&e).hash(), genesis, "building writes nothing");
 
-    assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid());
+    assert_eq!(e.new_payload(payload.clone(), false).unwrap(), PayloadStatus::valid());
     assert_eq!(head(&e).hash(), payload.block_hash);
     assert_eq!(
         balance(&e, &miner),
         U256::from(427_789_185_489_390_828u64 + 42_000),
         "credit plus priority fees"
     );
-    assert_eq!(e.new_payload(payload.clone()).unwrap(), PayloadStatus::valid(), "known block: VALID again");
+    assert_eq!(
+        e.new_payload(payload.clone(), false).unwrap(),
+        PayloadStatus::valid(),
+        "known block: VALID again"
+    );
     assert!(e.node.pool().is_empty(), "the included transaction left the pool");
     let (st, none) = e.forkchoice_updated(payload.block_hash, Some(genesis), None).unwrap();
     assert_eq!((st.status, none), (Status::Valid, None));
@@ -112,7 +116,7 @@ fn wrong_payloads_are_invalid_and_change_nothing() {
 
     let mut bad_hash = good.clone();
     bad_hash.gas_used += 1;
-    let st = e.new_payload(bad_hash).unwrap();
+    let st = e.new_payload(bad_hash, false).unwrap();
     assert_eq!(st.status, Status::Invalid);
     assert!(st.validation_error.unwrap().contains("block hash mismatch"));
 
@@ -122,7 +126,7 @@ fn wrong_payloads_are_invalid_and_change_nothing() {
     lying.credits[0].amount += U256::from(1u8);
     let (h, b) = payload_to_block(&lying);
     lying = block_to_payload(&h, &b);
-    let st = e.new_payload(lying.clone()).unwrap();
+    let st = e.new_payload(lying.clone(), false).unwrap();
     assert_eq!(st.status, Status::Invalid);
     assert_eq!(st.latest_valid_hash, Some(genesis.hash()));
     assert!(st.validation_error.unwrap().contains("state_root"));
@@ -133,11 +137,11 @@ fn wrong_payloads_are_invalid_and_change_nothing() {
     let mut orphan = good.clone();
     orphan.parent_hash = B256::repeat_byte(0xdd);
     let (h, b) = payload_to_block(&orphan);
-    assert_eq!(e.new_payload(block_to_payload(&h, &b)).unwrap().status, Status::Syncing);
+    assert_eq!(e.new_payload(block_to_payload(&h, &b), false).unwrap().status, Status::Syncing);
     let (st, _) = e.forkchoice_updated(B256::repeat_byte(0xee), None, None).unwrap();
     assert_eq!(st.status, Status::Syncing, "unknown head");
 
-    assert_eq!(e.new_payload(good).unwrap().status, Status::Valid);
+    assert_eq!(e.new_payload(good, false).unwrap().status, Status::Valid);
     let stale = attrs(T0 * 1000 - 1000, Address::ZERO, 0);
     assert!(matches!(
         e.forkchoice_updated(head(&e).hash(), None, Some(stale)).unwrap_err(),
@@ -157,7 +161,7 @@ fn side_blocks_are_accepted_and_a_forkchoice_switches_branches() {
     e.node.submit(transfer(&k, 0, 1000)).unwrap();
     // Branch A: one block with the transfer. Branch B: two empty blocks by another miner.
     let a1 = build(&e, &attrs((T0 + 1) * 1000, Address::repeat_byte(0xa), 10));
-    assert_eq!(e.new_payload(a1.clone()).unwrap().status, Status::Valid);
+    assert_eq!(e.new_payload(a1.clone(), false).unwrap().status, Status::Valid);
     let (_, _) = e.forkchoice_updated(genesis, None, None).unwrap();
     assert_eq!(head(&e).hash(), genesis, "forkchoice to an ancestor unwinds");
     assert_eq!(e.node.pool().len(), 1, "the unwound transaction is back in the pool");
@@ -175,7 +179,7 @@ fn side_blocks_are_accepted_and_a_forkchoice_switches_branches() {
     let (st, _) = e.forkchoice_updated(a1.block_hash, None, None).unwrap();
     assert_eq!(st.status, Status::Valid);
     assert_eq!(head(&e).hash(), a1.block_hash);
-    assert_eq!(e.new_payload(b1.clone()).unwrap().status, Status::Accepted);
+    assert_eq!(e.new_payload(b1.clone(), false).unwrap().status, Status::Accepted);
     assert_eq!(head(&e).hash(), a1.block_hash, "an accepted side block does not move the head");
     let (st, _) = e.forkchoice_updated(b1.block_hash, None, None).unwrap();
     assert_eq!(st.status, Status::Valid);
@@ -194,7 +198,7 @@ fn account_proofs_verify_against_the_state_root() {
     let before = head(&e).state_root;
     e.node.submit(transfer(&k, 0, 1000)).unwrap();
     let p = build(&e, &attrs((T0 + 1) * 1000, Address::repeat_byte(1), 10));
-    e.new_payload(p.clone()).unwrap();
+    e.new_payload(p.clone(), false).unwrap();
     let who = [k.address(), Address::repeat_byte(0x77), Address::repeat_byte(0x55)];
     for (root, nonce) in [(before, 0), (p.state_root, 1)] {
         let proofs = e.account_proofs(root, &who).unwrap();
@@ -231,7 +235,7 @@ fn credits_to_the_same_account_add_up() {
     let mut a = attrs((T0 + 1) * 1000, miner, 700);
     a.credits.push(qoin_engine_api::Credit { address: miner, amount: U256::from(100u8) });
     let p = build(&e, &a);
-    assert_eq!(e.new_payload(p).unwrap().status, Status::Valid);
+    assert_eq!(e.new_payload(p, false).unwrap().status, Status::Valid);
     assert_eq!(balance(&e, &miner), U256::from(800u64), "a block reward and a sibling reward to one miner");
 }
 
@@ -311,17 +315,17 @@ fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     // 64 side blocks of 8 MiB each: 512 MiB offered, at most MAX_SIDE_BYTES kept.
     let big = Body { transactions: vec![Bytes::from(vec![0u8; 8 << 20])], credits: vec![] };
     for n in 0..64 {
-        EngineHandler::remember_side(&mut state, header(n), big.clone());
+        EngineHandler::remember_side(&mut state, header(n), big.clone(), false);
         assert!(state.side_bytes <= MAX_SIDE_BYTES, "{} bytes held", state.side_bytes);
     }
-    assert_eq!(state.side_bytes, state.side.values().map(|(_, b)| side_size(b)).sum::<usize>());
+    assert_eq!(state.side_bytes, state.side.values().map(|(_, b, _)| side_size(b)).sum::<usize>());
     assert!(state.side.len() < 64 && !state.side.is_empty());
     assert!(state.side.contains_key(&header(63).hash()), "the newest is kept, the oldest dropped");
     assert!(!state.side.contains_key(&header(0).hash()));
     // Small blocks are still kept by the thousand.
     let small = Body { transactions: vec![Bytes::from(vec![0u8; 100])], credits: vec![] };
     for n in 100..100 + MAX_SIDE as u64 {
-        EngineHandler::remember_side(&mut state, header(n), small.clone());
+        EngineHandler::remember_side(&mut state, header(n), small.clone(), false);
     }
     assert_eq!(state.side.len(), MAX_SIDE);
     // One made canonical is forgotten, and its bytes with it.
@@ -331,10 +335,10 @@ fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     // A head more than MAX_REORG_DEPTH above a side block prunes it: no reorg can reach it.
     let top = 100 + MAX_SIDE as u64 - 2;
     EngineHandler::prune_side(&mut state, 100 + 1000 + MAX_REORG_DEPTH as u64);
-    assert!(state.side.values().all(|(h, _)| h.number >= 1100), "pruned below the reorg bound");
+    assert!(state.side.values().all(|(h, _, _)| h.number >= 1100), "pruned below the reorg bound");
     assert_eq!(state.side.len(), (top - 1100 + 1) as usize);
     assert_eq!(state.side_order.len(), state.side.len(), "the order forgets them too");
-    assert_eq!(state.side_bytes, state.side.values().map(|(_, b)| side_size(b)).sum::<usize>());
+    assert_eq!(state.side_bytes, state.side.values().map(|(_, b, _)| side_size(b)).sum::<usize>());
     EngineHandler::prune_side(&mut state, 5);
     assert_eq!(state.side.len(), (top - 1100 + 1) as usize, "a low head prunes nothing");
 
@@ -342,12 +346,50 @@ fn side_blocks_are_capped_in_bytes_as_well_as_in_number() {
     // in the order: MAX_SIDE - 1 blocks after it do not push it out.
     let mut state = State::default();
     let again = header(1);
-    EngineHandler::remember_side(&mut state, again.clone(), small.clone());
+    EngineHandler::remember_side(&mut state, again.clone(), small.clone(), false);
     EngineHandler::forget_side(&mut state, &again.hash());
-    EngineHandler::remember_side(&mut state, again.clone(), small.clone());
+    EngineHandler::remember_side(&mut state, again.clone(), small.clone(), false);
     for n in 2..1 + MAX_SIDE as u64 {
-        EngineHandler::remember_side(&mut state, header(n), small.clone());
+        EngineHandler::remember_side(&mut state, header(n), small.clone(), false);
     }
     assert_eq!(state.side.len(), MAX_SIDE);
     assert!(state.side.contains_key(&again.hash()), "kept by its newer place in the order");
+}
+
+#[test]
+fn a_forged_signature_is_invalid_unless_the_consensus_client_vouches_for_it() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let (_d, builder) = node(std::slice::from_ref(&k));
+    builder.node.submit(transfer(&k, 0, 1000)).unwrap();
+    let good = build(&builder, &attrs((T0 + 1) * 1000, Address::repeat_byte(1), 100));
+    // The last byte of the encoding is the signature's: the id, the execution and the state
+    // root stay the same; only the transactions root (and so the block hash) changes.
+    let mut raw = good.transactions[0].to_vec();
+    *raw.last_mut().unwrap() ^= 1;
+    let mut forged = good.clone();
+    forged.transactions[0] = raw.into();
+    let (h, b) = payload_to_block(&forged);
+    let forged = block_to_payload(&h, &b);
+    assert_ne!(forged.block_hash, good.block_hash);
+
+    // Checked here: refused, nothing written.
+    let (_d2, checker) = node(std::slice::from_ref(&k));
+    let genesis = head(&checker);
+    let st = checker.new_payload(forged.clone(), false).unwrap();
+    assert_eq!(st.status, Status::Invalid);
+    assert!(st.validation_error.unwrap().contains("bad signature"));
+    assert_eq!(head(&checker), genesis);
+
+    // `--engine.verify-all-signatures` checks even what the consensus client vouched for.
+    let (_d3, strict) = node(std::slice::from_ref(&k));
+    let strict = strict.verify_all_signatures(true);
+    assert_eq!(strict.new_payload(forged.clone(), true).unwrap().status, Status::Invalid);
+
+    // By default the consensus client's word is taken: the block executes (its signatures are
+    // the consensus client's to check, spec §15.3), and the honest one still does.
+    let (_d4, trusting) = node(std::slice::from_ref(&k));
+    assert_eq!(trusting.new_payload(forged.clone(), true).unwrap().status, Status::Valid);
+    assert_eq!(head(&trusting).hash(), forged.block_hash);
+    let (_d5, honest) = node(std::slice::from_ref(&k));
+    assert_eq!(honest.new_payload(good, true).unwrap().status, Status::Valid);
 }

@@ -321,23 +321,53 @@ impl Node {
 /// created contract). `source` says where the block came from (`"produced"` locally, or
 /// `"from the consensus client"`).
 pub fn log_block(h: &ElHeader, transactions: &[(SignedTx, u64, bool)], source: &str) {
+    log_block_line(h, transactions.len(), source);
+    for t in transactions {
+        tx_line!(tracing::Level::INFO, t);
+    }
+}
+
+/// A block imported for the consensus client: its line at `info`, its transactions' at
+/// `debug` (a synced block may hold thousands). `transactions` reads them back only when
+/// `debug` is on for the target.
+pub fn log_imported_block(
+    h: &ElHeader,
+    count: usize,
+    transactions: impl FnOnce() -> Vec<(SignedTx, u64, bool)>,
+    source: &str,
+) {
+    log_block_line(h, count, source);
+    if tracing::enabled!(target: targets::CHAIN, tracing::Level::DEBUG) {
+        for t in &transactions() {
+            tx_line!(tracing::Level::DEBUG, t);
+        }
+    }
+}
+
+fn log_block_line(h: &ElHeader, count: usize, source: &str) {
     tracing::info!(
         target: targets::CHAIN,
         number = h.number,
         hash = %h.hash(),
-        txs = transactions.len(),
+        txs = count,
         gas = h.gas_used,
         base_fee = h.base_fee_per_gas,
         state_root = %h.state_root,
         "block {source}"
     );
-    for (t, used, ok) in transactions {
+}
+
+/// One transaction's line at `$level`: its id, gas used, outcome and created contract.
+macro_rules! tx_line {
+    ($level:expr, $t:expr) => {{
+        let (t, used, ok): &(SignedTx, u64, bool) = $t;
         let created = match t.request().to {
             TxKind::Create => Some(t.sender().create(t.request().nonce)),
             TxKind::Call(_) => None,
         };
-        tracing::info!(
+        tracing::event!(
             target: targets::CHAIN,
+            $level,
             tx = %t.id(),
             gas_used = used,
             outcome = if *ok { "ok" } else { "REVERTED" },
@@ -345,8 +375,9 @@ pub fn log_block(h: &ElHeader, transactions: &[(SignedTx, u64, bool)], source: &
             "  {}",
             describe(t)
         );
-    }
+    }};
 }
+use tx_line;
 
 fn describe(tx: &SignedTx) -> String {
     let r = tx.request();

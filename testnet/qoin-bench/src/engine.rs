@@ -49,7 +49,7 @@ fn el(dir: &std::path::Path, funded: &[Address]) -> Arc<Node> {
 /// answer VALID.
 pub(crate) async fn import_timed(client: &EngineClient, payload: &Payload, round: usize) -> f64 {
     let t = Instant::now();
-    let st = client.new_payload(payload).await.unwrap_or_else(|e| fail(&e));
+    let st = client.new_payload(payload, false).await.unwrap_or_else(|e| fail(&e));
     let (fc, _) =
         client.forkchoice_updated(payload.block_hash, None, None).await.unwrap_or_else(|e| fail(&e));
     let ms = t.elapsed().as_secs_f64() * 1000.0;

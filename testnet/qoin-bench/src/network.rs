@@ -323,9 +323,20 @@ fn restart_and_catch_up(net: &Testnet) -> CatchUp {
         std::thread::sleep(Duration::from_millis(50));
     }
     let wall_s = restarted.elapsed().as_secs_f64();
-    // (The log goes on from before the kill.)
-    let log: Vec<Value> =
-        net.cl_log(1).into_iter().filter(|l| at(l).is_some_and(|t| t >= restarted_at)).collect();
+    // (The log goes on from before the kill.) The execution client's head reaches the target
+    // as the last block executes, a little before the consensus client samples it and logs
+    // `synced`: wait for that line.
+    let since_restart = || -> Vec<Value> {
+        net.cl_log(1).into_iter().filter(|l| at(l).is_some_and(|t| t >= restarted_at)).collect()
+    };
+    let mut log = since_restart();
+    let waiting = Instant::now();
+    while !log.iter().any(|l| field(l, "message") == Some("synced"))
+        && waiting.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        log = since_restart();
+    }
     let began = log.iter().find(|l| field(l, "message") == Some("syncing")).and_then(at);
     let synced: Vec<&Value> = log.iter().filter(|l| field(l, "message") == Some("synced")).collect();
     let ended = synced.last().and_then(|l| at(l));
