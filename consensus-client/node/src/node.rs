@@ -358,9 +358,9 @@ impl Node {
             cursor = self.store.meta(&cursor).context("meta of a block in the tree")?.parent_hash;
         }
         for hash in unsampled.iter().rev() {
-            let (payload, decoded) = match self.recent.take() {
-                Some((h, payload, txs)) if h == *hash => (payload, Some(txs)),
-                _ => (self.stored(hash)?.1, None),
+            let (payload, decoded) = match self.recent.take_if(|(h, ..)| h == hash) {
+                Some((_, payload, txs)) => (payload, Some(txs)),
+                None => (self.stored(hash)?.1, None),
             };
             let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
             let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;
