@@ -242,7 +242,7 @@ impl Node {
         payload: &Payload,
         meta: BlockMeta,
     ) -> Result<(), ImportError> {
-        // The cheap checks first (again in `import_body_checked`: a few lookups).
+        // The cheap checks first.
         self.check_payload(header, payload, &meta)?;
         // The transactions root, signatures and chain ids (in parallel), off the async threads.
         let (h, body, chain_id) = (header.clone(), payload.clone(), self.params.chain_id);
@@ -250,13 +250,11 @@ impl Node {
             .await
             .context("block body check task")?
             .map_err(|e| ImportError::Rejected(e.to_string()))?;
-        self.import_body_checked(header, payload, meta, txs).await
+        self.store_and_execute(header, payload, meta, txs).await
     }
 
     /// [`Self::import_checked`] for a block whose body already passed [`validate_body`],
-    /// giving `txs` (sync checks a slice's bodies ahead of its imports): the payload checks,
-    /// then the block is stored, executed by the execution client (told the signatures were
-    /// verified here) and fork choice runs.
+    /// giving `txs` (sync checks a slice's bodies ahead of its imports).
     pub(crate) async fn import_body_checked(
         &mut self,
         header: &Header,
@@ -265,6 +263,18 @@ impl Node {
         txs: Vec<SignedTx>,
     ) -> Result<(), ImportError> {
         self.check_payload(header, payload, &meta)?;
+        self.store_and_execute(header, payload, meta, txs).await
+    }
+
+    /// A fully checked block is stored, executed by the execution client (told the signatures
+    /// were verified here), and fork choice runs.
+    async fn store_and_execute(
+        &mut self,
+        header: &Header,
+        payload: &Payload,
+        meta: BlockMeta,
+        txs: Vec<SignedTx>,
+    ) -> Result<(), ImportError> {
         // Stored before the execution client sees it: whatever the execution client commits
         // is then in the store too, so a crash of either side loses no block (on reconnection
         // the stored head is sent again).

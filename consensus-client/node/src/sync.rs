@@ -196,13 +196,7 @@ impl P2p {
                 let (next, tail) = rest.split_at(slice_len.min(rest.len()));
                 rest = tail;
                 let next_wanted = lacking(node, next);
-                let fetch = async {
-                    if next_wanted.is_empty() {
-                        Ok(HashMap::new())
-                    } else {
-                        self.payloads(peer, target, &next_wanted).await
-                    }
-                };
+                let fetch = self.payloads(peer, target, &next_wanted);
                 let import = import_slice(node, peer, target, slice, payloads, &mut progress);
                 let (fetched, done) = tokio::join!(fetch, import);
                 done?;
@@ -341,8 +335,9 @@ impl P2p {
         Ok(Pending { header, meta })
     }
 
-    /// The payloads of `wanted` (payload hash, block hash; in import order), from every peer claiming at least
-    /// `target`'s work, `IN_FLIGHT` requests at a time.
+    /// The payloads of `wanted` (payload hash, block hash; in import order; none asked when it
+    /// is empty), from every peer claiming at least `target`'s work, `IN_FLIGHT` requests at a
+    /// time.
     ///
     /// A server answers as many payloads as fit in one response frame (16 MiB): a block of a
     /// thousand PQ transactions is about 5 MB, so an answer may hold only a few of the 64

@@ -218,13 +218,10 @@ pub fn check(
         }
     };
     let all_plain = plan.txs.iter().all(plain);
-    // Each account's transactions in block order: those it sent, and those it sent or
-    // received (looked up per sampled account; scanning the block for each would be
-    // quadratic).
-    let mut sent_by: HashMap<Address, Vec<&SignedTx>> = HashMap::new();
+    // Each account's transactions (sent or received) in block order, looked up per sampled
+    // account: scanning the block for each would be quadratic.
     let mut involving: HashMap<Address, Vec<&SignedTx>> = HashMap::new();
     for t in &plan.txs {
-        sent_by.entry(t.sender()).or_default().push(t);
         involving.entry(t.sender()).or_default().push(t);
         if let TxKind::Call(to) = t.request().to {
             if to != t.sender() {
@@ -234,8 +231,9 @@ pub fn check(
     }
 
     // Nonces of every sender.
+    let involving_of = |a: &Address| -> &[&SignedTx] { involving.get(a).map_or(&[], Vec::as_slice) };
     for a in &plan.sampled[..plan.senders] {
-        let sent: &[&SignedTx] = sent_by.get(a).map_or(&[], Vec::as_slice);
+        let sent: Vec<&SignedTx> = involving_of(a).iter().copied().filter(|t| t.sender() == *a).collect();
         let (b, p) = (pre[a], post[a]);
         let first = sent.first().map_or(0, |t| t.request().nonce);
         let expected = b.nonce + sent.len() as u64;
@@ -258,7 +256,7 @@ pub fn check(
         return Ok(0);
     }
     for a in &plan.sampled {
-        let involved: &[&SignedTx] = involving.get(a).map_or(&[], Vec::as_slice);
+        let involved = involving_of(a);
         let fee_recipient = *a == payload.fee_recipient;
         let (b, p) = (pre[a], post[a]);
         if b.exists && (b.code_hash != EMPTY_CODE || b.storage_root != EMPTY_ROOT) {
