@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | [`Portable`] | 4 × 16 in a `u64` (SWAR) | always available |
 //! | `Avx2` | 32 × 16 in two 256-bit registers | the CPU has AVX2 (run-time detection) |
-//! | `Avx512` | 64 × 16 in two 512-bit registers | the CPU has AVX-512F and AVX-512BW |
+//! | `Avx512` | 64 × 16 in two 512-bit registers (generated assembly) | the CPU has AVX-512F and AVX-512BW |
 //! | [`cuda::Cuda`] | 262,144 threads × 32 equations | a CUDA device, driver and NVRTC are present |
 //!
 //! [`available`] lists the backends this CPU runs and [`fastest`] picks one. A search is

@@ -49,6 +49,30 @@ fn backends_agree_with_the_portable_solver_on_larger_systems() {
 }
 
 #[test]
+fn a_hit_is_checked_against_the_whole_system() {
+    // The driver checks a hit in the inner variables (the high ones fixed per lane and chunk):
+    // the same value as the whole system's at the point.
+    let sys = MqSystem::from_seed(&B256::repeat_byte(10), 40, 48);
+    let mut x = 0x1234_5678_9abc_u64;
+    for n_inner in [8, 9, 15, 16, 17, 23, 24] {
+        for _ in 0..200 {
+            // xorshift: points spread over the whole space
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let point = u128::from(x) & ((1u128 << 48) - 1);
+            let (c, lin) = sys.fix_high(n_inner, point);
+            let low = (point & ((1u128 << n_inner) - 1)) as u64;
+            assert_eq!(
+                crate::driver::eval_inner(c, &lin, sys.quad(), low),
+                sys.eval(point),
+                "n_inner {n_inner}"
+            );
+        }
+    }
+}
+
+#[test]
 fn accept_ends_the_search_early() {
     let sys = MqSystem::from_seed(&B256::repeat_byte(9), 16, 28);
     for s in available() {
