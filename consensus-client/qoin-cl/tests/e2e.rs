@@ -490,9 +490,9 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     // Its own events are not needed past this point (the network answers statuses itself).
     drop(events);
     // While it syncs, its execution client's eth_syncing says so (as geth's does), and it
-    // answers its peers: the answers show a head still below the target.
+    // answers its peers: the answers show a head still behind the chain it syncs.
     let mut seen: Option<Value> = None;
-    let mut answered_while_behind: Option<(u64, Vec<qoin_primitives::Header>)> = None;
+    let mut answered_while_behind: Option<(u64, u64, Vec<qoin_primitives::Header>)> = None;
     let height = wait_for("the fresh node to sync", 300, || {
         if let Ok(s) = rpc(fresh.http(), "eth_syncing", json!([])) {
             if s.is_object() {
@@ -509,7 +509,7 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
                             (
                                 Ok(Ok(qoin_cl_network::Response::Status(s))),
                                 Ok(Ok(qoin_cl_network::Response::Headers(h))),
-                            ) => Some((s.head_height, h)),
+                            ) => Some((s.head_height, block_number(miner.http()).unwrap_or(0), h)),
                             other => panic!("the syncing node did not answer within 5 s: {other:?}"),
                         }
                     });
@@ -518,8 +518,11 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
         }
         block_number(fresh.http()).filter(|n| *n >= target)
     });
-    let (head_then, headers) = answered_while_behind.expect("asked while the node synced");
-    assert!(head_then < target, "answered during the sync: head {head_then} of {target}");
+    let (head_then, miner_then, headers) = answered_while_behind.expect("asked while the node synced");
+    // Behind the chain it syncs when it answered. Not necessarily below `target`: the miner
+    // keeps mining (faster than a block a second at this easy difficulty), so the sync goes
+    // on in rounds, and under load the first answer may come in a later round.
+    assert!(head_then < miner_then, "answered during the sync: head {head_then}, the miner's {miner_then}");
     // What it had imported so far, from the miner's chain.
     assert!(headers.len() <= 4);
     for h in &headers {
