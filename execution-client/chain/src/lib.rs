@@ -10,7 +10,7 @@
 pub mod test_utils;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
-use qoin_el_storage::block::{next_base_fee, Body, Credit, ElHeader, Receipt};
+use qoin_el_storage::block::{next_base_fee, Body, Credit, ElHeader, Receipt, SealedBlock};
 use qoin_el_storage::reader::{decode_header, head, HEAD_KEY};
 use qoin_el_storage::tables::{
     AccountChanges, Accounts, Bodies, Bytecodes, HeaderNumbers, Headers, Meta, PriorAccount, Receipts,
@@ -105,7 +105,7 @@ impl Chain {
             );
         }
         let post = post_state(&tx, EMPTY_ROOT, diffs, codes)?;
-        let empty = qoin_el_storage::block::ordered_root(&[]);
+        let empty = qoin_el_storage::block::ordered_root::<&[u8]>(&[]);
         let header = ElHeader {
             parent_hash: B256::ZERO,
             number: 0,
@@ -121,7 +121,7 @@ impl Chain {
             base_fee_per_gas: qoin_primitives::fee::genesis_base_fee(&self.genesis),
             prev_randao: B256::ZERO,
         };
-        write_block(&tx, &header, &[], &[], &[], &post)?;
+        write_block(&tx, &header, &Body::default(), &[], &[], &post)?;
         tx.put::<Meta>(&GENESIS_KEY.to_string(), &genesis_id(&self.genesis))?;
         tx.commit()?;
         Ok(())
@@ -184,6 +184,22 @@ impl Chain {
         body: &Body,
         already_verified: &(dyn Fn(&SignedTx) -> bool + Sync),
     ) -> Result<B256, ExecError> {
+        let sealed = SealedBlock::seal(header, body.clone());
+        if sealed.header() != header {
+            return Err(ExecError::InvalidBlock(header_mismatch(sealed.header(), header)));
+        }
+        self.import_sealed(&sealed, already_verified)
+    }
+
+    /// [`Chain::import_with`] for a block whose body roots were computed from its body
+    /// already (the engine's payload, whose hash it checked): the transactions' bytes are not
+    /// hashed again.
+    pub fn import_sealed(
+        &self,
+        block: &SealedBlock,
+        already_verified: &(dyn Fn(&SignedTx) -> bool + Sync),
+    ) -> Result<B256, ExecError> {
+        let (header, body) = (block.header(), block.body());
         let tx = self.store.write()?;
         let parent = head(&tx)?;
         if header.parent_hash != parent.hash() {
@@ -199,32 +215,29 @@ impl Chain {
         if header.timestamp < parent.timestamp {
             return Err(ExecError::InvalidBlock("timestamp before the parent's".into()));
         }
-        let txs: Vec<SignedTx> = body
+        // Decoded on every core (each derives its sender's address and id: two keccaks); the
+        // first malformed one in block order is the one reported.
+        let decoded: Vec<Result<SignedTx, String>> = body
             .transactions
-            .iter()
-            .enumerate()
-            .map(|(index, raw)| {
-                SignedTx::decode(raw)
-                    .map_err(|e| ExecError::InvalidTransaction { index, reason: e.to_string() })
-            })
-            .collect::<Result<_, _>>()?;
+            .par_iter()
+            .map(|raw| SignedTx::decode(raw).map_err(|e| e.to_string()))
+            .collect();
+        let mut txs = Vec::with_capacity(decoded.len());
+        for (index, t) in decoded.into_iter().enumerate() {
+            txs.push(t.map_err(|reason| ExecError::InvalidTransaction { index, reason })?);
+        }
         let bad = txs.par_iter().position_first(|t| !already_verified(t) && t.verify_signature().is_err());
         if let Some(index) = bad {
             return Err(ExecError::InvalidTransaction { index, reason: "bad signature".into() });
         }
         let env = self.child_env(&parent, header.timestamp, header.beneficiary, header.prev_randao);
-        let executed = execute(&tx, &parent, &env, txs, body.credits.clone(), Mode::Import)?;
+        let mode = Mode::Import { transactions_root: header.transactions_root };
+        let executed = execute(&tx, &parent, &env, txs, body.credits.clone(), mode)?;
         if executed.header != *header {
             return Err(ExecError::InvalidBlock(header_mismatch(&executed.header, header)));
         }
-        write_block(
-            &tx,
-            header,
-            &executed.transactions,
-            &executed.receipts,
-            &executed.credits,
-            &executed.post,
-        )?;
+        // The body as it came: its encodings are what the transactions root covers.
+        write_block(&tx, header, body, &executed.transactions, &executed.receipts, &executed.post)?;
         tx.commit()?;
         self.head_moved();
         Ok(header.hash())
@@ -239,7 +252,11 @@ impl Chain {
             return Err(ExecError::InvalidBlock("the head moved since the payload was built".into()));
         }
         let h = &executed.header;
-        write_block(&tx, h, &executed.transactions, &executed.receipts, &executed.credits, &executed.post)?;
+        let body = Body {
+            transactions: executed.transactions.iter().map(|t| Bytes::from(t.encode())).collect(),
+            credits: executed.credits.clone(),
+        };
+        write_block(&tx, h, &body, &executed.transactions, &executed.receipts, &executed.post)?;
         tx.commit()?;
         self.head_moved();
         Ok(h.hash())
@@ -271,7 +288,7 @@ impl Chain {
         }
         let post = post_state(&tx, parent.state_root, diffs, codes)?;
         let header = ElHeader { state_root: post.state_root, ..empty.header };
-        write_block(&tx, &header, &[], &[], &[], &post)?;
+        write_block(&tx, &header, &Body::default(), &[], &[], &post)?;
         tx.commit()?;
         self.head_moved();
         Ok(header)
@@ -323,12 +340,14 @@ fn header_mismatch(got: &ElHeader, want: &ElHeader) -> String {
     format!("header does not match execution: {}", diffs.join("; "))
 }
 
+/// Writes a block: `body` holds the transactions' encodings (those of `transactions`, the
+/// same transactions decoded) and the credits.
 fn write_block(
     tx: &WriteTx<'_>,
     header: &ElHeader,
+    body: &Body,
     transactions: &[SignedTx],
     receipts: &[Receipt],
-    credits: &[Credit],
     post: &PostState,
 ) -> Result<(), ExecError> {
     let n = header.number;
@@ -358,11 +377,7 @@ fn write_block(
     let hash = header.hash();
     tx.put::<Headers>(&n, &alloy_rlp::encode(header))?;
     tx.put::<HeaderNumbers>(&hash, &n)?;
-    let body = Body {
-        transactions: transactions.iter().map(|t| Bytes::from(t.encode())).collect(),
-        credits: credits.to_vec(),
-    };
-    tx.put::<Bodies>(&n, &alloy_rlp::encode(&body))?;
+    tx.put::<Bodies>(&n, &alloy_rlp::encode(body))?;
     tx.put::<Receipts>(&n, &alloy_rlp::encode(receipts.to_vec()))?;
     for (index, t) in transactions.iter().enumerate() {
         tx.put::<TxLookup>(&t.id(), &TxLocation { block: n, index: index as u32 })?;

@@ -287,7 +287,14 @@ fn invalid_blocks_change_nothing() {
     let n = raw.len();
     raw[n - 10] ^= 1; // inside the ML-DSA signature
     forged.transactions[0] = raw.into();
+    // The header's transactions root commits to the signatures: it no longer matches the body.
     let e = chain.import(&built.header, &forged).unwrap_err().to_string();
+    assert!(e.contains("transactions_root"), "{e}");
+    // With a root made over the forged bytes, the signature check refuses it.
+    let sealed = qoin_el_storage::block::SealedBlock::seal(&built.header, forged.clone());
+    let e = chain.import(sealed.header(), &forged).unwrap_err().to_string();
+    assert!(e.contains("signature"), "{e}");
+    let e = chain.import_sealed(&sealed, &|_| false).unwrap_err().to_string();
     assert!(e.contains("signature"), "{e}");
 
     let mut orphan = built.header.clone();

@@ -23,7 +23,7 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use qoin_el_chain::Chain;
 use qoin_el_node::SubmitError;
 use qoin_el_node::{LatestState, LocalMining, Node};
-use qoin_el_storage::block::{ordered_root, Body, Credit, ElHeader};
+use qoin_el_storage::block::{Body, Credit, ElHeader, SealedBlock};
 use qoin_el_storage::reader::TrieReader;
 use qoin_el_storage::tables::{Bodies, HeaderNumbers, Headers};
 use qoin_engine_api::{
@@ -112,27 +112,26 @@ impl std::fmt::Debug for EngineHandler {
 }
 
 /// The execution header and body a payload describes (roots computed from its lists).
-pub fn payload_to_block(p: &Payload) -> (ElHeader, Body) {
+pub fn payload_to_block(p: &Payload) -> SealedBlock {
     let credits: Vec<Credit> =
         p.credits.iter().map(|c| Credit { address: c.address, amount: c.amount }).collect();
-    let tx_enc: Vec<Vec<u8>> = p.transactions.iter().map(|t| t.to_vec()).collect();
-    let credit_enc: Vec<Vec<u8>> = credits.iter().map(alloy_rlp::encode).collect();
     let header = ElHeader {
         parent_hash: p.parent_hash,
         number: p.number,
         timestamp: p.timestamp,
         beneficiary: p.fee_recipient,
         state_root: p.state_root,
-        transactions_root: ordered_root(&tx_enc),
+        // Both computed from the body by `seal`.
+        transactions_root: B256::ZERO,
         receipts_root: p.receipts_root,
-        credits_root: ordered_root(&credit_enc),
+        credits_root: B256::ZERO,
         logs_bloom: p.logs_bloom,
         gas_limit: p.gas_limit,
         gas_used: p.gas_used,
         base_fee_per_gas: p.base_fee_per_gas,
         prev_randao: p.prev_randao,
     };
-    (header, Body { transactions: p.transactions.clone(), credits })
+    SealedBlock::seal(&header, Body { transactions: p.transactions.clone(), credits })
 }
 
 /// The payload of a header and body.
@@ -288,11 +287,10 @@ impl EngineHandler {
     fn execute_on_head(
         &self,
         state: &mut State,
-        header: &ElHeader,
-        body: &Body,
+        block: &SealedBlock,
         signatures_verified: bool,
     ) -> Result<(), ExecError> {
-        let hash = header.hash();
+        let hash = block.header().hash();
         let built = state.building.values().find(|b| b.executed.header.hash() == hash);
         match built {
             Some(b) => {
@@ -301,7 +299,7 @@ impl EngineHandler {
             None => {
                 let pool = self.node.pool();
                 let verified = |t: &SignedTx| signatures_verified || pool.verified(t);
-                self.chain().import_with(header, body, &verified)?;
+                self.chain().import_sealed(block, &verified)?;
             }
         }
         let read = self.chain().store().read()?;
@@ -359,7 +357,14 @@ impl EngineHandler {
         let mut latest_valid = cursor;
         for (h, b, verified) in branch.into_iter().rev() {
             let hash = h.hash();
-            match self.execute_on_head(state, &h, &b, verified) {
+            // Kept from a payload (`payload_to_block`): sealing it again gives the same header.
+            let block = SealedBlock::seal(&h, b);
+            let executed = if *block.header() == h {
+                self.execute_on_head(state, &block, verified)
+            } else {
+                Err(ExecError::InvalidBlock("body roots do not match the header".into()))
+            };
+            match executed {
                 Ok(()) => {
                     Self::forget_side(state, &hash);
                     latest_valid = hash;
@@ -541,7 +546,8 @@ impl EngineHandler {
         signatures_verified: bool,
     ) -> Result<PayloadStatus, EngineError> {
         self.refuse_if_mining_locally()?;
-        let (header, body) = payload_to_block(payload);
+        let block = payload_to_block(payload);
+        let header = block.header();
         let hash = header.hash();
         let mut state = self.state();
         let parent_known = self.canonical_number(&payload.parent_hash)?.is_some()
@@ -566,15 +572,15 @@ impl EngineHandler {
         let head = self.chain().head().map_err(internal)?;
         if payload.parent_hash == head.hash() {
             let _producing = self.node.producing();
-            return match self.execute_on_head(&mut state, &header, &body, signatures_verified) {
+            return match self.execute_on_head(&mut state, &block, signatures_verified) {
                 Ok(()) => {
                     let read_back = || {
                         let read = self.chain().store().read().ok()?;
                         qoin_el_storage::reader::block_transactions(&read, header.number).ok()
                     };
                     qoin_el_node::log_imported_block(
-                        &header,
-                        body.transactions.len(),
+                        header,
+                        block.body().transactions.len(),
                         || read_back().unwrap_or_default(),
                         "from the consensus client",
                     );
@@ -589,6 +595,7 @@ impl EngineHandler {
                 Err(e) => Err(internal(e)),
             };
         }
+        let (header, body) = block.into_parts();
         Self::remember_side(&mut state, header, body, signatures_verified);
         Ok(if parent_known { PayloadStatus::accepted() } else { PayloadStatus::syncing() })
     }

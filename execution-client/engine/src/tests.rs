@@ -124,7 +124,7 @@ fn wrong_payloads_are_invalid_and_change_nothing() {
     // and finds the state root wrong.
     let mut lying = good.clone();
     lying.credits[0].amount += U256::from(1u8);
-    let (h, b) = payload_to_block(&lying);
+    let (h, b) = payload_to_block(&lying).into_parts();
     lying = block_to_payload(&h, &b);
     let st = e.new_payload(lying.clone(), false).unwrap();
     assert_eq!(st.status, Status::Invalid);
@@ -136,7 +136,7 @@ fn wrong_payloads_are_invalid_and_change_nothing() {
 
     let mut orphan = good.clone();
     orphan.parent_hash = B256::repeat_byte(0xdd);
-    let (h, b) = payload_to_block(&orphan);
+    let (h, b) = payload_to_block(&orphan).into_parts();
     assert_eq!(e.new_payload(block_to_payload(&h, &b), false).unwrap().status, Status::Syncing);
     let (st, _) = e.forkchoice_updated(B256::repeat_byte(0xee), None, None).unwrap();
     assert_eq!(st.status, Status::Syncing, "unknown head");
@@ -368,7 +368,7 @@ fn a_forged_signature_is_invalid_unless_the_consensus_client_vouches_for_it() {
     *raw.last_mut().unwrap() ^= 1;
     let mut forged = good.clone();
     forged.transactions[0] = raw.into();
-    let (h, b) = payload_to_block(&forged);
+    let (h, b) = payload_to_block(&forged).into_parts();
     let forged = block_to_payload(&h, &b);
     assert_ne!(forged.block_hash, good.block_hash);
 

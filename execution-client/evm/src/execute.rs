@@ -73,8 +73,13 @@ pub struct BlockEnvInput {
 /// Import (every transaction must be valid) or build (invalid ones are skipped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Importing a block: an invalid transaction invalidates the block.
-    Import,
+    /// Importing a block: an invalid transaction invalidates the block. Every transaction is
+    /// then included, in order, so the header's transactions root is the one of the block's
+    /// encodings, which the importer computed once (`SealedBlock`) and passes here.
+    Import {
+        /// The ordered-trie root of the block's transaction encodings.
+        transactions_root: B256,
+    },
     /// Building a payload: skip transactions that are invalid or do not fit.
     Build,
 }
@@ -352,7 +357,10 @@ pub fn execute<K: TransactionKind>(
         .collect();
     let post = post_state(tx, parent.state_root, diffs, codes)?;
 
-    let tx_encodings: Vec<Vec<u8>> = included.iter().map(SignedTx::encode).collect();
+    let transactions_root = match mode {
+        Mode::Import { transactions_root } => transactions_root,
+        Mode::Build => ordered_root(&included.iter().map(SignedTx::encode).collect::<Vec<_>>()),
+    };
     let receipt_encodings: Vec<Vec<u8>> = receipts.iter().map(Receipt::encoded).collect();
     let credit_encodings: Vec<Vec<u8>> = credits.iter().map(alloy_rlp::encode).collect();
     let header = ElHeader {
@@ -361,7 +369,7 @@ pub fn execute<K: TransactionKind>(
         timestamp: env.timestamp,
         beneficiary: env.beneficiary,
         state_root: post.state_root,
-        transactions_root: ordered_root(&tx_encodings),
+        transactions_root,
         receipts_root: ordered_root(&receipt_encodings),
         credits_root: ordered_root(&credit_encodings),
         logs_bloom: bloom,

@@ -97,6 +97,45 @@ pub fn next_base_fee(parent: &ElHeader, min: u64) -> u64 {
 
 /// Root of the ordered trie of `items` (keys `rlp(index)`), as Ethereum computes
 /// transaction and receipt roots.
-pub fn ordered_root(items: &[Vec<u8>]) -> B256 {
-    alloy_trie::root::ordered_trie_root_with_encoder(items, |item, out| out.extend_from_slice(item))
+pub fn ordered_root<T: AsRef<[u8]>>(items: &[T]) -> B256 {
+    alloy_trie::root::ordered_trie_root_with_encoder(items, |item, out| out.extend_from_slice(item.as_ref()))
+}
+
+/// The credits root of a body.
+pub fn credits_root(credits: &[Credit]) -> B256 {
+    ordered_root(&credits.iter().map(alloy_rlp::encode).collect::<Vec<_>>())
+}
+
+/// A header whose transactions and credits roots were computed from the body beside it: made
+/// only by [`SealedBlock::seal`], so an import of it needs no second pass over the
+/// transactions' bytes (the transactions root of a full block hashes megabytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlock {
+    header: ElHeader,
+    body: Body,
+}
+
+impl SealedBlock {
+    /// `header` with its transactions and credits roots computed from `body` (the root over
+    /// the transactions' encodings as given).
+    pub fn seal(header: &ElHeader, body: Body) -> Self {
+        let header = ElHeader {
+            transactions_root: ordered_root(&body.transactions),
+            credits_root: credits_root(&body.credits),
+            ..header.clone()
+        };
+        Self { header, body }
+    }
+    /// The header.
+    pub fn header(&self) -> &ElHeader {
+        &self.header
+    }
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+    /// The header and the body.
+    pub fn into_parts(self) -> (ElHeader, Body) {
+        (self.header, self.body)
+    }
 }
