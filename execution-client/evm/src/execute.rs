@@ -7,7 +7,7 @@
 
 use crate::state::{StateError, StateReader};
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
-use qoin_el_storage::block::{ordered_root, Credit, ElHeader, Receipt};
+use qoin_el_storage::block::{credits_root, ordered_root, Credit, ElHeader, Receipt};
 use qoin_el_storage::reader::{TrieAccount, TrieReader};
 use qoin_el_storage::tables::{AccountRecord, Accounts, Storage};
 use qoin_el_storage::StorageError;
@@ -362,7 +362,6 @@ pub fn execute<K: TransactionKind>(
         Mode::Build => ordered_root(&included.iter().map(SignedTx::encode).collect::<Vec<_>>()),
     };
     let receipt_encodings: Vec<Vec<u8>> = receipts.iter().map(Receipt::encoded).collect();
-    let credit_encodings: Vec<Vec<u8>> = credits.iter().map(alloy_rlp::encode).collect();
     let header = ElHeader {
         parent_hash: parent.hash(),
         number: env.number,
@@ -371,7 +370,7 @@ pub fn execute<K: TransactionKind>(
         state_root: post.state_root,
         transactions_root,
         receipts_root: ordered_root(&receipt_encodings),
-        credits_root: ordered_root(&credit_encodings),
+        credits_root: credits_root(&credits),
         logs_bloom: bloom,
         gas_limit: env.gas_limit,
         gas_used: cumulative,
