@@ -45,6 +45,37 @@ pub struct Node {
     /// The block imported last, with its transactions decoded by the block checks: sampling
     /// it (usually at once) then neither reads it back from the store nor decodes it again.
     recent: Option<(B256, Payload, Vec<SignedTx>)>,
+    /// A block the execution client has as its head whose sampling is under way (sync's
+    /// pipelined imports: its proofs are asked while the next block executes). The stored head
+    /// stays at its parent until the sample is in; [`Self::update_head`] settles it first.
+    pending: Option<SampleJob>,
+}
+
+/// What a sampling task found: the accounts sampled, and how many balances were recomputed
+/// (`Ok`) or why the execution client is wrong (`Err`).
+type SampleOutcome = Result<(usize, Result<usize, String>), EngineError>;
+
+/// One block's sampling, running in a task of its own: the plan, both states' proofs asked at
+/// once, and the check on the blocking threads (proof verification hashes every node).
+struct SampleJob {
+    hash: B256,
+    height: u64,
+    task: tokio::task::JoinHandle<SampleOutcome>,
+    /// The task's outcome once it has been awaited.
+    outcome: Option<SampleOutcome>,
+}
+
+impl SampleJob {
+    /// Waits until the task is done (cancel-safe: a second call after a cancelled one waits
+    /// on the same task).
+    async fn ready(&mut self) {
+        if self.outcome.is_none() {
+            let outcome = (&mut self.task)
+                .await
+                .unwrap_or_else(|e| Err(EngineError::Internal(format!("sampling task: {e}"))));
+            self.outcome = Some(outcome);
+        }
+    }
 }
 
 pub(crate) async fn timed<T>(h: &qoin_metrics::Histogram, f: impl Future<Output = T>) -> T {
@@ -110,7 +141,7 @@ impl Node {
         tracing::info!(target: targets::STORE, "chain store: {} blocks, head #{} {head}",
             store.tree().len(),
             store.meta(&head).map_or(0, |m| m.height));
-        Ok(Self { params, store, engine, metrics, sample_k: config.sample_k, recent: None })
+        Ok(Self { params, store, engine, metrics, sample_k: config.sample_k, recent: None, pending: None })
     }
 
     /// The chain store.
@@ -250,12 +281,16 @@ impl Node {
             .await
             .context("block body check task")?
             .map_err(|e| ImportError::Rejected(e.to_string()))?;
-        self.store_and_execute(header, payload, meta, txs).await
+        self.store_and_execute(header, payload, meta, txs, false).await
     }
 
     /// [`Self::import_checked`] for a block whose body already passed [`validate_body`],
-    /// giving `txs` (sync checks a slice's bodies ahead of its imports).
-    pub(crate) async fn import_body_checked(
+    /// giving `txs` (sync checks a slice's bodies ahead of its imports). Pipelined: the block
+    /// is executed while the block imported before it is still being sampled, and its own
+    /// sampling is left under way when it extends the head (see [`Self::pending`]); a fault
+    /// sampling finds in the block before is returned by this import, after the head settled.
+    /// The caller settles the last sample with [`Self::update_head`].
+    pub(crate) async fn import_pipelined(
         &mut self,
         header: &Header,
         payload: &Payload,
@@ -263,35 +298,47 @@ impl Node {
         txs: Vec<SignedTx>,
     ) -> Result<(), ImportError> {
         self.check_payload(header, payload, &meta)?;
-        self.store_and_execute(header, payload, meta, txs).await
+        self.store_and_execute(header, payload, meta, txs, true).await
     }
 
     /// A fully checked block is stored, executed by the execution client (told the signatures
-    /// were verified here), and fork choice runs.
+    /// were verified here), and fork choice runs; `pipelined`: see [`Self::import_pipelined`].
     async fn store_and_execute(
         &mut self,
         header: &Header,
         payload: &Payload,
         meta: BlockMeta,
         txs: Vec<SignedTx>,
+        pipelined: bool,
     ) -> Result<(), ImportError> {
         // Stored before the execution client sees it: whatever the execution client commits
         // is then in the store too, so a crash of either side loses no block (on reconnection
         // the stored head is sent again).
         let hash = meta.hash;
         self.store.insert(header, payload, meta).map_err(anyhow::Error::from)?;
-        let status = timed(&self.metrics.new_payload, self.engine.new_payload(payload, true)).await?;
+        // The sample under way (the parent's, when pipelined) finishes beside the execution.
+        let mut pending = self.pending.take();
+        let (status, ()) =
+            tokio::join!(timed(&self.metrics.new_payload, self.engine.new_payload(payload, true)), async {
+                if let Some(job) = pending.as_mut() {
+                    job.ready().await;
+                }
+            });
+        self.pending = pending;
+        let status = status?;
         if status.status == Status::Invalid {
             self.metrics.invalid_payloads.inc();
             let why = status.validation_error.clone().unwrap_or_default();
             self.mark_reported_invalid(&hash, &status)?;
+            // The parent's sample is settled before the refusal is returned.
+            self.update_head(false).await?;
             return Err(ImportError::Rejected(format!(
                 "the execution client found the payload invalid: {why}"
             )));
         }
         self.recent = Some((hash, payload.clone(), txs));
         // Sampled when it becomes canonical (now, if it extends the head).
-        self.update_head(false).await
+        self.settle_head(false, pipelined).await
     }
 
     /// What needs no execution: the payload against its header and its parent's fee fields.
@@ -316,43 +363,83 @@ impl Node {
         Ok(())
     }
 
-    /// Samples the block's accounts; `Ok(Err(why))` when the execution client lied.
-    /// `decoded`: its transactions, when the block checks decoded them already.
-    async fn sample(
+    /// Starts sampling `hash` (at `height`, child of `parent`): a task plans the accounts from
+    /// `payload` (with its decoded transactions when the block checks decoded them), asks both
+    /// states' proofs at once (the execution client answers each on its own thread) and checks
+    /// them.
+    fn start_sample(
         &self,
-        payload: &Payload,
+        hash: B256,
+        height: u64,
+        payload: Payload,
         decoded: Option<Vec<SignedTx>>,
         parent: &BlockMeta,
-    ) -> Result<Result<(), String>, EngineError> {
-        let seed = sampling::fresh_seed(&payload.block_hash);
-        let plan = match decoded {
-            Some(txs) => sampling::plan_decoded(payload, txs, &seed, self.sample_k),
-            None => match sampling::plan(payload, &seed, self.sample_k) {
+    ) -> SampleJob {
+        let (engine, metrics, k, parent_root) =
+            (self.engine.clone(), self.metrics.clone(), self.sample_k, parent.state_root);
+        let task = tokio::spawn(async move {
+            let blocking =
+                |what: &str, e: tokio::task::JoinError| EngineError::Internal(format!("{what}: {e}"));
+            let (payload, plan) = tokio::task::spawn_blocking(move || {
+                let seed = sampling::fresh_seed(&payload.block_hash);
+                let plan = match decoded {
+                    Some(txs) => Ok(sampling::plan_decoded(&payload, txs, &seed, k)),
+                    None => sampling::plan(&payload, &seed, k),
+                };
+                (payload, plan)
+            })
+            .await
+            .map_err(|e| blocking("sampling plan", e))?;
+            let plan = match plan {
                 Ok(p) => p,
-                Err(e) => return Ok(Err(e.to_string())),
-            },
-        };
-        // Both states at once: the execution client answers each on its own thread.
-        let (before, after) = tokio::join!(
-            timed(&self.metrics.proofs, self.engine.account_proofs(parent.state_root, &plan.fetch)),
-            timed(&self.metrics.proofs, self.engine.account_proofs(payload.state_root, &plan.fetch)),
-        );
-        let (before, after) = (before?, after?);
-        self.metrics.sampled_accounts.inc_by(plan.sampled.len() as u64);
-        Ok(match sampling::check(&plan, payload, parent.state_root, &before, &after) {
+                Err(e) => return Ok((0, Err(e.to_string()))),
+            };
+            let (before, after) = tokio::join!(
+                timed(&metrics.proofs, engine.account_proofs(parent_root, &plan.fetch)),
+                timed(&metrics.proofs, engine.account_proofs(payload.state_root, &plan.fetch)),
+            );
+            let (before, after) = (before?, after?);
+            tokio::task::spawn_blocking(move || {
+                let checked = sampling::check(&plan, &payload, parent_root, &before, &after);
+                (plan.sampled.len(), checked.map_err(|e| e.to_string()))
+            })
+            .await
+            .map_err(|e| blocking("sampling check", e))
+        });
+        SampleJob { hash, height, task, outcome: None }
+    }
+
+    /// Waits for a sampling job and records what it found: the block is marked sampled, or,
+    /// when the execution client lied, marked invalid (`Ok(Some(why))`). An engine failure
+    /// leaves the block unsampled, to be sampled again by the next head update.
+    async fn finish_sample(&mut self, mut job: SampleJob) -> Result<Option<String>, ImportError> {
+        job.ready().await;
+        let outcome = job.outcome.take().unwrap_or_else(|| Err(EngineError::Internal("no sample".into())));
+        let (sampled, checked) = outcome?;
+        self.metrics.sampled_accounts.inc_by(sampled as u64);
+        match checked {
             Ok(n) => {
                 self.metrics.recomputed_balances.inc_by(n as u64);
                 tracing::debug!(
                     target: targets::SAMPLING,
-                    number = payload.number,
-                    accounts = plan.sampled.len(),
+                    number = job.height,
+                    accounts = sampled,
                     recomputed_balances = n,
                     "sampled state agrees with the block"
                 );
-                Ok(())
+                self.store.mark_sampled(&job.hash).map_err(anyhow::Error::from)?;
+                Ok(None)
             }
-            Err(e) => Err(e.to_string()),
-        })
+            Err(why) => {
+                self.metrics.sampling_failures.inc();
+                tracing::error!(target: targets::SAMPLING, "EXECUTION CLIENT FAULTY: sampling block #{} {} found {why}; block marked invalid",
+                    job.height, job.hash);
+                self.store
+                    .mark_invalid(&job.hash, &format!("sampling: {why}"))
+                    .map_err(anyhow::Error::from)?;
+                Ok(Some(format!("sampling found the execution client wrong: {why}")))
+            }
+        }
     }
 
     /// Samples every block on the path to `best` that has not been sampled, oldest first
@@ -368,26 +455,24 @@ impl Node {
             cursor = self.store.meta(&cursor).context("meta of a block in the tree")?.parent_hash;
         }
         for hash in unsampled.iter().rev() {
-            let (payload, decoded) = match self.recent.take_if(|(h, ..)| h == hash) {
-                Some((_, payload, txs)) => (payload, Some(txs)),
-                None => (self.stored(hash)?.1, None),
-            };
-            let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
-            let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;
-            match self.sample(&payload, decoded, &parent).await? {
-                Ok(()) => self.store.mark_sampled(hash).map_err(anyhow::Error::from)?,
-                Err(why) => {
-                    self.metrics.sampling_failures.inc();
-                    tracing::error!(target: targets::SAMPLING, "EXECUTION CLIENT FAULTY: sampling block #{} {hash} found {why}; block marked invalid",
-                        meta.height);
-                    self.store
-                        .mark_invalid(hash, &format!("sampling: {why}"))
-                        .map_err(anyhow::Error::from)?;
-                    return Ok(Some(format!("sampling found the execution client wrong: {why}")));
-                }
+            let job = self.sample_job(hash)?;
+            if let Some(why) = self.finish_sample(job).await? {
+                return Ok(Some(why));
             }
         }
         Ok(None)
+    }
+
+    /// A sampling job for a stored block (the block imported last is taken as the import left
+    /// it, transactions decoded).
+    fn sample_job(&mut self, hash: &B256) -> Result<SampleJob, ImportError> {
+        let (payload, decoded) = match self.recent.take_if(|(h, ..)| h == hash) {
+            Some((_, payload, txs)) => (payload, Some(txs)),
+            None => (self.stored(hash)?.1, None),
+        };
+        let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
+        let parent = self.store.meta(&meta.parent_hash).cloned().context("meta of a parent")?;
+        Ok(self.start_sample(*hash, meta.height, payload, decoded, &parent))
     }
 
     /// Points the execution client at the fork-choice head if it moved (or, with `force`,
@@ -397,12 +482,37 @@ impl Node {
     /// catches, is marked invalid and fork choice runs again, so the stored head only ever
     /// names a block that was sampled. An engine failure leaves the stored head where it was
     /// and the next call tries again. Returns the first fault found on the way, after the
-    /// head settled.
+    /// head settled. A sample left under way by a pipelined import is settled first.
     pub(crate) async fn update_head(&mut self, force: bool) -> Result<(), ImportError> {
+        self.settle_head(force, false).await
+    }
+
+    /// [`Self::update_head`]; with `defer`, when the new head is a child of the stored head
+    /// and the only block left to sample, its sampling is started and left under way
+    /// ([`Self::pending`]): the stored head stays at the parent until the sample is in.
+    async fn settle_head(&mut self, force: bool, defer: bool) -> Result<(), ImportError> {
         /// Rounds before giving up on an execution client that never settles.
         const MAX_ROUNDS: usize = 64;
         let mut force = force;
         let mut fault: Option<ImportError> = None;
+        if let Some(job) = self.pending.take() {
+            let hash = job.hash;
+            match self.finish_sample(job).await? {
+                // Its parent is the stored head and the execution client was told it; unless
+                // the execution client has since named it invalid (then fork choice moves on).
+                None if !self.store.tree().is_invalid(&hash) => {
+                    self.store.set_head(hash).map_err(anyhow::Error::from)?;
+                    if let Some(meta) = self.store.meta(&hash).cloned() {
+                        self.head_metrics(&meta);
+                    }
+                }
+                None => force = true,
+                Some(why) => {
+                    fault = Some(ImportError::ExecutionFaulty(why));
+                    force = true;
+                }
+            }
+        }
         for _ in 0..MAX_ROUNDS {
             let best = self.store.tree().head();
             if best == self.store.head() && !force {
@@ -416,6 +526,15 @@ impl Node {
             )
             .await?;
             match status.status {
+                Status::Valid
+                    if defer
+                        && fault.is_none()
+                        && meta.parent_hash == self.store.head()
+                        && !self.store.is_sampled(&best) =>
+                {
+                    self.pending = Some(self.sample_job(&best)?);
+                    return Ok(());
+                }
                 Status::Valid => match self.sample_path(&best).await? {
                     None => {
                         self.store.set_head(best).map_err(anyhow::Error::from)?;

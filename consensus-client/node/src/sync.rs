@@ -16,13 +16,17 @@
 //!    answer with a payload that is not the one the header commits to costs its peer, and
 //!    what a peer left out (an answer holds what fits in a frame) is asked again, of another
 //!    peer when there is one, in requests sized to what answers held. The window's payloads
-//!    come in slices of about 128 MiB; the next slice is fetched while one is imported.
-//! 5. **Import.** Oldest first (siblings before the block naming them) through the same import
+//!    come in slices, the next fetched while one is imported: a first slice of a few blocks,
+//!    so that imports begin at once, then each twice as long, up to about 128 MiB.
+//! 5. **Import.** Oldest first (siblings before the block naming them) through the same checks
 //!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A
 //!    slice's signatures are verified on the blocking threads ahead of its imports, so one
 //!    block's are checked while the execution client runs the one before; the execution
-//!    client is told they were (it skips its own check, §15.2). A block refused there costs
-//!    the peer that served the headers, and the sync goes on with another.
+//!    client is told they were (it skips its own check, §15.2). The imports are pipelined:
+//!    a block's sampling (proofs of both states, their check) runs while the execution client
+//!    executes the next block, and the stored head follows one block behind, always on a
+//!    sampled block. A block refused there costs the peer that served the headers, and the
+//!    sync goes on with another.
 //!
 //! Progress (height, target, blocks/s, ETA) is logged every few seconds.
 
@@ -45,15 +49,15 @@ pub use qoin_consensus::forkchoice::MAX_REORG_DEPTH;
 pub const WINDOW: usize = 2048;
 /// Payload requests in flight at once.
 const IN_FLIGHT: usize = 4;
-/// Blocks whose payloads are fetched before they are imported, at first (a window's headers
-/// are all checked first; its payloads come and are imported slice by slice).
-const FIRST_SLICE: usize = 64;
-/// Bytes of payloads a slice aims at: later slices hold as many blocks as fit at the average
-/// payload size seen, so a window of full blocks (about 5 MB each) is not held whole (two
-/// slices are: the one imported and the one fetched meanwhile).
+/// Blocks in a window's first slice of payloads: few, so that imports begin as soon as they
+/// come (a window's headers are all checked first; its payloads come and are imported slice by
+/// slice, the next slice fetched while one is imported). Each next slice is twice as long, up
+/// to [`SLICE_BYTES`] of payloads.
+const FIRST_SLICE: usize = 4;
+/// Bytes of payloads a slice holds at most: later slices hold as many blocks as fit at the
+/// average payload size seen, so a window of full blocks (about 5 MB each) is not held whole
+/// (two slices are: the one imported and the one fetched meanwhile).
 const SLICE_BYTES: usize = 128 << 20;
-/// Fewest blocks in a slice.
-const MIN_SLICE: usize = 16;
 /// A peer this many blocks ahead means we are syncing: the miner waits.
 pub const FAR_BEHIND: u64 = 32;
 
@@ -179,25 +183,34 @@ impl P2p {
                 }
             }
             // Payloads in slices: while one slice is imported, the next is fetched (memory holds
-            // two slices, each sized to about SLICE_BYTES from the payloads seen so far).
+            // two slices, each at most about SLICE_BYTES from the payloads seen so far).
             let mut slice_len = FIRST_SLICE;
+            let chain_id = node.params.chain_id;
             let (first, mut rest) = window.split_at(slice_len.min(window.len()));
-            let mut current = (first, self.payloads(peer, target, &lacking(node, first)).await?);
+            let payloads = self.payloads(peer, target, &lacking(node, first)).await?;
+            let mut current = (first, Fetched::check(first, payloads, chain_id));
             loop {
-                let (slice, payloads) = current;
+                let (slice, fetched) = current;
+                let payloads = &fetched.payloads;
+                let mut fit = WINDOW;
                 if !payloads.is_empty() {
                     let bytes: usize = payloads
                         .values()
                         .map(|p| p.transactions.iter().map(|t| t.len()).sum::<usize>() + 1024)
                         .sum();
                     let average = (bytes / payloads.len()).max(1);
-                    slice_len = (SLICE_BYTES / average).clamp(MIN_SLICE, WINDOW);
+                    fit = SLICE_BYTES / average;
                 }
+                slice_len = slice_len.saturating_mul(2).min(fit).clamp(FIRST_SLICE, WINDOW);
                 let (next, tail) = rest.split_at(slice_len.min(rest.len()));
                 rest = tail;
                 let next_wanted = lacking(node, next);
-                let fetch = self.payloads(peer, target, &next_wanted);
-                let import = import_slice(node, peer, target, slice, payloads, &mut progress);
+                // The next slice's bodies are checked as soon as it comes, beside this import.
+                let fetch = async {
+                    let payloads = self.payloads(peer, target, &next_wanted).await?;
+                    Ok::<_, SyncError>(Fetched::check(next, payloads, chain_id))
+                };
+                let import = import_slice(node, peer, target, slice, fetched, &mut progress);
                 let (fetched, done) = tokio::join!(fetch, import);
                 done?;
                 if next.is_empty() {
@@ -424,34 +437,50 @@ struct Progress {
     logged: Instant,
 }
 
-/// Imports a slice's blocks oldest first. Their bodies (transactions root, signatures) are
-/// checked on the blocking threads ahead of the imports, block by block in import order, so
-/// that one block's are checked while the execution client runs the block before it.
+/// A slice's payloads, and the check of their bodies (transactions root, signatures) running
+/// on the blocking threads, block by block in import order: it starts as the payloads come,
+/// while the slice before is imported, and each import takes its block's verdict as it is
+/// ready.
+struct Fetched {
+    payloads: Arc<HashMap<B256, Payload>>,
+    checked: tokio::sync::mpsc::UnboundedReceiver<(B256, Result<Vec<SignedTx>, InvalidBlock>)>,
+    checker: tokio::task::JoinHandle<()>,
+}
+
+impl Fetched {
+    /// Starts checking the bodies of `slice`'s blocks found in `payloads`.
+    fn check(slice: &[Pending], payloads: HashMap<B256, Payload>, chain_id: u64) -> Self {
+        let payloads = Arc::new(payloads);
+        let order: Vec<(B256, Header)> = slice
+            .iter()
+            .filter(|p| payloads.contains_key(&p.meta.hash))
+            .map(|p| (p.meta.hash, p.header.clone()))
+            .collect();
+        let (tx, checked) = tokio::sync::mpsc::unbounded_channel();
+        let ahead = payloads.clone();
+        let checker = tokio::task::spawn_blocking(move || {
+            for (hash, header) in order {
+                let Some(payload) = ahead.get(&hash) else { continue };
+                // A send fails once the import stopped (its receiver dropped): so does the check.
+                if tx.send((hash, validate_body(&header, payload, chain_id))).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { payloads, checked, checker }
+    }
+}
+
+/// Imports a slice's blocks oldest first, each once its body check is in (see [`Fetched`]).
 async fn import_slice(
     node: &mut Node,
     peer: PeerId,
     target: &Status,
     slice: &[Pending],
-    payloads: HashMap<B256, Payload>,
+    fetched: Fetched,
     progress: &mut Progress,
 ) -> Result<(), SyncError> {
-    let payloads = Arc::new(payloads);
-    let order: Vec<(B256, Header)> = slice
-        .iter()
-        .filter(|p| payloads.contains_key(&p.meta.hash))
-        .map(|p| (p.meta.hash, p.header.clone()))
-        .collect();
-    let (tx, mut checked) = tokio::sync::mpsc::unbounded_channel();
-    let (ahead, chain_id) = (payloads.clone(), node.params.chain_id);
-    let checker = tokio::task::spawn_blocking(move || {
-        for (hash, header) in order {
-            let Some(payload) = ahead.get(&hash) else { continue };
-            // A send fails once the import stopped (its receiver dropped): so does the check.
-            if tx.send((hash, validate_body(&header, payload, chain_id))).is_err() {
-                break;
-            }
-        }
-    });
+    let Fetched { payloads, mut checked, checker } = fetched;
     let mut results: HashMap<B256, Result<Vec<SignedTx>, InvalidBlock>> = HashMap::new();
     let outcome = async {
         for p in slice {
@@ -474,7 +503,7 @@ async fn import_slice(
                 }
             };
             let imported = match body {
-                Ok(txs) => node.import_body_checked(&p.header, payload, p.meta.clone(), txs).await,
+                Ok(txs) => node.import_pipelined(&p.header, payload, p.meta.clone(), txs).await,
                 Err(e) => Err(ImportError::Rejected(e.to_string())),
             };
             match imported {
@@ -508,7 +537,12 @@ async fn import_slice(
     drop(checked);
     // Finished or stopped at its next send; a panic in it is the import's fault to report.
     let _ = checker.await;
-    outcome
+    // The slice's last block is still being sampled: settled before the slice is done.
+    let settled = node.update_head(false).await.map_err(|e| match e {
+        ImportError::Rejected(why) => SyncError::Peer(peer, Penalty::InvalidBlock, why),
+        e => SyncError::Local(format!("settling the head: {e}")),
+    });
+    outcome.and(settled)
 }
 
 /// Rounds in a row in which no server served a payload before the sync gives up on a window.

@@ -102,7 +102,13 @@ impl Testnet {
 
     /// The Prometheus text page of node `i`'s consensus client (empty if it does not answer).
     fn metrics_text(&self, i: usize) -> String {
-        let Some(url) = self.nodes.get(i).and_then(|n| n["metrics"].as_str()) else { return String::new() };
+        self.metrics_of(i, "metrics")
+    }
+
+    /// Node `i`'s metrics page named `field` in network.json (`metrics`: its consensus
+    /// client's, `el_metrics`: its execution client's).
+    fn metrics_of(&self, i: usize, field: &str) -> String {
+        let Some(url) = self.nodes.get(i).and_then(|n| n[field].as_str()) else { return String::new() };
         ureq::get(&format!("{url}/metrics"))
             .header("Connection", "close")
             .call()
@@ -477,6 +483,15 @@ pub(crate) fn sync_transfers(blocks: u64) {
             ((*m).to_string(), json!((sum * 1e3 / c.blocks.max(1) as f64 * 10.0).round() / 10.0))
         })
         .collect();
+    // The same calls as the execution client timed them (without the transport).
+    let el_text = net.metrics_of(1, "el_metrics");
+    let el_engine_ms: serde_json::Map<String, Value> = ["NewPayload", "GetAccountProofs"]
+        .iter()
+        .map(|m| {
+            let sum = metric_value(&el_text, "qoin_el_engine_call_seconds_sum", &format!("method=\"{m}\""));
+            ((*m).to_string(), json!((sum * 1e3 / c.blocks.max(1) as f64 * 10.0).round() / 10.0))
+        })
+        .collect();
     let links = net.links.clone();
     drop(net); // down, and its data removed
                // The reference, in the same run: blocks of the same kind of transfers imported straight
@@ -491,6 +506,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
         "sync_s": (c.sync_s * 100.0).round() / 100.0, "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
         "import_transfers_tx_per_s": import.round(), "vs_import_transfers": (tx_per_s / import * 1000.0).round() / 1000.0,
         "goal_vs_import": 0.8, "links": links, "engine_ms_per_synced_block": engine_ms,
+        "el_engine_ms_per_synced_block": el_engine_ms,
     }));
 }
 
