@@ -20,8 +20,8 @@
 //!    so that imports begin at once, then each twice as long, up to about 128 MiB.
 //! 5. **Import.** Oldest first (siblings before the block naming them) through the same checks
 //!    as gossiped blocks: payload checks, the execution client, sampling, fork choice. A
-//!    slice's signatures are verified on the blocking threads ahead of its imports, so one
-//!    block's are checked while the execution client runs the one before; the execution
+//!    slice's signatures are verified on the blocking threads as soon as its payloads come
+//!    (while the slice before is imported), block by block in import order; the execution
 //!    client is told they were (it skips its own check, §15.2). The imports are pipelined:
 //!    a block's sampling (proofs of both states, their check) runs while the execution client
 //!    executes the next block, and the stored head follows one block behind, always on a
