@@ -465,10 +465,12 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     });
     let bootnodes =
         format!("/ip4/127.0.0.1/tcp/{miner_p2p},/ip4/127.0.0.1/tcp/{third_p2p}/p2p/{}", peer.peer_id());
+    let fresh_metrics = free_port();
     let _cl_f = Proc(
         fresh
             .cl_command(&dir.path().join("fresh/jwt.hex"))
             .args(["--no-mine", "--p2p.port", "0", "--bootnodes", &bootnodes])
+            .args(["--metrics.port", &fresh_metrics.to_string()])
             // Every message from its peers held 1 s (the testnet's link delay): the sync lasts
             // long enough to be watched.
             .args(["--p2p.test-latency-ms", "1000"])
@@ -539,6 +541,16 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     for n in [1, target / 2, target, height] {
         assert_eq!(block_hash(fresh.http(), n), block_hash(miner.http(), n), "block {n}");
     }
+    // Every synced block was sampled (sync samples a block while the next one executes): each
+    // block names a fee recipient that is not a sender, so each samples at least one account,
+    // and sampling found nothing wrong. The consensus client's own head (a sampled block) came
+    // up to the synced height, not one block behind it.
+    let text = wait_for("the consensus client's head at the synced height", 30, || {
+        let text = http_get(fresh_metrics, "/metrics");
+        (metric(&text, "qoin_cl_head_height") >= height as f64).then_some(text)
+    });
+    assert!(metric(&text, "qoin_cl_sampled_accounts_total") >= height as f64, "{text}");
+    assert_eq!(metric(&text, "qoin_cl_sampling_failures_total"), 0.0);
 }
 
 #[test]
