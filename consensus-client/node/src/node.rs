@@ -500,12 +500,7 @@ impl Node {
             match self.finish_sample(job).await? {
                 // Its parent is the stored head and the execution client was told it; unless
                 // the execution client has since named it invalid (then fork choice moves on).
-                None if !self.store.tree().is_invalid(&hash) => {
-                    self.store.set_head(hash).map_err(anyhow::Error::from)?;
-                    if let Some(meta) = self.store.meta(&hash).cloned() {
-                        self.head_metrics(&meta);
-                    }
-                }
+                None if !self.store.tree().is_invalid(&hash) => self.set_head(hash)?,
                 None => force = true,
                 Some(why) => {
                     fault = Some(ImportError::ExecutionFaulty(why));
@@ -536,10 +531,7 @@ impl Node {
                     return Ok(());
                 }
                 Status::Valid => match self.sample_path(&best).await? {
-                    None => {
-                        self.store.set_head(best).map_err(anyhow::Error::from)?;
-                        self.head_metrics(&meta);
-                    }
+                    None => self.set_head(best)?,
                     Some(why) => {
                         fault.get_or_insert(ImportError::ExecutionFaulty(why));
                         force = true;
@@ -565,12 +557,17 @@ impl Node {
         )))
     }
 
-    fn head_metrics(&self, meta: &BlockMeta) {
+    /// Records `hash` as the stored head (a sampled block the execution client was told) and
+    /// updates the head metrics.
+    fn set_head(&mut self, hash: B256) -> Result<(), ImportError> {
+        self.store.set_head(hash).map_err(anyhow::Error::from)?;
+        let meta = self.store.meta(&hash).context("head meta")?;
         self.metrics.head_height.set(meta.height as f64);
         if let Some(p) = self.store.meta(&meta.parent_hash) {
             self.metrics.block_time.set(meta.timestamp_ms.saturating_sub(p.timestamp_ms) as f64 / 1000.0);
         }
         let next = self.params.child_difficulty(meta.height, meta.timestamp_ms);
         self.metrics.difficulty.set(2f64.powf(next.log2_work()));
+        Ok(())
     }
 }
