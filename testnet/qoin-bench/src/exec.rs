@@ -57,10 +57,26 @@ use std::time::Instant;
 /// Accounts funded in the import benchmarks' genesis, each with its own key; every one
 /// sends one transaction (key generation, ~1.3 ms each, takes about a minute on 2 cores).
 const FUNDED: usize = 100_000;
-/// Transactions per block.
-const PER_BLOCK: usize = 5_000;
-/// Blocks imported per run.
-const BLOCKS: u64 = (FUNDED / PER_BLOCK) as u64;
+/// Transactions per block unless `--txs-per-block` says otherwise: the reference size
+/// (`sync-transfers` compares against it).
+pub(crate) const PER_BLOCK: usize = 5_000;
+
+/// The blocks an import benchmark imports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImportShape {
+    /// Transactions per block; the `FUNDED` senders' transactions fill `FUNDED / txs_per_block`
+    /// blocks.
+    pub txs_per_block: usize,
+    /// Import as the execution client does a block whose consensus client verified its
+    /// transactions' signatures (`NewPayload`'s `signatures_verified`): no signature checks.
+    pub signatures_verified: bool,
+}
+
+impl Default for ImportShape {
+    fn default() -> Self {
+        Self { txs_per_block: PER_BLOCK, signatures_verified: false }
+    }
+}
 const CHAIN_ID: u64 = 4242;
 const TOKEN: Address = Address::repeat_byte(0x70);
 
@@ -122,9 +138,6 @@ fn pick(funded: &[Address], i: u64) -> Address {
     funded[(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % funded.len() as u64) as usize]
 }
 
-/// Builds `BLOCKS` blocks of one transaction per sender on one chain, then imports them
-/// into a fresh chain, timing only the import (decode, signature checks in parallel,
-/// execution, state root, one MDBX commit per block).
 /// `n` keys from fixed seeds (the same ones every run), made in parallel.
 pub(crate) fn bench_keys(n: usize) -> Vec<Keypair> {
     (0..n as u32)
@@ -138,8 +151,16 @@ pub(crate) fn bench_keys(n: usize) -> Vec<Keypair> {
         .collect()
 }
 
-/// Imports `BLOCKS` blocks of `PER_BLOCK` transactions; emits the result and returns tx/s.
-fn import_bench(name: &str, erc20: bool) -> f64 {
+/// Builds the blocks `shape` says (one transaction per sender) on one chain, then imports
+/// them into a fresh chain, timing only the import (decode, signature checks in parallel
+/// unless `shape.signatures_verified`, execution, state root, one MDBX commit per block);
+/// emits the result and returns tx/s.
+fn import_bench(name: &str, erc20: bool, shape: ImportShape) -> f64 {
+    let per_block = shape.txs_per_block;
+    if per_block == 0 || per_block > FUNDED {
+        fail(&format!("--txs-per-block must be between 1 and {FUNDED}, not {per_block}"));
+    }
+    let blocks_n = (FUNDED / per_block) as u64;
     let t0 = Instant::now();
     let keys = bench_keys(FUNDED);
     let funded: Vec<Address> = keys.iter().map(Keypair::address).collect();
@@ -150,13 +171,13 @@ fn import_bench(name: &str, erc20: bool) -> f64 {
     let build_dir = tmpdir();
     let builder = open(&build_dir, genesis.clone());
     let mut blocks: Vec<(ElHeader, Body)> = Vec::new();
-    for b in 0..BLOCKS {
-        let senders = &keys[b as usize * PER_BLOCK..(b as usize + 1) * PER_BLOCK];
+    for b in 0..blocks_n {
+        let senders = &keys[b as usize * per_block..(b as usize + 1) * per_block];
         let txs: Vec<SignedTx> = senders
             .par_iter()
             .enumerate()
             .map(|(i, k)| {
-                let to = pick(&funded, b * PER_BLOCK as u64 + i as u64);
+                let to = pick(&funded, b * per_block as u64 + i as u64);
                 let (to, value, input, gas) = if erc20 {
                     let mut data = keccak256("transfer(address,uint256)")[..4].to_vec();
                     data.extend_from_slice(B256::left_padding_from(to.as_slice()).as_slice());
@@ -182,9 +203,9 @@ fn import_bench(name: &str, erc20: bool) -> f64 {
         let head = builder.head().unwrap_or_else(|e| fail(&e));
         let env = builder.child_env(&head, head.timestamp + 1, Address::repeat_byte(0xfe), B256::ZERO);
         let executed = builder.build(&env, txs, Vec::<Credit>::new()).unwrap_or_else(|e| fail(&e));
-        if executed.transactions.len() != PER_BLOCK || executed.receipts.iter().any(|r| !r.success) {
+        if executed.transactions.len() != per_block || executed.receipts.iter().any(|r| !r.success) {
             fail(&format!(
-                "block {b}: {} of {PER_BLOCK} transactions succeeded",
+                "block {b}: {} of {per_block} transactions succeeded",
                 executed.transactions.len()
             ));
         }
@@ -200,23 +221,30 @@ fn import_bench(name: &str, erc20: bool) -> f64 {
 
     let import_dir = tmpdir();
     let chain = open(&import_dir, genesis);
-    let mut per_block = Vec::new();
+    let mut block_ms = Vec::new();
+    let written_before = written_bytes();
     let start = Instant::now();
     for (header, body) in &blocks {
         let t = Instant::now();
-        chain.import(header, body).unwrap_or_else(|e| fail(&e));
-        per_block.push(t.elapsed().as_secs_f64() * 1e3);
+        chain.import_with(header, body, &|_| shape.signatures_verified).unwrap_or_else(|e| fail(&e));
+        block_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let secs = start.elapsed().as_secs_f64();
-    let txs = BLOCKS as usize * PER_BLOCK;
+    // What the imports handed the kernel to write (MDBX's page writes): this process writes
+    // nothing else meanwhile.
+    let written_mib_per_block = written_bytes().zip(written_before).map(|(after, before)| {
+        round(after.saturating_sub(before) as f64 / blocks_n as f64 / (1 << 20) as f64)
+    });
+    let txs = blocks_n as usize * per_block;
     drop(chain);
     let _ = std::fs::remove_dir_all(&import_dir);
-    per_block.sort_by(f64::total_cmp);
+    block_ms.sort_by(f64::total_cmp);
     let tx_per_s = txs as f64 / secs;
     emit(&json!({
         "bench": name, "unit": "tx/s", "value": round(tx_per_s),
-        "transactions": txs, "blocks": BLOCKS, "txs_per_block": PER_BLOCK, "funded_accounts": FUNDED,
-        "block_ms_median": round(per_block[per_block.len() / 2]), "block_ms_max": round(per_block[per_block.len() - 1]),
+        "transactions": txs, "blocks": blocks_n, "txs_per_block": per_block, "funded_accounts": FUNDED,
+        "signatures_verified": shape.signatures_verified, "written_mib_per_block": written_mib_per_block,
+        "block_ms_median": round(block_ms[block_ms.len() / 2]), "block_ms_max": round(block_ms[block_ms.len() - 1]),
         "threads": rayon::current_num_threads(),
     }));
     tx_per_s
@@ -234,12 +262,22 @@ fn token_code() -> Vec<u8> {
     hex::decode(hex).unwrap_or_else(|e| fail(&e))
 }
 
-pub(crate) fn import_transfers() -> f64 {
-    import_bench("import-transfers", false)
+pub(crate) fn import_transfers(shape: ImportShape) -> f64 {
+    import_bench("import-transfers", false, shape)
 }
 
-pub(crate) fn import_erc20() {
-    import_bench("import-erc20", true);
+pub(crate) fn import_erc20(shape: ImportShape) {
+    import_bench("import-erc20", true, shape);
+}
+
+/// The bytes this process has handed to `write`-family calls (`wchar` of `/proc/self/io`),
+/// where the system reports it.
+fn written_bytes() -> Option<u64> {
+    parse_wchar(&std::fs::read_to_string("/proc/self/io").ok()?)
+}
+
+fn parse_wchar(io: &str) -> Option<u64> {
+    io.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
 }
 
 fn rss_mib() -> f64 {
@@ -299,4 +337,17 @@ pub(crate) fn state_root() {
     emit(
         &json!({"bench": "state-root", "unit": "MiB", "value": round(rss), "what": "resident memory of the process", "accounts": ACCOUNTS}),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_wchar;
+
+    #[test]
+    fn written_bytes_come_from_the_wchar_line() {
+        let io = "rchar: 13339\nwchar: 4043410217\nsyscr: 30\nsyscw: 603055\nwrite_bytes: 29253025792\n";
+        assert_eq!(parse_wchar(io), Some(4_043_410_217));
+        assert_eq!(parse_wchar("rchar: 1\nsyscw: 2\n"), None);
+        assert_eq!(parse_wchar("wchar: lots\n"), None);
+    }
 }

@@ -104,6 +104,14 @@ struct Cli {
     /// (300).
     #[arg(long)]
     blocks: Option<u64>,
+    /// Transactions per block for `import-transfers` and `import-erc20` (default 5,000; the
+    /// 100,000 senders fill 100,000 / N blocks).
+    #[arg(long)]
+    txs_per_block: Option<usize>,
+    /// `import-transfers` and `import-erc20` import as the execution client does blocks whose
+    /// consensus client verified the signatures (as in a sync): no signature checks.
+    #[arg(long)]
+    signatures_verified: bool,
 }
 
 pub(crate) fn emit(v: &Value) {
@@ -222,6 +230,10 @@ fn run_or_exit(run: &dyn Fn(&str), name: &str) {
 
 fn main() {
     let cli = Cli::parse();
+    let shape = exec::ImportShape {
+        txs_per_block: cli.txs_per_block.unwrap_or(exec::PER_BLOCK),
+        signatures_verified: cli.signatures_verified,
+    };
     let run = |name: &str| match name {
         "sig-sign" => sig_sign(cli.seconds),
         "sig-verify" => sig_verify(cli.seconds),
@@ -233,9 +245,9 @@ fn main() {
         "difficulty-sim" => pow::difficulty_sim(),
         "precompiles" => exec::precompile_costs(cli.seconds),
         "import-transfers" => {
-            exec::import_transfers();
+            exec::import_transfers(shape);
         }
-        "import-erc20" => exec::import_erc20(),
+        "import-erc20" => exec::import_erc20(shape),
         "state-root" => exec::state_root(),
         "engine-roundtrip" => engine::engine_roundtrip(),
         "devnet-blocktime" => engine::devnet_blocktime(),

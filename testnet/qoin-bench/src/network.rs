@@ -496,7 +496,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
     drop(net); // down, and its data removed
                // The reference, in the same run: blocks of the same kind of transfers imported straight
                // into the execution client's chain (no network, no consensus client).
-    let import = crate::exec::import_transfers();
+    let import = crate::exec::import_transfers(crate::exec::ImportShape::default());
     // Transfers over the sync's time: the blocks it imported hold them all (the empty blocks
     // before the feed, and those mined while it synced, are few).
     let tx_per_s = mined as f64 / c.sync_s;
