@@ -135,10 +135,12 @@ async fn run(
             return Ok(());
         }
     };
-    let mut sink = pending.accept().await.map_err(|e| e.to_string())?;
+    // What the subscription follows is taken before its id goes out: a head that moves once the
+    // subscriber has the id (and may act on it, say by mining) is always reported.
     match kind {
         Kind::Pending => {
             let mut rx = node.subscribe_transactions();
+            let mut sink = pending.accept().await.map_err(|e| e.to_string())?;
             loop {
                 tokio::select! {
                     _ = sink.closed() => return Ok(()),
@@ -156,6 +158,7 @@ async fn run(
         }
         Kind::Syncing => {
             let mut heads = node.chain().watch_head();
+            let mut sink = pending.accept().await.map_err(|e| e.to_string())?;
             let mut last = Value::Null;
             loop {
                 let n = node.clone();
@@ -182,11 +185,17 @@ async fn run(
             };
             let mut heads = node.chain().watch_head();
             let n = node.clone();
-            let mut cursor =
-                tokio::task::spawn_blocking(move || read(&n).and_then(|tx| Cursor::at_head(&tx)))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.message)?;
+            let at_head = tokio::task::spawn_blocking(move || read(&n).and_then(|tx| Cursor::at_head(&tx)))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut cursor = match at_head {
+                Ok(c) => c,
+                Err(e) => {
+                    pending.reject(ErrorObjectOwned::from(e)).await;
+                    return Ok(());
+                }
+            };
+            let mut sink = pending.accept().await.map_err(|e| e.to_string())?;
             loop {
                 tokio::select! {
                     _ = sink.closed() => return Ok(()),
