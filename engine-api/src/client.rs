@@ -140,6 +140,33 @@ impl EngineClient {
         PayloadStatus::from_proto(r.get_ref())
     }
 
+    /// `NewPayloads`: a status per payload of the run (oldest first), up to and including the
+    /// first that is not VALID. More than [`crate::types::MAX_NEW_PAYLOADS`] payloads are
+    /// refused by the server.
+    pub async fn new_payloads(
+        &self,
+        payloads: &[&Payload],
+        signatures_verified: bool,
+    ) -> Result<Vec<PayloadStatus>, EngineError> {
+        let message = proto::NewPayloadsRequest {
+            payloads: payloads.iter().map(|p| p.to_proto()).collect(),
+            signatures_verified,
+        };
+        let r = self.inner.clone().new_payloads(message).await.map_err(|s| status_err(&s))?;
+        let statuses =
+            r.get_ref().statuses.iter().map(PayloadStatus::from_proto).collect::<Result<Vec<_>, _>>()?;
+        // One status per payload at most, and only the last may be other than VALID.
+        let valid_prefix = statuses.iter().take_while(|s| s.status == crate::types::Status::Valid).count();
+        if statuses.len() > payloads.len() || valid_prefix + 1 < statuses.len() {
+            return Err(EngineError::Internal(format!(
+                "NewPayloads answered {} statuses for {} payloads, {valid_prefix} valid first",
+                statuses.len(),
+                payloads.len()
+            )));
+        }
+        Ok(statuses)
+    }
+
     /// `ForkchoiceUpdated`: the head's status and, with attributes and a valid head, the id
     /// of the payload being built.
     pub async fn forkchoice_updated(

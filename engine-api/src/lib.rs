@@ -30,8 +30,8 @@ pub use client::EngineClient;
 pub use server::{serve, EngineBackend, ServerHandle};
 pub use types::{
     AccountProof, Attributes, Credit, EngineError, Payload, PayloadId, PayloadStatus, PooledTx, Status,
-    SyncProgress, TxVerdict, Verdict, MAX_GET_POOLED, MAX_POOLED_HASHES, MAX_PROOF_ADDRESSES,
-    MAX_SUBMIT_TRANSACTIONS,
+    SyncProgress, TxVerdict, Verdict, MAX_GET_POOLED, MAX_NEW_PAYLOADS, MAX_POOLED_HASHES,
+    MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS,
 };
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use crate::proto::engine_server::{Engine, EngineServer};
 use crate::proto::{self};
 use crate::types::{
     parse_address, parse_b256, parse_payload_id, AccountProof, Attributes, EngineError, Payload, PayloadId,
-    PayloadStatus, PooledTx, SyncProgress, TxVerdict, MAX_GET_POOLED, MAX_POOLED_HASHES, MAX_PROOF_ADDRESSES,
-    MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
+    PayloadStatus, PooledTx, SyncProgress, TxVerdict, MAX_GET_POOLED, MAX_NEW_PAYLOADS, MAX_POOLED_HASHES,
+    MAX_PROOF_ADDRESSES, MAX_SUBMIT_TRANSACTIONS, METHODS_V1, PROTOCOL_VERSIONS, VERSION_HEADER,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use std::net::SocketAddr;
@@ -33,6 +33,25 @@ pub trait EngineBackend: Send + Sync + 'static {
     /// `signatures_verified`, the consensus client says it verified every transaction's
     /// signatures and chain id: the backend may skip its own signature check.
     fn new_payload(&self, payload: Payload, signatures_verified: bool) -> Result<PayloadStatus, EngineError>;
+    /// [`Self::new_payload`] for a run of payloads, oldest first: a status per payload up to
+    /// and including the first that is not VALID. By default, one `new_payload` after
+    /// another; a backend may import a run that extends its head at once.
+    fn new_payloads(
+        &self,
+        payloads: Vec<Payload>,
+        signatures_verified: bool,
+    ) -> Result<Vec<PayloadStatus>, EngineError> {
+        let mut statuses = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let status = self.new_payload(payload, signatures_verified)?;
+            let valid = status.status == crate::types::Status::Valid;
+            statuses.push(status);
+            if !valid {
+                break;
+            }
+        }
+        Ok(statuses)
+    }
     /// Moves the head to `head` (a payload block hash); with attributes, starts building on it.
     fn forkchoice_updated(
         &self,
@@ -126,6 +145,32 @@ impl<B: EngineBackend> Engine for Service<B> {
         let verified = request.get_ref().signatures_verified;
         let status = blocking(&self.backend, move |b| b.new_payload(payload, verified)).await?;
         Ok(Response::new(status.to_proto()))
+    }
+
+    async fn new_payloads(
+        &self,
+        request: Request<proto::NewPayloadsRequest>,
+    ) -> Result<Response<proto::NewPayloadsResponse>, Status> {
+        check_version(&request)?;
+        let r = request.get_ref();
+        if r.payloads.len() > MAX_NEW_PAYLOADS {
+            return Err(EngineError::InvalidParams(format!(
+                "{} payloads, at most {MAX_NEW_PAYLOADS}",
+                r.payloads.len()
+            ))
+            .to_status());
+        }
+        let payloads = r
+            .payloads
+            .iter()
+            .map(Payload::from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_status())?;
+        let verified = r.signatures_verified;
+        let statuses = blocking(&self.backend, move |b| b.new_payloads(payloads, verified)).await?;
+        Ok(Response::new(proto::NewPayloadsResponse {
+            statuses: statuses.iter().map(PayloadStatus::to_proto).collect(),
+        }))
     }
 
     async fn forkchoice_updated(

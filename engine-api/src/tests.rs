@@ -179,6 +179,19 @@ async fn calls_round_trip_with_statuses_and_distinct_errors() {
     assert_eq!(st.latest_valid_hash, Some(B256::repeat_byte(1)));
     assert_eq!(st.validation_error.as_deref(), Some("state root mismatch"));
 
+    // A run: statuses up to the first that is not VALID (the backend's default goes one by one).
+    let p = payload();
+    let calls = backend.calls.load(Ordering::SeqCst);
+    let statuses = c.new_payloads(&[&p, &p, &p], true).await.unwrap();
+    assert_eq!(statuses.iter().map(|s| s.status).collect::<Vec<_>>(), [Status::Invalid]);
+    assert_eq!(backend.calls.load(Ordering::SeqCst), calls + 1, "the payloads after it are not looked at");
+    assert_eq!(*backend.verified_flags.lock().unwrap(), [false, true, true]);
+    let too_many = vec![&p; MAX_NEW_PAYLOADS + 1];
+    assert!(
+        matches!(c.new_payloads(&too_many, true).await.unwrap_err(), EngineError::InvalidParams(m) if m.contains("at most 64"))
+    );
+    assert_eq!(backend.calls.load(Ordering::SeqCst), calls + 1, "refused before the backend sees it");
+
     let head = B256::repeat_byte(0x11);
     let (st, id) = c.forkchoice_updated(head, None, Some(&attrs(1_000))).await.unwrap();
     assert_eq!(st.status, Status::Valid);

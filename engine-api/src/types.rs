@@ -15,6 +15,7 @@ pub const ERROR_HEADER: &str = "qoin-engine-error";
 pub const METHODS_V1: &[&str] = &[
     "ExchangeCapabilities",
     "NewPayload",
+    "NewPayloads",
     "ForkchoiceUpdated",
     "GetPayload",
     "GetAccountProofs",
@@ -33,6 +34,8 @@ pub struct SyncProgress {
     pub highest_block: u64,
 }
 
+/// Most payloads one `NewPayloads` call may carry.
+pub const MAX_NEW_PAYLOADS: usize = 64;
 /// Most addresses one `GetAccountProofs` call may ask for.
 pub const MAX_PROOF_ADDRESSES: usize = 1024;
 /// Most transactions one `SubmitTransactions` call may carry.

@@ -40,8 +40,10 @@ pub struct ClMetrics {
     pub txs_received: Counter,
     /// Gossiped transactions that were invalid (the sender was penalised).
     pub txs_rejected: Counter,
-    /// Engine call latency by method.
+    /// Engine call latency by method: `NewPayload`.
     pub new_payload: Histogram,
+    /// `NewPayloads` (a sync's runs of blocks) latency.
+    pub new_payloads: Histogram,
     /// `ForkchoiceUpdated` latency.
     pub forkchoice: Histogram,
     /// `GetPayload` latency.
@@ -103,6 +105,7 @@ impl ClMetrics {
                 "Gossiped transactions found invalid (their sender penalised).",
             ),
             new_payload: r.histogram(engine, engine_help, &[("method", "NewPayload")]),
+            new_payloads: r.histogram(engine, engine_help, &[("method", "NewPayloads")]),
             forkchoice: r.histogram(engine, engine_help, &[("method", "ForkchoiceUpdated")]),
             get_payload: r.histogram(engine, engine_help, &[("method", "GetPayload")]),
             proofs: r.histogram(engine, engine_help, &[("method", "GetAccountProofs")]),

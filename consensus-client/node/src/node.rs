@@ -16,13 +16,15 @@ use qoin_engine_api::{EngineClient, EngineError, Payload, Status};
 use qoin_primitives::{Header, SignedTx};
 use qoin_store::StoreOptions;
 use qoin_tracing::targets;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why an import did not make a block canonical.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ImportError {
+pub enum ImportError {
+    /// An engine call failed (the execution client unreachable or erring): not a verdict.
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The block is invalid (the sender's fault).
@@ -31,6 +33,7 @@ pub(crate) enum ImportError {
     /// Sampling caught the execution client (not the block's sender's fault).
     #[error("{0}")]
     ExecutionFaulty(String),
+    /// A local failure (the store).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -42,18 +45,31 @@ pub struct Node {
     pub(crate) engine: EngineClient,
     pub(crate) metrics: Arc<ClMetrics>,
     sample_k: usize,
-    /// The block imported last, with its transactions decoded by the block checks: sampling
-    /// it (usually at once) then neither reads it back from the store nor decodes it again.
-    recent: Option<(B256, Payload, Vec<SignedTx>)>,
-    /// A block the execution client has as its head whose sampling is under way (sync's
-    /// pipelined imports: its proofs are asked while the next block executes). The stored head
-    /// stays at its parent until the sample is in; [`Self::update_head`] settles it first.
-    pending: Option<SampleJob>,
+    /// The blocks imported last (one, or a sync's run), with their transactions decoded by the
+    /// block checks: sampling them (usually at once) then neither reads them back from the
+    /// store nor decodes them again.
+    recent: Vec<(B256, Payload, Vec<SignedTx>)>,
+    /// Blocks up to the execution client's head whose sampling is under way, oldest first, the
+    /// first a child of the stored head (sync's pipelined imports: their proofs are asked
+    /// while the next blocks execute). The stored head stays behind them until their samples
+    /// are in; [`Self::update_head`] settles them first.
+    pending: VecDeque<SampleJob>,
 }
 
 /// What a sampling task found: the accounts sampled, and how many balances were recomputed
 /// (`Ok`) or why the execution client is wrong (`Err`).
 type SampleOutcome = Result<(usize, Result<usize, String>), EngineError>;
+
+/// Most blocks whose samples are under way at once: a pipelined run's (as many as a sync
+/// imports in one `NewPayloads` call), or a path of blocks sampled after a reorg or replay.
+pub(crate) const SAMPLES_AHEAD: usize = 16;
+
+/// Waits until every job of `jobs` is done.
+async fn all_ready(jobs: &mut VecDeque<SampleJob>) {
+    for job in jobs.iter_mut() {
+        job.ready().await;
+    }
+}
 
 /// One block's sampling, running in a task of its own: the plan, both states' proofs asked at
 /// once, and the check on the blocking threads (proof verification hashes every node).
@@ -141,7 +157,15 @@ impl Node {
         tracing::info!(target: targets::STORE, "chain store: {} blocks, head #{} {head}",
             store.tree().len(),
             store.meta(&head).map_or(0, |m| m.height));
-        Ok(Self { params, store, engine, metrics, sample_k: config.sample_k, recent: None, pending: None })
+        Ok(Self {
+            params,
+            store,
+            engine,
+            metrics,
+            sample_k: config.sample_k,
+            recent: Vec::new(),
+            pending: VecDeque::new(),
+        })
     }
 
     /// The chain store.
@@ -316,14 +340,12 @@ impl Node {
         // the stored head is sent again).
         let hash = meta.hash;
         self.store.insert(header, payload, meta).map_err(anyhow::Error::from)?;
-        // The sample under way (the parent's, when pipelined) finishes beside the execution.
-        let mut pending = self.pending.take();
-        let (status, ()) =
-            tokio::join!(timed(&self.metrics.new_payload, self.engine.new_payload(payload, true)), async {
-                if let Some(job) = pending.as_mut() {
-                    job.ready().await;
-                }
-            });
+        // The samples under way (the parent's, when pipelined) finish beside the execution.
+        let mut pending = std::mem::take(&mut self.pending);
+        let (status, ()) = tokio::join!(
+            timed(&self.metrics.new_payload, self.engine.new_payload(payload, true)),
+            all_ready(&mut pending)
+        );
         self.pending = pending;
         let status = status?;
         if status.status == Status::Invalid {
@@ -336,9 +358,75 @@ impl Node {
                 "the execution client found the payload invalid: {why}"
             )));
         }
-        self.recent = Some((hash, payload.clone(), txs));
+        self.recent = vec![(hash, payload.clone(), txs)];
         // Sampled when it becomes canonical (now, if it extends the head).
         self.settle_head(false, pipelined).await
+    }
+
+    /// [`Self::import_pipelined`] for a run of blocks, oldest first, each the child of the one
+    /// before and each body already checked ([`validate_body`] gave its `txs`): the blocks are
+    /// checked against their headers and stored one by one, then executed by the execution
+    /// client in one `NewPayloads` call (which may import them in one database transaction)
+    /// beside the samples still under way, and their own samples are left under way when they
+    /// extend the head. Returns how many blocks the execution client found valid, and the
+    /// first fault: a block that fails its checks ends the run there (those before it are
+    /// imported).
+    pub async fn import_pipelined_run(
+        &mut self,
+        blocks: Vec<(&Header, &Payload, BlockMeta, Vec<SignedTx>)>,
+    ) -> (usize, Result<(), ImportError>) {
+        let mut stored = Vec::with_capacity(blocks.len());
+        let mut early = Ok(());
+        for (header, payload, meta, txs) in blocks {
+            let hash = meta.hash;
+            let checked = self.check_payload(header, payload, &meta).and_then(|()| {
+                self.store.insert(header, payload, meta).map_err(|e| anyhow::Error::from(e).into())
+            });
+            if let Err(e) = checked {
+                early = Err(e);
+                break;
+            }
+            stored.push((hash, payload, txs));
+        }
+        if stored.is_empty() {
+            return (0, early);
+        }
+        let payloads: Vec<&Payload> = stored.iter().map(|(_, p, _)| *p).collect();
+        let mut pending = std::mem::take(&mut self.pending);
+        let (statuses, ()) = tokio::join!(
+            timed(&self.metrics.new_payloads, self.engine.new_payloads(&payloads, true)),
+            all_ready(&mut pending)
+        );
+        self.pending = pending;
+        let statuses = match statuses {
+            Ok(s) => s,
+            Err(e) => return (0, Err(e.into())),
+        };
+        let valid = statuses.iter().take_while(|s| s.status == Status::Valid).count();
+        let refused = statuses
+            .get(valid)
+            .filter(|s| s.status == Status::Invalid)
+            .zip(stored.get(valid).map(|(hash, ..)| *hash));
+        self.recent =
+            stored.into_iter().take(valid).map(|(hash, payload, txs)| (hash, payload.clone(), txs)).collect();
+        if let Some((status, hash)) = refused {
+            self.metrics.invalid_payloads.inc();
+            let why = status.validation_error.clone().unwrap_or_default();
+            if let Err(e) = self.mark_reported_invalid(&hash, status) {
+                return (valid, Err(e));
+            }
+            // The samples before it are settled before the refusal is returned.
+            let settled = self.update_head(false).await;
+            return (
+                valid,
+                settled.and(Err(ImportError::Rejected(format!(
+                    "the execution client found the payload invalid: {why}"
+                )))),
+            );
+        }
+        // A payload left SYNCING or ACCEPTED is replayed by the head update, as in a single import.
+        let settled = self.settle_head(false, true).await;
+        (valid, settled.and(early))
     }
 
     /// What needs no execution: the payload against its header and its parent's fee fields.
@@ -454,20 +542,47 @@ impl Node {
             unsampled.push(cursor);
             cursor = self.store.meta(&cursor).context("meta of a block in the tree")?.parent_hash;
         }
-        for hash in unsampled.iter().rev() {
-            let job = self.sample_job(hash)?;
-            if let Some(why) = self.finish_sample(job).await? {
-                return Ok(Some(why));
+        // Up to `SAMPLES_AHEAD` asked at once, settled in order.
+        unsampled.reverse();
+        for window in unsampled.chunks(SAMPLES_AHEAD) {
+            let jobs = window.iter().map(|h| self.sample_job(h)).collect::<Result<Vec<_>, _>>()?;
+            let mut jobs = jobs.into_iter();
+            while let Some(job) = jobs.next() {
+                if let Some(why) = self.finish_sample(job).await? {
+                    jobs.for_each(|j| j.task.abort());
+                    return Ok(Some(why));
+                }
             }
         }
         Ok(None)
     }
 
+    /// The blocks from the stored head's child to `best`, oldest first, when none of them is
+    /// sampled yet and there are at most `SAMPLES_AHEAD` (a pipelined import's, whose samples
+    /// may be left under way); `None` otherwise.
+    fn unsampled_run(&self, best: &B256) -> Option<Vec<B256>> {
+        let head = self.store.head();
+        let mut run = Vec::new();
+        let mut cursor = *best;
+        while cursor != head {
+            if run.len() == SAMPLES_AHEAD || self.store.is_sampled(&cursor) {
+                return None;
+            }
+            run.push(cursor);
+            cursor = self.store.meta(&cursor)?.parent_hash;
+        }
+        run.reverse();
+        (!run.is_empty()).then_some(run)
+    }
+
     /// A sampling job for a stored block (the block imported last is taken as the import left
     /// it, transactions decoded).
     fn sample_job(&mut self, hash: &B256) -> Result<SampleJob, ImportError> {
-        let (payload, decoded) = match self.recent.take_if(|(h, ..)| h == hash) {
-            Some((_, payload, txs)) => (payload, Some(txs)),
+        let (payload, decoded) = match self.recent.iter().position(|(h, ..)| h == hash) {
+            Some(i) => {
+                let (_, payload, txs) = self.recent.swap_remove(i);
+                (payload, Some(txs))
+            }
             None => (self.stored(hash)?.1, None),
         };
         let meta = self.store.meta(hash).cloned().context("meta of a stored block")?;
@@ -483,7 +598,7 @@ impl Node {
     /// names a block that was sampled. An engine failure leaves the stored head where it was
     /// and the next call tries again. Returns the first fault found on the way, after the
     /// head settled. A sample left under way by a pipelined import is settled first.
-    pub(crate) async fn update_head(&mut self, force: bool) -> Result<(), ImportError> {
+    pub async fn update_head(&mut self, force: bool) -> Result<(), ImportError> {
         self.settle_head(force, false).await
     }
 
@@ -495,17 +610,26 @@ impl Node {
         const MAX_ROUNDS: usize = 64;
         let mut force = force;
         let mut fault: Option<ImportError> = None;
-        if let Some(job) = self.pending.take() {
+        let mut jobs = std::mem::take(&mut self.pending).into_iter();
+        while let Some(job) = jobs.next() {
             let hash = job.hash;
-            match self.finish_sample(job).await? {
+            let stop = match self.finish_sample(job).await? {
                 // Its parent is the stored head and the execution client was told it; unless
                 // the execution client has since named it invalid (then fork choice moves on).
-                None if !self.store.tree().is_invalid(&hash) => self.set_head(hash)?,
-                None => force = true,
+                None if !self.store.tree().is_invalid(&hash) => {
+                    self.set_head(hash)?;
+                    false
+                }
+                None => true,
                 Some(why) => {
                     fault = Some(ImportError::ExecutionFaulty(why));
-                    force = true;
+                    true
                 }
+            };
+            if stop {
+                // The blocks after it cannot become the head through it.
+                force = true;
+                jobs.by_ref().for_each(|j| j.task.abort());
             }
         }
         for _ in 0..MAX_ROUNDS {
@@ -520,16 +644,18 @@ impl Node {
                 self.engine.forkchoice_updated(meta.payload_hash, None, None),
             )
             .await?;
-            match status.status {
-                Status::Valid
-                    if defer
-                        && fault.is_none()
-                        && meta.parent_hash == self.store.head()
-                        && !self.store.is_sampled(&best) =>
-                {
-                    self.pending = Some(self.sample_job(&best)?);
-                    return Ok(());
+            let deferred = match status.status {
+                Status::Valid if defer && fault.is_none() => self.unsampled_run(&best),
+                _ => None,
+            };
+            if let Some(run) = deferred {
+                for hash in &run {
+                    let job = self.sample_job(hash)?;
+                    self.pending.push_back(job);
                 }
+                return Ok(());
+            }
+            match status.status {
                 Status::Valid => match self.sample_path(&best).await? {
                     None => self.set_head(best)?,
                     Some(why) => {

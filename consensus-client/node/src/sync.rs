@@ -471,7 +471,45 @@ impl Fetched {
     }
 }
 
-/// Imports a slice's blocks oldest first, each once its body check is in (see [`Fetched`]).
+/// Most blocks imported in one run (one `NewPayloads` call, whose execution client may import
+/// them in one database transaction: `qoin-bench import-transfers --txs-per-block 1000`
+/// imports 1.3x as fast in runs of 4 and 1.55x in runs of 8, docs/benchmarks.md).
+const MAX_RUN: usize = crate::node::SAMPLES_AHEAD;
+/// Most transaction bytes in one run: well inside the engine API's 64 MiB message limit.
+const MAX_RUN_BYTES: usize = 48 << 20;
+
+/// A payload's transaction bytes.
+fn payload_bytes(p: &Payload) -> usize {
+    p.transactions.iter().map(|t| t.len()).sum()
+}
+
+fn payload_of<'a>(payloads: &'a HashMap<B256, Payload>, p: &Pending) -> Result<&'a Payload, SyncError> {
+    payloads
+        .get(&p.meta.hash)
+        .ok_or_else(|| SyncError::Local(format!("payload of #{} {} missing", p.meta.height, p.meta.hash)))
+}
+
+/// Waits for the body check of `p` (keeping the verdicts of other blocks that come first).
+async fn checked_body(
+    checked: &mut tokio::sync::mpsc::UnboundedReceiver<(B256, Result<Vec<SignedTx>, InvalidBlock>)>,
+    results: &mut HashMap<B256, Result<Vec<SignedTx>, InvalidBlock>>,
+    p: &Pending,
+) -> Result<Result<Vec<SignedTx>, InvalidBlock>, SyncError> {
+    loop {
+        if let Some(r) = results.remove(&p.meta.hash) {
+            return Ok(r);
+        }
+        match checked.recv().await {
+            Some((h, r)) => {
+                results.insert(h, r);
+            }
+            None => return Err(SyncError::Local("the block body check stopped".into())),
+        }
+    }
+}
+
+/// Imports a slice's blocks oldest first, each once its body check is in (see [`Fetched`]),
+/// in runs of the blocks whose checks are in.
 async fn import_slice(
     node: &mut Node,
     peer: PeerId,
@@ -483,47 +521,90 @@ async fn import_slice(
     let Fetched { payloads, mut checked, checker } = fetched;
     let mut results: HashMap<B256, Result<Vec<SignedTx>, InvalidBlock>> = HashMap::new();
     let outcome = async {
-        for p in slice {
+        let mut next = 0;
+        while next < slice.len() {
+            let p = &slice[next];
+            next += 1;
             if node.store.meta(&p.meta.hash).is_some() {
                 continue;
             }
-            let hash = p.meta.hash;
-            let payload = payloads
-                .get(&hash)
-                .ok_or_else(|| SyncError::Local(format!("payload of #{} {hash} missing", p.meta.height)))?;
-            let body = loop {
-                if let Some(r) = results.remove(&hash) {
-                    break r;
+            // A run: this block once its check is in, then the blocks after it whose checks
+            // are in already (the checks run ahead while the run before is imported).
+            let mut run = vec![(p, checked_body(&mut checked, &mut results, p).await?)];
+            while let Ok((h, r)) = checked.try_recv() {
+                results.insert(h, r);
+            }
+            let mut bytes = payload_bytes(payload_of(&payloads, p)?);
+            while let Some(q) = slice.get(next) {
+                let size = payload_bytes(payload_of(&payloads, q)?);
+                if run.len() == MAX_RUN
+                    || bytes + size > MAX_RUN_BYTES
+                    || run.last().is_some_and(|(_, r)| r.is_err())
+                    || node.store.meta(&q.meta.hash).is_some()
+                {
+                    break;
                 }
-                match checked.recv().await {
-                    Some((h, r)) => {
-                        results.insert(h, r);
+                let Some(r) = results.remove(&q.meta.hash) else { break };
+                run.push((q, r));
+                bytes += size;
+                next += 1;
+            }
+            // A body that failed its check ends the run: the blocks before it are imported.
+            let mut blocks = Vec::with_capacity(run.len());
+            let mut check_error = None;
+            for (q, r) in run {
+                match r {
+                    Ok(txs) => blocks.push((q, txs)),
+                    Err(e) => {
+                        check_error = Some((q, e));
+                        break;
                     }
-                    None => return Err(SyncError::Local("the block body check stopped".into())),
                 }
+            }
+            let heights: Vec<u64> = blocks.iter().map(|(q, _)| q.meta.height).collect();
+            let (imported, result) = if blocks.len() == 1 {
+                let (q, txs) = blocks.remove(0);
+                let r =
+                    node.import_pipelined(&q.header, payload_of(&payloads, q)?, q.meta.clone(), txs).await;
+                (usize::from(r.is_ok()), r)
+            } else if blocks.is_empty() {
+                (0, Ok(()))
+            } else {
+                let mut run = Vec::with_capacity(blocks.len());
+                for (q, txs) in blocks {
+                    run.push((&q.header, payload_of(&payloads, q)?, q.meta.clone(), txs));
+                }
+                node.import_pipelined_run(run).await
             };
-            let imported = match body {
-                Ok(txs) => node.import_pipelined(&p.header, payload, p.meta.clone(), txs).await,
-                Err(e) => Err(ImportError::Rejected(e.to_string())),
-            };
-            match imported {
-                Ok(()) => progress.imported += 1,
+            progress.imported += imported as u64;
+            let at =
+                heights.get(imported).copied().unwrap_or_else(|| heights.last().copied().unwrap_or_default());
+            match result {
+                Ok(()) => {}
                 Err(ImportError::Rejected(why)) => {
                     return Err(SyncError::Peer(
                         peer,
                         Penalty::InvalidBlock,
-                        format!("block #{} refused: {why}", p.meta.height),
+                        format!("block #{at} refused: {why}"),
                     ))
                 }
-                Err(e) => return Err(SyncError::Local(format!("block #{}: {e}", p.meta.height))),
+                Err(e) => return Err(SyncError::Local(format!("block #{at}: {e}"))),
+            }
+            if let Some((q, e)) = check_error {
+                return Err(SyncError::Peer(
+                    peer,
+                    Penalty::InvalidBlock,
+                    format!("block #{} refused: {e}", q.meta.height),
+                ));
             }
             if progress.logged.elapsed() >= Duration::from_secs(5) {
                 progress.logged = Instant::now();
+                let height = heights.last().copied().unwrap_or_default();
                 let rate = progress.imported as f64 / progress.started.elapsed().as_secs_f64().max(1e-3);
-                let left = target.head_height.saturating_sub(p.meta.height);
+                let left = target.head_height.saturating_sub(height);
                 tracing::info!(
                     target: targets::SYNC,
-                    height = p.meta.height,
+                    height,
                     target = target.head_height,
                     blocks_per_s = %format_args!("{rate:.1}"),
                     eta_s = (left as f64 / rate.max(1e-3)).round(),

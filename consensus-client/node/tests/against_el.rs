@@ -1,7 +1,8 @@
 //! The consensus client's checks against the real execution client's state: account-state
 //! sampling passes an honest execution client and catches one that lies about an account,
 //! and a payload is valid only as the header commits to it, with the fee fields its parent's
-//! imply and transactions signed for the chain. Also: when a peer's status starts a sync.
+//! imply and transactions signed for the chain; a sync's pipelined run whose sample fails.
+//! Also: when a peer's status starts a sync.
 
 use alloy_primitives::{Address, B256, U256};
 use qoin_cl_sampling::{self as sampling, SamplingError};
@@ -153,22 +154,7 @@ fn the_payload_must_be_the_one_the_header_commits_to() {
     let p = ChainParams::new(&funded_genesis(&keys, 30_000_000), genesis_el.hash(), genesis_el.state_root)
         .unwrap();
     let g = BlockMeta::genesis(&p);
-    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
-    let header = Header {
-        parent_hash: g.hash,
-        siblings: vec![],
-        height: 1,
-        timestamp_ms: (T0 + 1) * 1000,
-        difficulty: 0,
-        payload_hash: payload.block_hash,
-        state_root: payload.state_root,
-        transactions_root: qoin_primitives::transactions_root(&txs).unwrap(),
-        coinbase: miner.address(),
-        miner_keys: miner.public().clone(),
-        extra_nonce: 0,
-        ticket: miner.sign(Domain::MiningTicket, b""),
-        solution: [0; 16],
-    };
+    let header = header_for(&payload, g.hash, (T0 + 1) * 1000, &miner);
     // The test payload used a flat credit; the rule's credit for height 1 is the same.
     let ge = p.genesis_exec;
     validate_payload(&header, &payload, &g, &ge, &[], &p).unwrap();
@@ -252,4 +238,212 @@ fn a_peer_status_starts_a_sync_only_for_a_heavier_head_gossip_did_not_bring() {
     // Never for a chain no heavier than ours, or a head we hold.
     assert!(!status_starts_sync(&ours, &theirs(3, 150, 1_000), None, true, held));
     assert!(!status_starts_sync(&ours, &theirs(7, 150, 5_000), None, true, held));
+}
+
+/// An execution client that executes honestly but answers proofs against one state root
+/// (`lie_at`) with the proofs of another (`lie_with`): the sample of the block with that root
+/// fails, as it would for an execution client whose state is not the block's.
+struct LiesAboutOneRoot {
+    inner: qoin_el_engine::EngineHandler,
+    lie_at: B256,
+    lie_with: B256,
+}
+
+impl EngineBackend for LiesAboutOneRoot {
+    fn client_name(&self) -> String {
+        self.inner.client_name()
+    }
+    fn chain_info(&self) -> Result<(u64, B256, B256), qoin_engine_api::EngineError> {
+        self.inner.chain_info()
+    }
+    fn new_payload(
+        &self,
+        payload: Payload,
+        verified: bool,
+    ) -> Result<qoin_engine_api::PayloadStatus, qoin_engine_api::EngineError> {
+        self.inner.new_payload(payload, verified)
+    }
+    fn new_payloads(
+        &self,
+        payloads: Vec<Payload>,
+        verified: bool,
+    ) -> Result<Vec<qoin_engine_api::PayloadStatus>, qoin_engine_api::EngineError> {
+        self.inner.new_payloads(payloads, verified)
+    }
+    fn forkchoice_updated(
+        &self,
+        head: B256,
+        finalized: Option<B256>,
+        attributes: Option<Attributes>,
+    ) -> Result<
+        (qoin_engine_api::PayloadStatus, Option<qoin_engine_api::PayloadId>),
+        qoin_engine_api::EngineError,
+    > {
+        self.inner.forkchoice_updated(head, finalized, attributes)
+    }
+    fn get_payload(
+        &self,
+        id: qoin_engine_api::PayloadId,
+    ) -> Result<(Payload, U256), qoin_engine_api::EngineError> {
+        self.inner.get_payload(id)
+    }
+    fn account_proofs(
+        &self,
+        root: B256,
+        addresses: &[Address],
+    ) -> Result<Vec<qoin_engine_api::AccountProof>, qoin_engine_api::EngineError> {
+        self.inner.account_proofs(if root == self.lie_at { self.lie_with } else { root }, addresses)
+    }
+    fn subscribe_transactions(&self) -> tokio::sync::broadcast::Receiver<qoin_engine_api::PooledTx> {
+        self.inner.subscribe_transactions()
+    }
+    fn submit_transactions(
+        &self,
+        txs: Vec<alloy_primitives::Bytes>,
+    ) -> Result<Vec<qoin_engine_api::TxVerdict>, qoin_engine_api::EngineError> {
+        self.inner.submit_transactions(txs)
+    }
+    fn set_sync_status(&self, progress: Option<qoin_engine_api::SyncProgress>) {
+        self.inner.set_sync_status(progress);
+    }
+    fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, qoin_engine_api::EngineError> {
+        self.inner.pooled_transaction_hashes(limit)
+    }
+    fn pooled_transactions(
+        &self,
+        hashes: &[B256],
+    ) -> Result<Vec<qoin_engine_api::PooledTx>, qoin_engine_api::EngineError> {
+        self.inner.pooled_transactions(hashes)
+    }
+}
+
+/// The header of `payload` (child of `parent`) by `miner`, without a proof of work.
+fn header_for(payload: &Payload, parent: B256, timestamp_ms: u64, miner: &Keypair) -> Header {
+    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
+    Header {
+        parent_hash: parent,
+        siblings: vec![],
+        height: payload.number,
+        timestamp_ms,
+        difficulty: 0,
+        payload_hash: payload.block_hash,
+        state_root: payload.state_root,
+        transactions_root: qoin_primitives::transactions_root(&txs).unwrap(),
+        coinbase: miner.address(),
+        miner_keys: miner.public().clone(),
+        extra_nonce: 0,
+        ticket: miner.sign(Domain::MiningTicket, b""),
+        solution: [0; 16],
+    }
+}
+
+/// A block as a sync holds it once its body is checked: header, payload, meta, transactions.
+type Checked = (Header, Payload, BlockMeta, Vec<qoin_primitives::SignedTx>);
+
+/// `n` blocks on the genesis of `keys`' chain, a transfer from `keys[0]` in each, built by an
+/// execution client of their own (headers carry no proof of work: a run's import takes the
+/// meta its headers' checks gave).
+fn chain_of(keys: &[Keypair], n: u64) -> (ChainParams, Vec<Checked>) {
+    let producer = el(keys);
+    let genesis_el = producer.node.chain().header(0).unwrap().unwrap();
+    let params =
+        ChainParams::new(&funded_genesis(keys, 30_000_000), genesis_el.hash(), genesis_el.state_root)
+            .unwrap();
+    let miner = Keypair::from_seed(&[5; 32]);
+    let mut parent = BlockMeta::genesis(&params);
+    let mut blocks = Vec::new();
+    for height in 1..=n {
+        producer.node.submit(transfer(&keys[0], height - 1, Address::repeat_byte(0x77), height)).unwrap();
+        let timestamp_ms = (T0 + height) * 1000;
+        let attrs = Attributes {
+            timestamp_ms,
+            fee_recipient: miner.address(),
+            credits: params.credits(height, miner.address(), &[]),
+            prev_randao: qoin_consensus::params::prev_randao(&parent.hash),
+        };
+        let (_, id) = producer.engine.forkchoice_updated(parent.payload_hash, None, Some(attrs)).unwrap();
+        let payload = producer.engine.get_payload(id.unwrap()).unwrap().0;
+        assert_eq!(payload.transactions.len(), 1);
+        assert_eq!(
+            producer.engine.new_payload(payload.clone(), false).unwrap().status,
+            qoin_engine_api::Status::Valid
+        );
+        let header = header_for(&payload, parent.hash, timestamp_ms, &miner);
+        let meta = BlockMeta {
+            hash: header.hash().unwrap(),
+            parent_hash: parent.hash,
+            height,
+            timestamp_ms,
+            payload_hash: payload.block_hash,
+            state_root: payload.state_root,
+            coinbase: miner.address(),
+            work: U256::from(1_000u64),
+            siblings: vec![],
+        };
+        let decoded = validate_body(&header, &payload, params.chain_id).unwrap();
+        parent = meta.clone();
+        blocks.push((header, payload, meta, decoded));
+    }
+    (params, blocks)
+}
+
+/// A sync's pipelined run: three blocks executed by one NewPayloads, their samples left under
+/// way; the second block's sample fails, so the head settles on the first, the second and the
+/// third leave fork choice, and the execution client is moved back to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_that_fails_in_a_pipelined_run_leaves_the_head_on_the_block_before_it() {
+    let keys = [Keypair::from_seed(&[1; 32])];
+    let (_, blocks) = chain_of(&keys, 3);
+    let ours = el(&keys);
+    let chain = ours.node.clone();
+    let backend = LiesAboutOneRoot {
+        inner: ours.engine,
+        lie_at: blocks[1].1.state_root,
+        lie_with: blocks[0].1.state_root,
+    };
+    let secret = qoin_engine_api::jwt::JwtSecret::random();
+    let server = qoin_engine_api::serve(Arc::new(backend), "127.0.0.1:0".parse().unwrap(), secret.clone())
+        .await
+        .unwrap();
+    let datadir = tempfile::tempdir().unwrap();
+    let config = qoin_cl_node::Config {
+        datadir: datadir.path().to_path_buf(),
+        genesis: funded_genesis(&keys, 30_000_000),
+        engine_url: format!("http://{}", server.addr),
+        jwt: secret,
+        miner: None,
+        sample_k: 8,
+        p2p: None,
+    };
+    let metrics = Arc::new(qoin_cl_node::ClMetrics::default());
+    let mut node = qoin_cl_node::Node::start(&config, metrics.clone()).await.unwrap();
+
+    let run = blocks.iter().map(|(h, p, m, txs)| (h, p, m.clone(), txs.clone())).collect();
+    let (imported, settled) = node.import_pipelined_run(run).await;
+    assert_eq!(imported, 3);
+    settled.unwrap();
+    assert_eq!(
+        chain.chain().head().unwrap().hash(),
+        blocks[2].1.block_hash,
+        "the run is the execution client's head"
+    );
+    assert_eq!(node.store().head(), blocks[0].2.parent_hash, "the stored head waits for the samples");
+
+    // Settling the samples: the first passes, the second is caught.
+    let caught = node.update_head(false).await.unwrap_err();
+    assert!(matches!(caught, qoin_cl_node::node::ImportError::ExecutionFaulty(_)), "{caught}");
+    assert_eq!(node.store().head(), blocks[0].2.hash);
+    assert!(node.store().is_sampled(&blocks[0].2.hash));
+    assert!(node.store().tree().is_invalid(&blocks[1].2.hash));
+    assert_eq!(
+        node.store().tree().head(),
+        blocks[0].2.hash,
+        "the third block left fork choice with the second"
+    );
+    assert_eq!(
+        chain.chain().head().unwrap().hash(),
+        blocks[0].1.block_hash,
+        "the execution client was moved back"
+    );
+    assert_eq!(metrics.sampling_failures.get(), 1);
 }

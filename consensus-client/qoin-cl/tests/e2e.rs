@@ -551,6 +551,11 @@ fn a_node_started_after_300_blocks_syncs_from_scratch() {
     });
     assert!(metric(&text, "qoin_cl_sampled_accounts_total") >= height as f64, "{text}");
     assert_eq!(metric(&text, "qoin_cl_sampling_failures_total"), 0.0);
+    // The blocks came in runs, each imported by one NewPayloads call (most of them: a run
+    // holds the blocks whose checks are in when it starts).
+    let runs = metric(&text, "qoin_cl_engine_call_seconds_count{method=\"NewPayloads\"}");
+    let singles = metric(&text, "qoin_cl_engine_call_seconds_count{method=\"NewPayload\"}");
+    assert!(runs >= 1.0 && runs + singles < height as f64 / 2.0, "{runs} runs, {singles} single imports");
 }
 
 #[test]

@@ -158,15 +158,7 @@ impl Chain {
         beneficiary: Address,
         prev_randao: B256,
     ) -> BlockEnvInput {
-        BlockEnvInput {
-            number: parent.number + 1,
-            timestamp,
-            beneficiary,
-            gas_limit: parent.gas_limit,
-            base_fee: next_base_fee(parent, MIN_BASE_FEE),
-            prev_randao,
-            chain_id: self.genesis.chain_id,
-        }
+        child_env(self.genesis.chain_id, parent, timestamp, beneficiary, prev_randao)
     }
 
     /// Validates `header` + `body` against the head, executes it and writes it in one
@@ -199,48 +191,57 @@ impl Chain {
         block: &SealedBlock,
         already_verified: &(dyn Fn(&SignedTx) -> bool + Sync),
     ) -> Result<B256, ExecError> {
-        let (header, body) = (block.header(), block.body());
         let tx = self.store.write()?;
-        let parent = head(&tx)?;
-        if header.parent_hash != parent.hash() {
-            return Err(ExecError::InvalidBlock(format!(
-                "parent {} is not the head {} (#{})",
-                header.parent_hash,
-                parent.hash(),
-                parent.number
-            )));
-        }
-        // Non-decreasing seconds: the consensus header's millisecond timestamp is the strictly
-        // increasing one, and several blocks may share a second at a 1 s target.
-        if header.timestamp < parent.timestamp {
-            return Err(ExecError::InvalidBlock("timestamp before the parent's".into()));
-        }
-        // Decoded on every core (each derives its sender's address and id: two keccaks); the
-        // first malformed one in block order is the one reported.
-        let decoded: Vec<Result<SignedTx, String>> = body
-            .transactions
-            .par_iter()
-            .map(|raw| SignedTx::decode(raw).map_err(|e| e.to_string()))
-            .collect();
-        let mut txs = Vec::with_capacity(decoded.len());
-        for (index, t) in decoded.into_iter().enumerate() {
-            txs.push(t.map_err(|reason| ExecError::InvalidTransaction { index, reason })?);
-        }
-        let bad = txs.par_iter().position_first(|t| !already_verified(t) && t.verify_signature().is_err());
-        if let Some(index) = bad {
-            return Err(ExecError::InvalidTransaction { index, reason: "bad signature".into() });
-        }
-        let env = self.child_env(&parent, header.timestamp, header.beneficiary, header.prev_randao);
-        let mode = Mode::Import { transactions_root: header.transactions_root };
-        let executed = execute(&tx, &parent, &env, txs, body.credits.clone(), mode)?;
-        if executed.header != *header {
-            return Err(ExecError::InvalidBlock(header_mismatch(&executed.header, header)));
-        }
-        // The body as it came: its encodings are what the transactions root covers.
-        write_block(&tx, header, body, &executed.transactions, &executed.receipts, &executed.post)?;
+        import_in(&tx, &self.genesis, block, already_verified)?;
         tx.commit()?;
         self.head_moved();
-        Ok(header.hash())
+        Ok(block.header().hash())
+    }
+
+    /// Imports `blocks` (each the child of the one before, the first a child of the head) in
+    /// one MDBX write transaction: a run of blocks shares the pages their writes touch, where a
+    /// transaction per block writes each of them again (a sync imports runs of blocks). The
+    /// blocks before the first that fails are committed; that one and those after are not.
+    /// Returns how many were imported and the failure, if any.
+    pub fn import_batch(
+        &self,
+        blocks: &[SealedBlock],
+        already_verified: &(dyn Fn(&SignedTx) -> bool + Sync),
+    ) -> Result<(usize, Option<ExecError>), ExecError> {
+        let tx = self.store.write()?;
+        let mut failed = None;
+        for (i, block) in blocks.iter().enumerate() {
+            if let Err(e) = import_in(&tx, &self.genesis, block, already_verified) {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let imported = match failed {
+            None => {
+                tx.commit()?;
+                blocks.len()
+            }
+            Some((i, e)) => {
+                // The failed block's writes may be half done: the transaction is dropped and
+                // the blocks before it imported again in a new one.
+                drop(tx);
+                if i > 0 {
+                    let tx = self.store.write()?;
+                    for block in &blocks[..i] {
+                        import_in(&tx, &self.genesis, block, already_verified)?;
+                    }
+                    tx.commit()?;
+                }
+                if i > 0 {
+                    self.head_moved();
+                }
+                return Ok((i, Some(e)));
+            }
+        };
+        if imported > 0 {
+            self.head_moved();
+        }
+        Ok((imported, None))
     }
 
     /// Writes a block this node built (`build` on the current head), after checking the head
@@ -310,6 +311,71 @@ impl Chain {
         tx.commit()?;
         self.head_moved();
         Ok(())
+    }
+}
+
+/// Validates `block` against the head in `tx`, executes it and writes it into `tx` (not
+/// committed).
+fn import_in(
+    tx: &WriteTx<'_>,
+    genesis: &Genesis,
+    block: &SealedBlock,
+    already_verified: &(dyn Fn(&SignedTx) -> bool + Sync),
+) -> Result<(), ExecError> {
+    let (header, body) = (block.header(), block.body());
+    let parent = head(tx)?;
+
+    if header.parent_hash != parent.hash() {
+        return Err(ExecError::InvalidBlock(format!(
+            "parent {} is not the head {} (#{})",
+            header.parent_hash,
+            parent.hash(),
+            parent.number
+        )));
+    }
+    // Non-decreasing seconds: the consensus header's millisecond timestamp is the strictly
+    // increasing one, and several blocks may share a second at a 1 s target.
+    if header.timestamp < parent.timestamp {
+        return Err(ExecError::InvalidBlock("timestamp before the parent's".into()));
+    }
+    // Decoded on every core (each derives its sender's address and id: two keccaks); the
+    // first malformed one in block order is the one reported.
+    let decoded: Vec<Result<SignedTx, String>> =
+        body.transactions.par_iter().map(|raw| SignedTx::decode(raw).map_err(|e| e.to_string())).collect();
+    let mut txs = Vec::with_capacity(decoded.len());
+    for (index, t) in decoded.into_iter().enumerate() {
+        txs.push(t.map_err(|reason| ExecError::InvalidTransaction { index, reason })?);
+    }
+    let bad = txs.par_iter().position_first(|t| !already_verified(t) && t.verify_signature().is_err());
+    if let Some(index) = bad {
+        return Err(ExecError::InvalidTransaction { index, reason: "bad signature".into() });
+    }
+    let env = child_env(genesis.chain_id, &parent, header.timestamp, header.beneficiary, header.prev_randao);
+    let mode = Mode::Import { transactions_root: header.transactions_root };
+    let executed = execute(tx, &parent, &env, txs, body.credits.clone(), mode)?;
+    if executed.header != *header {
+        return Err(ExecError::InvalidBlock(header_mismatch(&executed.header, header)));
+    }
+    // The body as it came: its encodings are what the transactions root covers.
+    write_block(tx, header, body, &executed.transactions, &executed.receipts, &executed.post)?;
+    Ok(())
+}
+
+fn child_env(
+    chain_id: u64,
+    parent: &ElHeader,
+    timestamp: u64,
+    beneficiary: Address,
+    prev_randao: B256,
+) -> BlockEnvInput {
+    BlockEnvInput {
+        number: parent.number + 1,
+        timestamp,
+        beneficiary,
+        gas_limit: parent.gas_limit,
+        base_fee: next_base_fee(parent, MIN_BASE_FEE),
+        prev_randao,
+        chain_id,
     }
 }
 

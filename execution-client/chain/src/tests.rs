@@ -433,3 +433,65 @@ fn sigkill_during_import_keeps_the_last_committed_block() {
     let next = build(&chain, vec![], vec![]);
     chain.commit_built(&next).unwrap();
 }
+
+/// Three blocks built one after another on a chain of their own.
+fn three_blocks() -> Vec<qoin_el_storage::block::SealedBlock> {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = open(dir.path());
+    (0..3u64)
+        .map(|i| {
+            let built =
+                build(&builder, vec![transfer(i as usize, 0, Address::repeat_byte(0x42), 7 + i)], vec![]);
+            builder.commit_built(&built).unwrap();
+            qoin_el_storage::block::SealedBlock::seal(&built.header, body_of(&built))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_of_blocks_imported_in_one_transaction_gives_the_state_of_one_by_one_imports() {
+    let blocks = three_blocks();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (batched, single) = (open(d1.path()), open(d2.path()));
+    let moves = batched.watch_head();
+    assert_eq!(batched.import_batch(&blocks, &|_| false).unwrap().0, 3);
+    assert!(moves.has_changed().unwrap(), "subscribers are woken");
+    for b in &blocks {
+        single.import_sealed(b, &|_| false).unwrap();
+    }
+    assert_eq!(batched.head().unwrap(), *blocks[2].header());
+    assert_eq!(dump(&batched), dump(&single));
+    // Every block of the run is there, with its transactions findable.
+    for b in &blocks {
+        assert_eq!(batched.header(b.header().number).unwrap().as_ref(), Some(b.header()));
+    }
+    let r = batched.store().read().unwrap();
+    let id = SignedTx::decode(&blocks[1].body().transactions[0]).unwrap().id();
+    assert_eq!(r.get::<qoin_el_storage::tables::TxLookup>(&id).unwrap().map(|l| l.block), Some(2));
+}
+
+#[test]
+fn a_run_stops_at_its_first_invalid_block_and_keeps_the_blocks_before_it() {
+    let blocks = three_blocks();
+    let mut wrong = blocks[1].header().clone();
+    wrong.state_root = B256::repeat_byte(1);
+    let bad = qoin_el_storage::block::SealedBlock::seal(&wrong, blocks[1].body().clone());
+    let run = vec![blocks[0].clone(), bad, blocks[2].clone()];
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (batched, single) = (open(d1.path()), open(d2.path()));
+    let (imported, failure) = batched.import_batch(&run, &|_| false).unwrap();
+    assert_eq!(imported, 1);
+    let e = failure.expect("the second block fails").to_string();
+    assert!(e.contains("state_root"), "{e}");
+    single.import_sealed(&blocks[0], &|_| false).unwrap();
+    assert_eq!(batched.head().unwrap(), *blocks[0].header());
+    assert_eq!(dump(&batched), dump(&single), "nothing of the failed block or those after it");
+    assert_eq!(batched.header(2).unwrap(), None);
+    // A failure at the first block leaves the chain as it was.
+    let (imported, failure) = batched.import_batch(&blocks[2..], &|_| false).unwrap();
+    assert_eq!((imported, failure.is_some()), (0, true));
+    assert_eq!(batched.head().unwrap(), *blocks[0].header());
+    // The genuine rest imports afterwards.
+    assert_eq!(batched.import_batch(&blocks[1..], &|_| false).unwrap().0, 2);
+    assert_eq!(batched.head().unwrap(), *blocks[2].header());
+}

@@ -90,6 +90,7 @@ pub struct EngineHandler {
 
 struct Latency {
     new_payload: Histogram,
+    new_payloads: Histogram,
     forkchoice: Histogram,
     get_payload: Histogram,
     proofs: Histogram,
@@ -202,6 +203,7 @@ impl EngineHandler {
         let help = "Time the execution client spends answering engine API calls.";
         self.latency = Some(Latency {
             new_payload: registry.histogram(name, help, &[("method", "NewPayload")]),
+            new_payloads: registry.histogram(name, help, &[("method", "NewPayloads")]),
             forkchoice: registry.histogram(name, help, &[("method", "ForkchoiceUpdated")]),
             get_payload: registry.histogram(name, help, &[("method", "GetPayload")]),
             proofs: registry.histogram(name, help, &[("method", "GetAccountProofs")]),
@@ -432,6 +434,20 @@ impl EngineBackend for EngineHandler {
         Ok(status)
     }
 
+    fn new_payloads(
+        &self,
+        payloads: Vec<Payload>,
+        signatures_verified: bool,
+    ) -> Result<Vec<PayloadStatus>, EngineError> {
+        let l = self.latency.as_ref();
+        let trusted = signatures_verified && !self.verify_all_signatures;
+        let statuses = timed(l.map(|l| &l.new_payloads), || self.new_payloads_inner(&payloads, trusted))?;
+        if let (Some(l), Some(qoin_engine_api::Status::Invalid)) = (l, statuses.last().map(|s| s.status)) {
+            l.invalid.inc();
+        }
+        Ok(statuses)
+    }
+
     fn forkchoice_updated(
         &self,
         head: B256,
@@ -540,6 +556,105 @@ impl EngineHandler {
 impl EngineHandler {
     /// `signatures_verified`: the consensus client verified every signature, and this handler
     /// takes its word.
+    /// Logs a block imported from the consensus client (its transactions read back, when the
+    /// log wants them).
+    fn log_imported(&self, block: &SealedBlock) {
+        let header = block.header();
+        let read_back = || {
+            let read = self.chain().store().read().ok()?;
+            qoin_el_storage::reader::block_transactions(&read, header.number).ok()
+        };
+        qoin_el_node::log_imported_block(
+            header,
+            block.body().transactions.len(),
+            || read_back().unwrap_or_default(),
+            "from the consensus client",
+        );
+    }
+
+    /// `NewPayloads`: the longest run at the front of `payloads` that extends the head (each
+    /// the child of the one before, none known, built here or known invalid) is imported in
+    /// one database transaction ([`Chain::import_batch`]); any other payload goes through
+    /// [`Self::new_payload_inner`] alone. Stops after the first status that is not VALID.
+    fn new_payloads_inner(
+        &self,
+        payloads: &[Payload],
+        trusted: bool,
+    ) -> Result<Vec<PayloadStatus>, EngineError> {
+        self.refuse_if_mining_locally()?;
+        let mut statuses = Vec::with_capacity(payloads.len());
+        let mut rest = payloads;
+        while !rest.is_empty() {
+            let mut state = self.state();
+            let run = self.head_run(&state, rest)?;
+            if run.len() < 2 {
+                drop(state);
+                let status = self.new_payload_inner(&rest[0], trusted)?;
+                let valid = status.status == qoin_engine_api::Status::Valid;
+                statuses.push(status);
+                if !valid {
+                    break;
+                }
+                rest = &rest[1..];
+                continue;
+            }
+            let _producing = self.node.producing();
+            let pool = self.node.pool();
+            let verified = |t: &SignedTx| trusted || pool.verified(t);
+            let (imported, failure) = self.chain().import_batch(&run, &verified).map_err(internal)?;
+            drop(pool);
+            for block in &run[..imported] {
+                self.log_imported(block);
+                statuses.push(PayloadStatus::valid());
+            }
+            if imported > 0 {
+                let read = self.chain().store().read().map_err(internal)?;
+                self.node.pool().prune(&LatestState(&read), Instant::now());
+            }
+            if let Some(e) = failure {
+                let Some(block) = run.get(imported) else {
+                    return Err(EngineError::Internal(format!("a run of {} failed past its end", run.len())));
+                };
+                if !is_invalid(&e) {
+                    return Err(internal(e));
+                }
+                let (hash, why) = (block.header().hash(), e.to_string());
+                let lvh = block.header().parent_hash;
+                tracing::warn!(target: targets::ENGINE, "payload #{} {hash} is invalid: {why}", block.header().number);
+                state.invalid.insert(hash, (Some(lvh), why.clone()));
+                statuses.push(PayloadStatus::invalid(Some(lvh), why));
+                break;
+            }
+            rest = &rest[run.len()..];
+        }
+        Ok(statuses)
+    }
+
+    /// The payloads at the front of `payloads` that can be imported together on the head:
+    /// the first is the head's child, each next one the child of the one before, and none is
+    /// canonical already, built here, known invalid or of a wrong block hash (each of those
+    /// goes alone through [`Self::new_payload_inner`], which answers it).
+    fn head_run(&self, state: &State, payloads: &[Payload]) -> Result<Vec<SealedBlock>, EngineError> {
+        let mut parent = self.chain().head().map_err(internal)?.hash();
+        let mut run = Vec::new();
+        for payload in payloads {
+            if payload.parent_hash != parent
+                || state.invalid.contains_key(&payload.block_hash)
+                || state.building.values().any(|b| b.executed.header.hash() == payload.block_hash)
+            {
+                break;
+            }
+            let block = payload_to_block(payload);
+            let hash = block.header().hash();
+            if hash != payload.block_hash {
+                break;
+            }
+            run.push(block);
+            parent = hash;
+        }
+        Ok(run)
+    }
+
     fn new_payload_inner(
         &self,
         payload: &Payload,
@@ -574,16 +689,7 @@ impl EngineHandler {
             let _producing = self.node.producing();
             return match self.execute_on_head(&mut state, &block, signatures_verified) {
                 Ok(()) => {
-                    let read_back = || {
-                        let read = self.chain().store().read().ok()?;
-                        qoin_el_storage::reader::block_transactions(&read, header.number).ok()
-                    };
-                    qoin_el_node::log_imported_block(
-                        header,
-                        block.body().transactions.len(),
-                        || read_back().unwrap_or_default(),
-                        "from the consensus client",
-                    );
+                    self.log_imported(&block);
                     Ok(PayloadStatus::valid())
                 }
                 Err(e) if is_invalid(&e) => {

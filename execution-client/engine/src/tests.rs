@@ -393,3 +393,64 @@ fn a_forged_signature_is_invalid_unless_the_consensus_client_vouches_for_it() {
     let (_d5, honest) = node(std::slice::from_ref(&k));
     assert_eq!(honest.new_payload(good, true).unwrap().status, Status::Valid);
 }
+
+/// Three payloads built one on another by a node of its own (the chain of `node(keys)`), a
+/// transfer from `k` in each.
+fn three_payloads(keys: &[Keypair], k: &Keypair) -> Vec<Payload> {
+    let (_d, producer) = node(keys);
+    (0..3u64)
+        .map(|i| {
+            producer.node.submit(transfer(k, i, 10 + i)).unwrap();
+            let p = build(&producer, &attrs((T0 + 1 + i) * 1000, Address::repeat_byte(0xbe), 100));
+            assert_eq!(p.transactions.len(), 1);
+            assert_eq!(producer.new_payload(p.clone(), false).unwrap().status, Status::Valid);
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_of_payloads_is_imported_at_once_and_stops_at_its_first_invalid_payload() {
+    let k = Keypair::from_seed(&[1; 32]);
+    let keys = std::slice::from_ref(&k);
+    let payloads = three_payloads(keys, &k);
+
+    // A run on the head: every payload VALID, the head at the last, the pool pruned.
+    let (_d, e) = node(keys);
+    e.node.submit(transfer(&k, 0, 10)).unwrap();
+    let statuses = e.new_payloads(payloads.clone(), false).unwrap();
+    assert_eq!(statuses, vec![PayloadStatus::valid(); 3]);
+    assert_eq!(head(&e).hash(), payloads[2].block_hash);
+    assert!(e.node.pool().is_empty(), "the mined transaction left the pool");
+    assert_eq!(balance(&e, &Address::repeat_byte(0x77)), U256::from(10 + 11 + 12u64));
+    // Sent again: known blocks, VALID one by one.
+    assert_eq!(e.new_payloads(payloads.clone(), false).unwrap(), vec![PayloadStatus::valid(); 3]);
+
+    // A run whose second payload lies about its state: the first is imported, the second is
+    // INVALID (its parent the latest valid) and remembered, the third is not looked at.
+    let (_d2, e2) = node(keys);
+    let mut lying = payloads[1].clone();
+    lying.credits[0].amount += U256::from(1u8);
+    let (h, b) = payload_to_block(&lying).into_parts();
+    let lying = block_to_payload(&h, &b);
+    let statuses =
+        e2.new_payloads(vec![payloads[0].clone(), lying.clone(), payloads[2].clone()], false).unwrap();
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[0], PayloadStatus::valid());
+    assert_eq!(
+        (statuses[1].status, statuses[1].latest_valid_hash),
+        (Status::Invalid, Some(payloads[0].block_hash))
+    );
+    assert!(statuses[1].validation_error.as_deref().unwrap_or_default().contains("state_root"));
+    assert_eq!(head(&e2).hash(), payloads[0].block_hash, "nothing of the invalid payload is written");
+    let (st, _) = e2.forkchoice_updated(lying.block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Invalid, "remembered as invalid");
+    // The genuine rest follows.
+    assert_eq!(e2.new_payloads(payloads[1..].to_vec(), false).unwrap(), vec![PayloadStatus::valid(); 2]);
+
+    // A run that does not start on the head: the first payload's own status ends it.
+    let (_d3, e3) = node(keys);
+    let statuses = e3.new_payloads(payloads[1..].to_vec(), false).unwrap();
+    assert_eq!(statuses.iter().map(|s| s.status).collect::<Vec<_>>(), vec![Status::Syncing]);
+    assert_eq!(head(&e3).number, 0);
+}

@@ -112,6 +112,10 @@ struct Cli {
     /// consensus client verified the signatures (as in a sync): no signature checks.
     #[arg(long)]
     signatures_verified: bool,
+    /// `import-transfers` and `import-erc20` import runs of N blocks in one database
+    /// transaction, as the execution client imports a sync's `NewPayloads` (default 1).
+    #[arg(long, default_value_t = 1)]
+    blocks_per_commit: usize,
 }
 
 pub(crate) fn emit(v: &Value) {
@@ -233,6 +237,7 @@ fn main() {
     let shape = exec::ImportShape {
         txs_per_block: cli.txs_per_block.unwrap_or(exec::PER_BLOCK),
         signatures_verified: cli.signatures_verified,
+        blocks_per_commit: cli.blocks_per_commit,
     };
     let run = |name: &str| match name {
         "sig-sign" => sig_sign(cli.seconds),

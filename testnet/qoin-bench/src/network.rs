@@ -9,7 +9,7 @@
 //! store and execution client. Link delay is the testnet's user-space delay (each node holds
 //! inbound peer messages for the delay; see `qoin-testnet up --latency-ms`).
 
-use crate::{emit, percentile};
+use crate::{emit, percentile, round};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -311,10 +311,13 @@ struct CatchUp {
     wall_s: f64,
     /// Node 0's head at the restart.
     target: u64,
+    /// Where the processor time went meanwhile (see [`CpuUse`]).
+    cpu: Value,
 }
 
 /// Restarts node 1 and waits until it has caught up with node 0's head at that moment.
 fn restart_and_catch_up(net: &Testnet) -> CatchUp {
+    let cpu = CpuUse::start(net);
     let restarted = Instant::now();
     let restarted_at =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -348,7 +351,78 @@ fn restart_and_catch_up(net: &Testnet) -> CatchUp {
     let ended = synced.last().and_then(|l| at(l));
     let blocks: u64 = synced.iter().filter_map(|l| l["blocks"].as_u64()).sum();
     let (Some(began), Some(ended)) = (began, ended) else { fail(&"no sync in the restarted node's log") };
-    CatchUp { blocks, sync_s: (ended - began).max(1e-3), wall_s, target }
+    let cpu = cpu.finish(net);
+    CatchUp { blocks, sync_s: (ended - began).max(1e-3), wall_s, target, cpu }
+}
+
+/// Processor time from a restart of node 1 to its catch-up: the machine's busy share (all
+/// processes, `/proc/stat`) and the seconds each of the four programs used (`/proc/PID/stat`;
+/// node 1's programs start with the restart). Tells whether a sync waits on something or on
+/// the processors.
+struct CpuUse {
+    machine: Option<(u64, u64)>,
+    node0: [Option<f64>; 2],
+    started: Instant,
+}
+
+impl CpuUse {
+    fn start(net: &Testnet) -> Self {
+        Self { machine: machine_ticks(), node0: process_seconds(net, 0), started: Instant::now() }
+    }
+
+    fn finish(self, net: &Testnet) -> Value {
+        let (busy, total) = match (self.machine, machine_ticks()) {
+            (Some((b0, t0)), Some((b1, t1))) => (b1.saturating_sub(b0), t1.saturating_sub(t0)),
+            _ => (0, 0),
+        };
+        let [el0, cl0] = process_seconds(net, 0);
+        let [el1, cl1] = process_seconds(net, 1);
+        let delta = |after: Option<f64>, before: Option<f64>| after.zip(before).map(|(a, b)| round(a - b));
+        json!({
+            "busy_share": (total > 0).then(|| (busy as f64 / total as f64 * 1000.0).round() / 1000.0),
+            "window_s": round(self.started.elapsed().as_secs_f64()),
+            "synced_el_s": el1.map(round), "synced_cl_s": cl1.map(round),
+            "serving_el_s": delta(el0, self.node0[0]), "serving_cl_s": delta(cl0, self.node0[1]),
+        })
+    }
+}
+
+/// Busy and total jiffies of all processors (`/proc/stat`'s first line).
+fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_machine_ticks(text: &str) -> Option<(u64, u64)> {
+    let fields: Vec<u64> =
+        text.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total.saturating_sub(idle), total))
+}
+
+/// User + system seconds of node `i`'s execution and consensus clients, by the pids
+/// `network.json` names now.
+fn process_seconds(net: &Testnet, i: usize) -> [Option<f64>; 2] {
+    let text = std::fs::read_to_string(net.dir.join("network.json")).ok();
+    let v: Option<Value> = text.and_then(|t| serde_json::from_str(&t).ok());
+    let pid = |which: &str| v.as_ref().and_then(|v| v["nodes"][i]["pids"][which].as_u64());
+    ["el", "cl"].map(|which| pid(which).and_then(cpu_seconds))
+}
+
+fn cpu_seconds(pid: u64) -> Option<f64> {
+    let ticks = parse_process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in clock ticks.
+fn parse_process_ticks(stat: &str) -> Option<u64> {
+    // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 pub(crate) fn sync(blocks: u64) {
@@ -366,7 +440,7 @@ pub(crate) fn sync(blocks: u64) {
         "bench": "sync", "unit": "blocks/s", "value": (c.blocks as f64 / c.sync_s * 10.0).round() / 10.0,
         "what": "empty blocks, from one peer", "blocks": c.blocks, "sync_s": (c.sync_s * 100.0).round() / 100.0,
         "behind_at_restart": c.target.saturating_sub(start_height), "links": net.links,
-        "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
+        "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0, "cpu": c.cpu,
     }));
 }
 
@@ -476,16 +550,17 @@ pub(crate) fn sync_transfers(blocks: u64) {
     let c = restart_and_catch_up(&net);
     // Where the synced node's time went: its consensus client's engine calls, per block.
     let text = net.metrics_text(1);
-    let engine_ms: serde_json::Map<String, Value> = ["NewPayload", "ForkchoiceUpdated", "GetAccountProofs"]
-        .iter()
-        .map(|m| {
-            let sum = metric_value(&text, "qoin_cl_engine_call_seconds_sum", &format!("method=\"{m}\""));
-            ((*m).to_string(), json!((sum * 1e3 / c.blocks.max(1) as f64 * 10.0).round() / 10.0))
-        })
-        .collect();
+    let engine_ms: serde_json::Map<String, Value> =
+        ["NewPayload", "NewPayloads", "ForkchoiceUpdated", "GetAccountProofs"]
+            .iter()
+            .map(|m| {
+                let sum = metric_value(&text, "qoin_cl_engine_call_seconds_sum", &format!("method=\"{m}\""));
+                ((*m).to_string(), json!((sum * 1e3 / c.blocks.max(1) as f64 * 10.0).round() / 10.0))
+            })
+            .collect();
     // The same calls as the execution client timed them (without the transport).
     let el_text = net.metrics_of(1, "el_metrics");
-    let el_engine_ms: serde_json::Map<String, Value> = ["NewPayload", "GetAccountProofs"]
+    let el_engine_ms: serde_json::Map<String, Value> = ["NewPayload", "NewPayloads", "GetAccountProofs"]
         .iter()
         .map(|m| {
             let sum = metric_value(&el_text, "qoin_el_engine_call_seconds_sum", &format!("method=\"{m}\""));
@@ -506,7 +581,7 @@ pub(crate) fn sync_transfers(blocks: u64) {
         "sync_s": (c.sync_s * 100.0).round() / 100.0, "restart_to_caught_up_s": (c.wall_s * 100.0).round() / 100.0,
         "import_transfers_tx_per_s": import.round(), "vs_import_transfers": (tx_per_s / import * 1000.0).round() / 1000.0,
         "goal_vs_import": 0.8, "links": links, "engine_ms_per_synced_block": engine_ms,
-        "el_engine_ms_per_synced_block": el_engine_ms,
+        "el_engine_ms_per_synced_block": el_engine_ms, "cpu": c.cpu,
     }));
 }
 
@@ -600,5 +675,22 @@ pub(crate) fn gossip_bandwidth(txs: u64) {
             "txs": txs, "nodes": NODES, "what": "sent + received, transports, less empty-block baseline", "links": net.links,
             "idle_bytes_per_s": ((b1[i] - b0[i]) / idle_secs).round(),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_machine_ticks, parse_process_ticks};
+
+    #[test]
+    fn processor_time_is_read_from_proc_stat_lines() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  100 5 50 800 40 1 4 0 0 0\ncpu0 50 2 25 400 20 0 2 0 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((160, 1000)));
+        assert_eq!(parse_machine_ticks("cpu 1 2\n"), None);
+        // A command name with spaces and parentheses; utime 1234, stime 56.
+        let pid = "4242 (qoin el (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 56 0 0 20 0 9 0 77 0 0";
+        assert_eq!(parse_process_ticks(pid), Some(1290));
+        assert_eq!(parse_process_ticks("4242 (qoin-el) S 1"), None);
     }
 }
