@@ -84,6 +84,9 @@ impl EngineClient {
             .map_err(|e| EngineError::InvalidParams(format!("engine URL {url:?}: {e}")))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .tcp_nodelay(true)
+            .initial_stream_window_size(crate::types::STREAM_WINDOW)
+            .initial_connection_window_size(crate::types::CONNECTION_WINDOW)
+            .max_frame_size(crate::types::MAX_FRAME)
             .connect_lazy();
         let inner = engine_client::EngineClient::with_interceptor(channel, Auth { secret, version })
             .max_decoding_message_size(64 << 20)

@@ -382,12 +382,15 @@ pub async fn serve<B: EngineBackend>(
     let service =
         tonic::service::interceptor::InterceptedService::new(server, move |r| authenticate(&secret, r));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task =
-        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
-            incoming,
-            async {
+    let task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .initial_stream_window_size(crate::types::STREAM_WINDOW)
+            .initial_connection_window_size(crate::types::CONNECTION_WINDOW)
+            .max_frame_size(crate::types::MAX_FRAME)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
-            },
-        ));
+            }),
+    );
     Ok(ServerHandle { addr, shutdown: Some(tx), task })
 }
