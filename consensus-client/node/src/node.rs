@@ -363,8 +363,9 @@ impl Node {
         self.settle_head(false, pipelined).await
     }
 
-    /// [`Self::import_pipelined`] for a run of blocks, oldest first, each the child of the one
-    /// before and each body already checked ([`validate_body`] gave its `txs`): the blocks are
+    /// [`Self::import_pipelined`] for a run of blocks in import order (usually each the child
+    /// of the one before; a sibling a later block names may come between) whose bodies were
+    /// checked already ([`validate_body`] gave their `txs`): the blocks are
     /// checked against their headers and stored one by one, then executed by the execution
     /// client in one `NewPayloads` call (which may import them in one database transaction)
     /// beside the samples still under way, and their own samples are left under way when they
