@@ -144,7 +144,7 @@ impl EngineClient {
     }
 
     /// `NewPayloads`: a status per payload of the run (oldest first), up to and including the
-    /// first that is not VALID. More than [`crate::types::MAX_NEW_PAYLOADS`] payloads are
+    /// first that is INVALID. More than [`crate::types::MAX_NEW_PAYLOADS`] payloads are
     /// refused by the server.
     pub async fn new_payloads(
         &self,
@@ -158,11 +158,11 @@ impl EngineClient {
         let r = self.inner.clone().new_payloads(message).await.map_err(|s| status_err(&s))?;
         let statuses =
             r.get_ref().statuses.iter().map(PayloadStatus::from_proto).collect::<Result<Vec<_>, _>>()?;
-        // One status per payload at most, and only the last may be other than VALID.
-        let valid_prefix = statuses.iter().take_while(|s| s.status == crate::types::Status::Valid).count();
-        if statuses.len() > payloads.len() || valid_prefix + 1 < statuses.len() {
+        // One status per payload at most, and only the last may be INVALID.
+        let first_invalid = statuses.iter().position(|s| s.status == crate::types::Status::Invalid);
+        if statuses.len() > payloads.len() || first_invalid.is_some_and(|i| i + 1 < statuses.len()) {
             return Err(EngineError::Internal(format!(
-                "NewPayloads answered {} statuses for {} payloads, {valid_prefix} valid first",
+                "NewPayloads answered {} statuses for {} payloads, the first INVALID at {first_invalid:?}",
                 statuses.len(),
                 payloads.len()
             )));

@@ -34,8 +34,8 @@ pub trait EngineBackend: Send + Sync + 'static {
     /// signatures and chain id: the backend may skip its own signature check.
     fn new_payload(&self, payload: Payload, signatures_verified: bool) -> Result<PayloadStatus, EngineError>;
     /// [`Self::new_payload`] for a run of payloads, oldest first: a status per payload up to
-    /// and including the first that is not VALID. By default, one `new_payload` after
-    /// another; a backend may import a run that extends its head at once.
+    /// and including the first that is INVALID. By default, one `new_payload` after another;
+    /// a backend may import a run that extends its head at once.
     fn new_payloads(
         &self,
         payloads: Vec<Payload>,
@@ -44,9 +44,9 @@ pub trait EngineBackend: Send + Sync + 'static {
         let mut statuses = Vec::with_capacity(payloads.len());
         for payload in payloads {
             let status = self.new_payload(payload, signatures_verified)?;
-            let valid = status.status == crate::types::Status::Valid;
+            let invalid = status.status == crate::types::Status::Invalid;
             statuses.push(status);
-            if !valid {
+            if invalid {
                 break;
             }
         }

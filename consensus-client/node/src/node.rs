@@ -221,8 +221,9 @@ impl Node {
     }
 
     /// Sends the blocks of the path to `head` that the execution client lacks: back from
-    /// `head` (through the fork window, then the canonical index below its root) while the
-    /// execution client answers SYNCING, then forward.
+    /// `head` (through the fork window, then the canonical index below its root) until the
+    /// execution client answers VALID (a block on its chain, or one it executed now) or
+    /// INVALID, then forward.
     async fn replay(&mut self, head: &B256) -> Result<(), EngineError> {
         let internal = |e: qoin_cl_store::ChainStoreError| EngineError::Internal(e.to_string());
         let window = self.store.tree().path_to(head);
@@ -247,7 +248,11 @@ impl Node {
             };
             let (_, payload) = self.stored(&hash)?;
             let st = timed(&self.metrics.new_payload, self.engine.new_payload(&payload, true)).await?;
-            if st.status != Status::Syncing {
+            // Down to a block the execution client has on its chain (or executed now, its
+            // parent being its head). A kept side block (ACCEPTED) is no proof that the
+            // blocks below it are kept too: the execution client may have dropped one, or
+            // never been sent it, and then the forkchoice would stay SYNCING for ever.
+            if matches!(st.status, Status::Valid | Status::Invalid) {
                 break;
             }
             missing.push(hash);
@@ -369,8 +374,8 @@ impl Node {
     /// checked against their headers and stored one by one, then executed by the execution
     /// client in one `NewPayloads` call (which may import them in one database transaction)
     /// beside the samples still under way, and their own samples are left under way when they
-    /// extend the head. Returns how many blocks the execution client found valid, and the
-    /// first fault: a block that fails its checks ends the run there (those before it are
+    /// extend the head. Returns how many blocks the execution client took (VALID, or kept as
+    /// ACCEPTED or SYNCING), and the first fault: a block that fails its checks ends the run there (those before it are
     /// imported).
     pub async fn import_pipelined_run(
         &mut self,
@@ -403,11 +408,10 @@ impl Node {
             Ok(s) => s,
             Err(e) => return (0, Err(e.into())),
         };
-        let valid = statuses.iter().take_while(|s| s.status == Status::Valid).count();
-        let refused = statuses
-            .get(valid)
-            .filter(|s| s.status == Status::Invalid)
-            .zip(stored.get(valid).map(|(hash, ..)| *hash));
+        // Blocks answered ACCEPTED or SYNCING are kept by the execution client, as by NewPayload.
+        let invalid_at = statuses.iter().position(|s| s.status == Status::Invalid);
+        let valid = invalid_at.unwrap_or(statuses.len());
+        let refused = invalid_at.and_then(|i| statuses.get(i).zip(stored.get(i).map(|(hash, ..)| *hash)));
         self.recent =
             stored.into_iter().take(valid).map(|(hash, payload, txs)| (hash, payload.clone(), txs)).collect();
         if let Some((status, hash)) = refused {

@@ -240,16 +240,19 @@ fn a_peer_status_starts_a_sync_only_for_a_heavier_head_gossip_did_not_bring() {
     assert!(!status_starts_sync(&ours, &theirs(7, 150, 5_000), None, true, held));
 }
 
-/// An execution client that executes honestly but answers proofs against one state root
-/// (`lie_at`) with the proofs of another (`lie_with`): the sample of the block with that root
-/// fails, as it would for an execution client whose state is not the block's.
-struct LiesAboutOneRoot {
+/// A real execution client with faults: proofs asked against `lie_at` are answered with
+/// those of `lie_with` (the sample of the block with that root fails, as it would for an
+/// execution client whose state is not the block's), and the first `NewPayload` of
+/// `lose_once` is answered SYNCING without the block being kept (as a block the execution
+/// client dropped, or never got).
+struct FaultyEl {
     inner: qoin_el_engine::EngineHandler,
     lie_at: B256,
     lie_with: B256,
+    lose_once: std::sync::Mutex<Option<B256>>,
 }
 
-impl EngineBackend for LiesAboutOneRoot {
+impl EngineBackend for FaultyEl {
     fn client_name(&self) -> String {
         self.inner.client_name()
     }
@@ -261,6 +264,9 @@ impl EngineBackend for LiesAboutOneRoot {
         payload: Payload,
         verified: bool,
     ) -> Result<qoin_engine_api::PayloadStatus, qoin_engine_api::EngineError> {
+        if self.lose_once.lock().unwrap().take_if(|h| *h == payload.block_hash).is_some() {
+            return Ok(qoin_engine_api::PayloadStatus::syncing());
+        }
         self.inner.new_payload(payload, verified)
     }
     fn new_payloads(
@@ -268,7 +274,20 @@ impl EngineBackend for LiesAboutOneRoot {
         payloads: Vec<Payload>,
         verified: bool,
     ) -> Result<Vec<qoin_engine_api::PayloadStatus>, qoin_engine_api::EngineError> {
-        self.inner.new_payloads(payloads, verified)
+        if self.lose_once.lock().unwrap().is_none() {
+            return self.inner.new_payloads(payloads, verified);
+        }
+        // One by one, so that the lost block is lost.
+        let mut statuses = Vec::new();
+        for p in payloads {
+            let st = self.new_payload(p, verified)?;
+            let invalid = st.status == qoin_engine_api::Status::Invalid;
+            statuses.push(st);
+            if invalid {
+                break;
+            }
+        }
+        Ok(statuses)
     }
     fn forkchoice_updated(
         &self,
@@ -394,29 +413,8 @@ fn chain_of(keys: &[Keypair], n: u64) -> (ChainParams, Vec<Checked>) {
 async fn a_sample_that_fails_in_a_pipelined_run_leaves_the_head_on_the_block_before_it() {
     let keys = [Keypair::from_seed(&[1; 32])];
     let (_, blocks) = chain_of(&keys, 3);
-    let ours = el(&keys);
-    let chain = ours.node.clone();
-    let backend = LiesAboutOneRoot {
-        inner: ours.engine,
-        lie_at: blocks[1].1.state_root,
-        lie_with: blocks[0].1.state_root,
-    };
-    let secret = qoin_engine_api::jwt::JwtSecret::random();
-    let server = qoin_engine_api::serve(Arc::new(backend), "127.0.0.1:0".parse().unwrap(), secret.clone())
-        .await
-        .unwrap();
-    let datadir = tempfile::tempdir().unwrap();
-    let config = qoin_cl_node::Config {
-        datadir: datadir.path().to_path_buf(),
-        genesis: funded_genesis(&keys, 30_000_000),
-        engine_url: format!("http://{}", server.addr),
-        jwt: secret,
-        miner: None,
-        sample_k: 8,
-        p2p: None,
-    };
-    let metrics = Arc::new(qoin_cl_node::ClMetrics::default());
-    let mut node = qoin_cl_node::Node::start(&config, metrics.clone()).await.unwrap();
+    let (chain, mut node, metrics, _dirs) =
+        node_against(&keys, blocks[1].1.state_root, blocks[0].1.state_root, None).await;
 
     let run = blocks.iter().map(|(h, p, m, txs)| (h, p, m.clone(), txs.clone())).collect();
     let (imported, settled) = node.import_pipelined_run(run).await;
@@ -446,4 +444,57 @@ async fn a_sample_that_fails_in_a_pipelined_run_leaves_the_head_on_the_block_bef
         "the execution client was moved back"
     );
     assert_eq!(metrics.sampling_failures.get(), 1);
+}
+
+/// A consensus client (`Node`) against a real execution client behind a real engine server,
+/// with the faults of [`FaultyEl`]. Returns the execution client's node, the consensus
+/// client, its metrics and what must live as long as they do.
+async fn node_against(
+    keys: &[Keypair],
+    lie_at: B256,
+    lie_with: B256,
+    lose_once: Option<B256>,
+) -> (Arc<qoin_el_node::Node>, qoin_cl_node::Node, Arc<qoin_cl_node::ClMetrics>, impl Sized) {
+    let ours = el(keys);
+    let chain = ours.node.clone();
+    let backend =
+        FaultyEl { inner: ours.engine, lie_at, lie_with, lose_once: std::sync::Mutex::new(lose_once) };
+    let secret = qoin_engine_api::jwt::JwtSecret::random();
+    let server = qoin_engine_api::serve(Arc::new(backend), "127.0.0.1:0".parse().unwrap(), secret.clone())
+        .await
+        .unwrap();
+    let datadir = tempfile::tempdir().unwrap();
+    let config = qoin_cl_node::Config {
+        datadir: datadir.path().to_path_buf(),
+        genesis: funded_genesis(keys, 30_000_000),
+        engine_url: format!("http://{}", server.addr),
+        jwt: secret,
+        miner: None,
+        sample_k: 8,
+        p2p: None,
+    };
+    let metrics = Arc::new(qoin_cl_node::ClMetrics::default());
+    let node = qoin_cl_node::Node::start(&config, metrics.clone()).await.unwrap();
+    (chain, node, metrics, (server, datadir, ours._dir))
+}
+
+/// A run whose first block the execution client lost (it answered SYNCING and kept nothing)
+/// while it kept the blocks after it as side blocks: the head update sends the path again
+/// down to a block on the execution client's chain, not only down to the first block it
+/// kept, and the whole run becomes the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_first_block_the_execution_client_lost_is_replayed_whole() {
+    let keys = [Keypair::from_seed(&[1; 32])];
+    let (_, blocks) = chain_of(&keys, 3);
+    let (chain, mut node, metrics, _dirs) =
+        node_against(&keys, B256::ZERO, B256::ZERO, Some(blocks[0].1.block_hash)).await;
+    let run = blocks.iter().map(|(h, p, m, txs)| (h, p, m.clone(), txs.clone())).collect();
+    let (taken, settled) = node.import_pipelined_run(run).await;
+    assert_eq!(taken, 3, "SYNCING and ACCEPTED answers are no refusal");
+    settled.unwrap();
+    node.update_head(false).await.unwrap();
+    assert_eq!(chain.chain().head().unwrap().hash(), blocks[2].1.block_hash);
+    assert_eq!(node.store().head(), blocks[2].2.hash);
+    assert!(blocks.iter().all(|b| node.store().is_sampled(&b.2.hash)));
+    assert_eq!(metrics.sampling_failures.get(), 0);
 }

@@ -575,7 +575,8 @@ impl EngineHandler {
     /// `NewPayloads`: the longest run at the front of `payloads` that extends the head (each
     /// the child of the one before, none known, built here or known invalid) is imported in
     /// one database transaction ([`Chain::import_batch`]); any other payload goes through
-    /// [`Self::new_payload_inner`] alone. Stops after the first status that is not VALID.
+    /// [`Self::new_payload_inner`] alone (a side block is kept, as `NewPayload` keeps it, so
+    /// that a later forkchoice finds the whole branch). Stops after the first INVALID.
     fn new_payloads_inner(
         &self,
         payloads: &[Payload],
@@ -590,9 +591,9 @@ impl EngineHandler {
             if run.len() < 2 {
                 drop(state);
                 let status = self.new_payload_inner(&rest[0], trusted)?;
-                let valid = status.status == qoin_engine_api::Status::Valid;
+                let invalid = status.status == qoin_engine_api::Status::Invalid;
                 statuses.push(status);
-                if !valid {
+                if invalid {
                     break;
                 }
                 rest = &rest[1..];

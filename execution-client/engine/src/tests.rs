@@ -448,9 +448,18 @@ fn a_run_of_payloads_is_imported_at_once_and_stops_at_its_first_invalid_payload(
     // The genuine rest follows.
     assert_eq!(e2.new_payloads(payloads[1..].to_vec(), false).unwrap(), vec![PayloadStatus::valid(); 2]);
 
-    // A run that does not start on the head: the first payload's own status ends it.
+    // A run that does not start on the head: each payload is kept as NewPayload keeps it (the
+    // first's parent unknown, the second's a kept block), and the branch is there for a
+    // forkchoice once the missing block comes.
     let (_d3, e3) = node(keys);
     let statuses = e3.new_payloads(payloads[1..].to_vec(), false).unwrap();
-    assert_eq!(statuses.iter().map(|s| s.status).collect::<Vec<_>>(), vec![Status::Syncing]);
+    assert_eq!(
+        statuses.iter().map(|s| s.status).collect::<Vec<_>>(),
+        vec![Status::Syncing, Status::Accepted]
+    );
     assert_eq!(head(&e3).number, 0);
+    assert_eq!(e3.new_payload(payloads[0].clone(), false).unwrap().status, Status::Valid);
+    let (st, _) = e3.forkchoice_updated(payloads[2].block_hash, None, None).unwrap();
+    assert_eq!(st.status, Status::Valid);
+    assert_eq!(head(&e3).hash(), payloads[2].block_hash);
 }
