@@ -41,16 +41,7 @@ pub trait EngineBackend: Send + Sync + 'static {
         payloads: Vec<Payload>,
         signatures_verified: bool,
     ) -> Result<Vec<PayloadStatus>, EngineError> {
-        let mut statuses = Vec::with_capacity(payloads.len());
-        for payload in payloads {
-            let status = self.new_payload(payload, signatures_verified)?;
-            let invalid = status.status == crate::types::Status::Invalid;
-            statuses.push(status);
-            if invalid {
-                break;
-            }
-        }
-        Ok(statuses)
+        new_payloads_one_by_one(payloads, |p| self.new_payload(p, signatures_verified))
     }
     /// Moves the head to `head` (a payload block hash); with attributes, starts building on it.
     fn forkchoice_updated(
@@ -77,6 +68,24 @@ pub trait EngineBackend: Send + Sync + 'static {
     fn pooled_transaction_hashes(&self, limit: usize) -> Result<Vec<B256>, EngineError>;
     /// Pooled transactions by id, in the order asked; ids not pooled are left out.
     fn pooled_transactions(&self, hashes: &[B256]) -> Result<Vec<PooledTx>, EngineError>;
+}
+
+/// `NewPayloads` as `new_payload` after `new_payload`: a status per payload, up to and
+/// including the first INVALID ([`EngineBackend::new_payloads`]' default).
+pub fn new_payloads_one_by_one(
+    payloads: Vec<Payload>,
+    mut new_payload: impl FnMut(Payload) -> Result<PayloadStatus, EngineError>,
+) -> Result<Vec<PayloadStatus>, EngineError> {
+    let mut statuses = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        let status = new_payload(payload)?;
+        let invalid = status.status == crate::types::Status::Invalid;
+        statuses.push(status);
+        if invalid {
+            break;
+        }
+    }
+    Ok(statuses)
 }
 
 /// Checks a request's token and returns it unchanged (the tonic interceptor).

@@ -278,16 +278,7 @@ impl EngineBackend for FaultyEl {
             return self.inner.new_payloads(payloads, verified);
         }
         // One by one, so that the lost block is lost.
-        let mut statuses = Vec::new();
-        for p in payloads {
-            let st = self.new_payload(p, verified)?;
-            let invalid = st.status == qoin_engine_api::Status::Invalid;
-            statuses.push(st);
-            if invalid {
-                break;
-            }
-        }
-        Ok(statuses)
+        qoin_engine_api::server::new_payloads_one_by_one(payloads, |p| self.new_payload(p, verified))
     }
     fn forkchoice_updated(
         &self,

@@ -216,32 +216,26 @@ impl Chain {
                 break;
             }
         }
-        let imported = match failed {
-            None => {
-                tx.commit()?;
-                blocks.len()
+        let Some((i, e)) = failed else {
+            tx.commit()?;
+            if !blocks.is_empty() {
+                self.head_moved();
             }
-            Some((i, e)) => {
-                // The failed block's writes may be half done: the transaction is dropped and
-                // the blocks before it imported again in a new one.
-                drop(tx);
-                if i > 0 {
-                    let tx = self.store.write()?;
-                    for block in &blocks[..i] {
-                        import_in(&tx, &self.genesis, block, already_verified)?;
-                    }
-                    tx.commit()?;
-                }
-                if i > 0 {
-                    self.head_moved();
-                }
-                return Ok((i, Some(e)));
-            }
+            return Ok((blocks.len(), None));
         };
-        if imported > 0 {
+        // The failed block's writes may be half done: the transaction is dropped and the blocks
+        // before it imported again in a new one (a failure is rare; MDBX's nested transactions,
+        // which could undo just the failed block, do not work with a writable map).
+        drop(tx);
+        if i > 0 {
+            let tx = self.store.write()?;
+            for block in &blocks[..i] {
+                import_in(&tx, &self.genesis, block, already_verified)?;
+            }
+            tx.commit()?;
             self.head_moved();
         }
-        Ok((imported, None))
+        Ok((i, Some(e)))
     }
 
     /// Writes a block this node built (`build` on the current head), after checking the head

@@ -573,8 +573,8 @@ impl EngineHandler {
     }
 
     /// `NewPayloads`: the longest run at the front of `payloads` that extends the head (each
-    /// the child of the one before, none known, built here or known invalid) is imported in
-    /// one database transaction ([`Chain::import_batch`]); any other payload goes through
+    /// the child of the one before, none known, built here or known invalid; sealed once) is
+    /// imported in one database transaction ([`Chain::import_batch`]); any other payload goes through
     /// [`Self::new_payload_inner`] alone (a side block is kept, as `NewPayload` keeps it, so
     /// that a later forkchoice finds the whole branch). Stops after the first INVALID.
     fn new_payloads_inner(
@@ -588,7 +588,7 @@ impl EngineHandler {
         while !rest.is_empty() {
             let mut state = self.state();
             let run = self.head_run(&state, rest)?;
-            if run.len() < 2 {
+            if run.is_empty() {
                 drop(state);
                 let status = self.new_payload_inner(&rest[0], trusted)?;
                 let invalid = status.status == qoin_engine_api::Status::Invalid;
