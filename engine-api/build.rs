@@ -6,6 +6,12 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/engine.proto");
     let descriptors = protox::compile(["proto/engine.proto"], ["proto"])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // The large repeated byte strings (a payload's transactions, a proof's nodes) as
+    // `bytes::Bytes`: decoded as slices of the received message rather than copied, and
+    // encoded from the typed values' own buffers without copying them first.
+    tonic_prost_build::configure()
+        .bytes(".qoin.engine.v1.ExecutionPayload.transactions")
+        .bytes(".qoin.engine.v1.AccountProof.proof")
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -236,6 +236,8 @@ impl Payload {
             base_fee_per_gas: p.base_fee_per_gas,
             prev_randao: parse_b256("prev_randao", &p.prev_randao)?,
             block_hash: parse_b256("block_hash", &p.block_hash)?,
+            // Copied, not sliced: a receiver keeps transactions (a pool, side blocks), and a
+            // slice would keep the whole received message alive with it.
             transactions: p.transactions.iter().map(|t| Bytes::copy_from_slice(t)).collect(),
             credits: p.credits.iter().map(Credit::from_proto).collect::<Result<_, _>>()?,
         })
@@ -256,7 +258,7 @@ impl Payload {
             base_fee_per_gas: self.base_fee_per_gas,
             prev_randao: self.prev_randao.to_vec(),
             block_hash: self.block_hash.to_vec(),
-            transactions: self.transactions.iter().map(|t| t.to_vec()).collect(),
+            transactions: self.transactions.iter().map(|t| t.0.clone()).collect(),
             credits: self.credits.iter().map(Credit::to_proto).collect(),
             signatures_verified: false,
         }
@@ -432,7 +434,8 @@ impl AccountProof {
             balance: parse_u256("account.balance", &p.balance)?,
             storage_root: parse_b256("account.storage_root", &p.storage_root)?,
             code_hash: parse_b256("account.code_hash", &p.code_hash)?,
-            proof: p.proof.iter().map(|n| Bytes::copy_from_slice(n)).collect(),
+            // Slices of the received message: proofs are checked and dropped.
+            proof: p.proof.iter().cloned().map(Bytes::from).collect(),
         })
     }
 
@@ -445,7 +448,7 @@ impl AccountProof {
             balance: self.balance.to_be_bytes::<32>().to_vec(),
             storage_root: self.storage_root.to_vec(),
             code_hash: self.code_hash.to_vec(),
-            proof: self.proof.iter().map(|n| n.to_vec()).collect(),
+            proof: self.proof.iter().map(|n| n.0.clone()).collect(),
         }
     }
 }

@@ -223,14 +223,20 @@ pub fn validate_transactions(payload: &Payload, chain_id: u64) -> Result<Vec<Sig
 
 /// The costly, stateless part of a block's checks, to run off the async threads: the payload's
 /// transactions hash to the header's `transactions_root` (SSZ, §6), and pass
-/// [`validate_transactions`]. Returns them decoded, in order.
+/// [`validate_transactions`]. Returns them decoded, in order. The root, the cheaper check, comes
+/// first: the transactions' own roots are computed in parallel, then combined.
 pub fn validate_body(
     header: &Header,
     payload: &Payload,
     chain_id: u64,
 ) -> Result<Vec<SignedTx>, InvalidBlock> {
-    let txs: Vec<Vec<u8>> = payload.transactions.iter().map(|t| t.to_vec()).collect();
-    let root = qoin_primitives::transactions_root(&txs)?;
+    use rayon::prelude::*;
+    let roots: Vec<B256> = payload
+        .transactions
+        .par_iter()
+        .map(|raw| qoin_primitives::transaction_root(raw))
+        .collect::<Result<_, _>>()?;
+    let root = qoin_primitives::transactions_root_of(&roots)?;
     if root != header.transactions_root {
         return Err(InvalidBlock::Payload(format!(
             "transactions root {root} is not the header's {}",

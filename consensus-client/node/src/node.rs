@@ -9,7 +9,7 @@ use crate::metrics::ClMetrics;
 use alloy_primitives::{Address, B256};
 use anyhow::Context as _;
 use qoin_cl_sampling as sampling;
-use qoin_cl_store::ChainStore;
+use qoin_cl_store::{ChainStore, StoreRun};
 use qoin_consensus::params::ChainParams;
 use qoin_consensus::validate::{validate_body, validate_header, validate_payload, BlockMeta};
 use qoin_engine_api::{EngineClient, EngineError, Payload, Status};
@@ -303,7 +303,7 @@ impl Node {
         meta: BlockMeta,
     ) -> Result<(), ImportError> {
         // The cheap checks first.
-        self.check_payload(header, payload, &meta)?;
+        self.check_payload(header, payload, &meta, None)?;
         // The transactions root, signatures and chain ids (in parallel), off the async threads.
         let (h, body, chain_id) = (header.clone(), payload.clone(), self.params.chain_id);
         let txs = tokio::task::spawn_blocking(move || validate_body(&h, &body, chain_id))
@@ -326,7 +326,7 @@ impl Node {
         meta: BlockMeta,
         txs: Vec<SignedTx>,
     ) -> Result<(), ImportError> {
-        self.check_payload(header, payload, &meta)?;
+        self.check_payload(header, payload, &meta, None)?;
         self.store_and_execute(header, payload, meta, txs, true).await
     }
 
@@ -371,9 +371,9 @@ impl Node {
     /// [`Self::import_pipelined`] for a run of blocks in import order (usually each the child
     /// of the one before; a sibling a later block names may come between) whose bodies were
     /// checked already ([`validate_body`] gave their `txs`): the blocks are
-    /// checked against their headers and stored one by one, then executed by the execution
-    /// client in one `NewPayloads` call (which may import them in one database transaction)
-    /// beside the samples still under way, and their own samples are left under way when they
+    /// checked against their headers one by one, then written to the store in one transaction
+    /// while the execution client executes them in one `NewPayloads` call (which may import
+    /// them in one database transaction) beside the samples still under way, and their own samples are left under way when they
     /// extend the head. Returns how many blocks the execution client took (VALID, or kept as
     /// ACCEPTED or SYNCING), and the first fault: a block that fails its checks ends the run there (those before it are
     /// imported).
@@ -381,12 +381,13 @@ impl Node {
         &mut self,
         blocks: Vec<(&Header, &Payload, BlockMeta, Vec<SignedTx>)>,
     ) -> (usize, Result<(), ImportError>) {
+        let mut run = self.store.begin_run();
         let mut stored = Vec::with_capacity(blocks.len());
         let mut early = Ok(());
         for (header, payload, meta, txs) in blocks {
             let hash = meta.hash;
-            let checked = self.check_payload(header, payload, &meta).and_then(|()| {
-                self.store.insert(header, payload, meta).map_err(|e| anyhow::Error::from(e).into())
+            let checked = self.check_payload(header, payload, &meta, Some(&run)).and_then(|()| {
+                run.push(header, payload.clone(), meta).map_err(|e| anyhow::Error::from(e).into())
             });
             if let Err(e) = checked {
                 early = Err(e);
@@ -399,11 +400,24 @@ impl Node {
         }
         let payloads: Vec<&Payload> = stored.iter().map(|(_, p, _)| *p).collect();
         let mut pending = std::mem::take(&mut self.pending);
-        let (statuses, ()) = tokio::join!(
+        // The run is written to the store in one transaction on a blocking thread while the
+        // execution client executes it (an execution client that took blocks the store then
+        // failed to keep is told them again on a later import).
+        let write = tokio::task::spawn_blocking(move || {
+            let written = run.write();
+            (run, written)
+        });
+        let (statuses, (), written) = tokio::join!(
             timed(&self.metrics.new_payloads, self.engine.new_payloads(&payloads, true)),
-            all_ready(&mut pending)
+            all_ready(&mut pending),
+            write
         );
         self.pending = pending;
+        match written {
+            Ok((run, Ok(()))) => self.store.add_run(run),
+            Ok((_, Err(e))) => return (0, Err(anyhow::Error::from(e).into())),
+            Err(e) => return (0, Err(anyhow::anyhow!("storing a run: {e}").into())),
+        }
         let statuses = match statuses {
             Ok(s) => s,
             Err(e) => return (0, Err(e.into())),
@@ -435,16 +449,24 @@ impl Node {
     }
 
     /// What needs no execution: the payload against its header and its parent's fee fields.
-    fn check_payload(&self, header: &Header, payload: &Payload, meta: &BlockMeta) -> Result<(), ImportError> {
-        let parent = self
-            .store
-            .meta(&meta.parent_hash)
+    /// A block's parent and siblings may be earlier in `run` (blocks checked and not yet stored).
+    fn check_payload(
+        &self,
+        header: &Header,
+        payload: &Payload,
+        meta: &BlockMeta,
+        run: Option<&StoreRun>,
+    ) -> Result<(), ImportError> {
+        let meta_of = |h: &B256| self.store.meta(h).or_else(|| run.and_then(|r| r.meta(h)));
+        let parent = meta_of(&meta.parent_hash)
             .cloned()
             .ok_or_else(|| ImportError::Rejected(format!("unknown parent {}", meta.parent_hash)))?;
-        let siblings: Vec<&BlockMeta> = meta.siblings.iter().filter_map(|h| self.store.meta(h)).collect();
-        let sibling_coinbases: Vec<Address> = siblings.iter().map(|s| s.coinbase).collect();
+        let sibling_coinbases: Vec<Address> =
+            meta.siblings.iter().filter_map(meta_of).map(|s| s.coinbase).collect();
         let parent_exec = if parent.hash == self.params.genesis_hash {
             self.params.genesis_exec
+        } else if let Some(fields) = run.and_then(|r| r.exec_fields(&parent.hash)) {
+            fields
         } else {
             self.store
                 .exec_fields(&parent.hash)

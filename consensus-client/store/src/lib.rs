@@ -72,6 +72,86 @@ pub enum ChainStoreError {
     OtherChain(String),
 }
 
+/// Blocks checked against the fork window, to be written in one transaction
+/// ([`ChainStore::begin_run`]).
+pub struct StoreRun {
+    store: Store,
+    /// The store's fork tree with the run's blocks added.
+    tree: ForkTree,
+    blocks: Vec<(Vec<u8>, Payload, BlockMeta)>,
+}
+
+impl std::fmt::Debug for StoreRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreRun({} blocks)", self.blocks.len())
+    }
+}
+
+impl StoreRun {
+    /// Adds a validated block whose parent and siblings are in the window or earlier in the
+    /// run; a block that is not is refused and the run stays as it was.
+    pub fn push(
+        &mut self,
+        header: &Header,
+        payload: Payload,
+        meta: BlockMeta,
+    ) -> Result<(), ChainStoreError> {
+        let bytes = header.encode().map_err(|e| ChainStoreError::Corrupt(e.to_string()))?;
+        self.tree
+            .insert(meta.hash, meta.parent_hash, meta.work, &meta.siblings)
+            .map_err(|e| ChainStoreError::Corrupt(format!("not in the fork window: {e}")))?;
+        self.blocks.push((bytes, payload, meta));
+        Ok(())
+    }
+
+    /// A block of the run, by hash.
+    pub fn meta(&self, hash: &B256) -> Option<&BlockMeta> {
+        self.blocks.iter().map(|(_, _, m)| m).find(|m| m.hash == *hash)
+    }
+
+    /// The fee fields of a block of the run, by hash.
+    pub fn exec_fields(&self, hash: &B256) -> Option<ExecFields> {
+        self.blocks.iter().find(|(_, _, m)| m.hash == *hash).map(|(_, p, _)| ExecFields::of(p))
+    }
+
+    /// How many blocks the run holds.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether the run holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Writes the run's blocks (headers, payloads, fee fields, heights) in one transaction.
+    /// Blocking: a run of full blocks is tens of megabytes.
+    pub fn write(&self) -> Result<(), ChainStoreError> {
+        let tx = self.store.write()?;
+        for (header, payload, meta) in &self.blocks {
+            put_block(&tx, header, payload, meta)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A block's rows: its header, payload and fee fields, and its hash listed at its height.
+fn put_block(
+    tx: &qoin_store::WriteTx<'_>,
+    header: &[u8],
+    payload: &Payload,
+    meta: &BlockMeta,
+) -> Result<(), ChainStoreError> {
+    tx.put::<Headers>(&meta.hash, &header.to_vec())?;
+    tx.put::<Payloads>(&meta.hash, &payload.to_bytes())?;
+    tx.put::<Exec>(&meta.hash, &ExecFields::of(payload).to_bytes().to_vec())?;
+    let mut at = tx.get::<Heights>(&meta.height)?.unwrap_or_default();
+    at.extend_from_slice(meta.hash.as_slice());
+    tx.put::<Heights>(&meta.height, &at)?;
+    Ok(())
+}
+
 /// Read-only access to the stored blocks, usable from another task than the [`ChainStore`]'s
 /// (each read is one MDBX read transaction: it sees committed blocks only).
 #[derive(Debug, Clone)]
@@ -318,12 +398,7 @@ impl ChainStore {
             .check_insert(&meta.hash, &meta.parent_hash, &meta.siblings)
             .map_err(|e| ChainStoreError::Corrupt(format!("not in the fork window: {e}")))?;
         let tx = self.store.write()?;
-        tx.put::<Headers>(&meta.hash, &bytes)?;
-        tx.put::<Payloads>(&meta.hash, &payload.to_bytes())?;
-        tx.put::<Exec>(&meta.hash, &ExecFields::of(payload).to_bytes().to_vec())?;
-        let mut at = tx.get::<Heights>(&meta.height)?.unwrap_or_default();
-        at.extend_from_slice(meta.hash.as_slice());
-        tx.put::<Heights>(&meta.height, &at)?;
+        put_block(&tx, &bytes, payload, &meta)?;
         tx.commit()?;
         self.tree
             .insert(meta.hash, meta.parent_hash, meta.work, &meta.siblings)
@@ -332,6 +407,24 @@ impl ChainStore {
         self.metas.insert(meta.hash, meta);
         Ok(())
     }
+    /// Starts a run of blocks to store in one transaction: [`StoreRun::push`] checks each
+    /// against the fork window (its parent and siblings there or earlier in the run),
+    /// [`StoreRun::write`] writes them (on any thread, while the store is used for reads), and
+    /// [`Self::add_run`] adds them to the fork tree.
+    pub fn begin_run(&self) -> StoreRun {
+        StoreRun { store: self.store.clone(), tree: self.tree.clone(), blocks: Vec::new() }
+    }
+
+    /// Adds a run that [`StoreRun::write`] wrote to the fork tree (`&mut self` was held since
+    /// [`Self::begin_run`], so the tree it was checked against is still this store's).
+    pub fn add_run(&mut self, run: StoreRun) {
+        self.tree = run.tree;
+        for (_, _, meta) in run.blocks {
+            add_chain_work(&mut self.chain_work, &meta);
+            self.metas.insert(meta.hash, meta);
+        }
+    }
+
     /// Records that `hash` is invalid (it and its descendants leave fork choice).
     pub fn mark_invalid(&mut self, hash: &B256, why: &str) -> Result<(), ChainStoreError> {
         let tx = self.store.write()?;

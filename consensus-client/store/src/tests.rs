@@ -144,3 +144,46 @@ fn a_lighter_longer_chain_losing_to_a_shorter_heavier_one_rewrites_the_canonical
     assert_eq!(s.canonical_range(0, 10).unwrap(), vec![c.genesis.hash, b1.hash]);
     assert_eq!(s.canonical_hash(2).unwrap(), None);
 }
+
+#[test]
+fn a_run_is_checked_block_by_block_and_written_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Chain::new();
+    let mut s = open(dir.path(), &c);
+    // a1 ← a2 (naming its parent's sibling b1) ← a3, with b1 between a1 and a2.
+    let (h1, p1, a1) = c.child(&c.genesis, 1, &[]);
+    let (hb, pb, b1) = c.child(&c.genesis, 2, &[]);
+    let (h2, p2, a2) = c.child(&a1, 3, &[b1.hash]);
+    let (h3, p3, a3) = c.child(&a2, 4, &[]);
+    let mut run = s.begin_run();
+    run.push(&h1, p1.clone(), a1.clone()).unwrap();
+    run.push(&hb, pb, b1.clone()).unwrap();
+    // A block whose parent is neither in the window nor earlier in the run is refused, and
+    // the run stays as it was.
+    let (hx, px, x) = c.child(&a3, 5, &[]);
+    assert!(run.push(&hx, px, x.clone()).is_err());
+    run.push(&h2, p2.clone(), a2.clone()).unwrap();
+    run.push(&h3, p3.clone(), a3.clone()).unwrap();
+    assert_eq!(run.len(), 4);
+    assert_eq!(run.meta(&a2.hash), Some(&a2));
+    assert_eq!(run.exec_fields(&a1.hash), Some(ExecFields::of(&p1)));
+    // Until written and added, the store has none of them.
+    assert!(!s.knows(&a1.hash).unwrap() && s.meta(&a1.hash).is_none());
+    run.write().unwrap();
+    s.add_run(run);
+    assert_eq!(s.tree().head(), a3.hash);
+    assert_eq!(s.chain_work(&a3.hash), s.chain_work(&a2.hash) + a3.work);
+    assert!(!s.knows(&x.hash).unwrap());
+    for m in [&a1, &b1, &a2, &a3] {
+        assert_eq!(s.meta(&m.hash), Some(m));
+    }
+    assert_eq!(s.block(&a2.hash).unwrap(), Some((h2, p2)));
+    assert_eq!(s.exec_fields(&a3.hash).unwrap(), Some(ExecFields::of(&p3)));
+    s.set_head(a3.hash).unwrap();
+    let work = s.chain_work(&a3.hash);
+    drop(s);
+    // Reopened: the run's blocks are read back from the heights index.
+    let s = open(dir.path(), &c);
+    assert_eq!((s.head(), s.tree().head(), s.chain_work(&a3.hash)), (a3.hash, a3.hash, work));
+    assert_eq!(s.tree().len(), 5);
+}

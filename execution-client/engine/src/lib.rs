@@ -785,10 +785,12 @@ impl EngineHandler {
     ) -> Result<Vec<AccountProof>, EngineError> {
         let tx = self.chain().store().read().map_err(internal)?;
         let nodes = TrieReader::new(&tx);
+        let keys: Vec<B256> = addresses.iter().map(keccak256).collect();
+        // Together: the nodes near the root, on every address's path, are read once.
+        let proofs = qoin_trie::proofs(&nodes, state_root, &keys)
+            .map_err(|e| EngineError::InvalidParams(format!("state root {state_root}: {e}")))?;
         let mut out = Vec::with_capacity(addresses.len());
-        for address in addresses {
-            let (proof, value) = qoin_trie::proof(&nodes, state_root, &keccak256(address))
-                .map_err(|e| EngineError::InvalidParams(format!("state root {state_root}: {e}")))?;
+        for (address, (proof, value)) in addresses.iter().zip(proofs) {
             let account = match value {
                 Some(rlp) => Some(qoin_el_storage::reader::decode_trie_account(&rlp).map_err(internal)?),
                 None => None,

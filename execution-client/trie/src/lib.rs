@@ -102,6 +102,34 @@ pub fn proof(db: &impl NodeReader, root: B256, key: &B256) -> Result<Proof, Trie
     walk(db, root, key)
 }
 
+/// [`proof`] of each of `keys` at `root`, in order. The nodes near the root lie on most keys'
+/// paths (the root on all of them, each of its children on a sixteenth): each stored node is
+/// read from `db` once for the whole call, not once per key. Its memory is bounded by the
+/// nodes of the keys' paths.
+pub fn proofs(db: &impl NodeReader, root: B256, keys: &[B256]) -> Result<Vec<Proof>, TrieError> {
+    let memo = Memo { db, read: std::cell::RefCell::new(std::collections::HashMap::new()) };
+    keys.iter().map(|key| walk(&memo, root, key)).collect()
+}
+
+/// A [`NodeReader`] that keeps what it read.
+struct Memo<'a, R> {
+    db: &'a R,
+    read: std::cell::RefCell<std::collections::HashMap<B256, Vec<u8>>>,
+}
+
+impl<R: NodeReader> NodeReader for Memo<'_, R> {
+    fn node(&self, hash: &B256) -> Result<Option<Vec<u8>>, TrieError> {
+        if let Some(rlp) = self.read.borrow().get(hash) {
+            return Ok(Some(rlp.clone()));
+        }
+        let rlp = self.db.node(hash)?;
+        if let Some(rlp) = &rlp {
+            self.read.borrow_mut().insert(*hash, rlp.clone());
+        }
+        Ok(rlp)
+    }
+}
+
 fn walk(db: &impl NodeReader, root: B256, key: &B256) -> Result<Proof, TrieError> {
     let mut proof = Vec::new();
     if root == EMPTY_ROOT {

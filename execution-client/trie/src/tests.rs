@@ -74,6 +74,12 @@ proptest! {
             prop_assert_eq!(new_root, reference_root(&model));
             root = new_root;
         }
+        // Proofs asked together are the proofs asked one by one.
+        let keys: Vec<B256> = (0..400u64).map(key).collect();
+        let together = proofs(&store, root, &keys).unwrap();
+        for (k, p) in keys.iter().zip(&together) {
+            prop_assert_eq!(p, &proof(&store, root, k).unwrap());
+        }
         for k in 0..400u64 {
             let (nodes, v) = proof(&store, root, &key(k)).unwrap();
             let want = model.get(&key(k)).cloned();
@@ -89,6 +95,30 @@ proptest! {
     fn node_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = Node::decode(&bytes);
     }
+}
+
+#[test]
+fn proofs_asked_together_read_each_node_once() {
+    let mut store = MemStore::default();
+    let mut t = Trie::at(EMPTY_ROOT);
+    let keys: Vec<B256> = (0..300u64).map(|k| keccak256(k.to_be_bytes())).collect();
+    for (k, key) in keys.iter().enumerate() {
+        t.insert(&store, key, value(k as u64, 40)).unwrap();
+    }
+    let (root, nodes) = t.commit();
+    store.0.extend(nodes);
+    let reads = std::cell::Cell::new(0usize);
+    let counting = |h: &B256| {
+        reads.set(reads.get() + 1);
+        store.node(h)
+    };
+    let one_by_one: usize = keys.iter().map(|k| proof(&store, root, k).unwrap().0.len()).sum();
+    let together = proofs(&counting, root, &keys).unwrap();
+    assert_eq!(together.iter().map(|p| p.0.len()).sum::<usize>(), one_by_one);
+    // Every stored node on the paths once: the root once, not 300 times.
+    let distinct: std::collections::HashSet<&Vec<u8>> = together.iter().flat_map(|p| &p.0).collect();
+    assert_eq!(reads.get(), distinct.len());
+    assert!(reads.get() < one_by_one / 2, "{} reads for {one_by_one} proof nodes", reads.get());
 }
 
 #[test]

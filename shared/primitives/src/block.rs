@@ -51,6 +51,31 @@ pub fn transactions_root(txs: &[Vec<u8>]) -> Result<B256, HeaderError> {
     Ok(B256::from_slice(root.as_ref()))
 }
 
+/// SSZ `hash_tree_root` of one encoded transaction (a `List[uint8, 131072]`): the leaves
+/// [`transactions_root_of`] combines. Independent per transaction, so a caller may compute them
+/// in parallel.
+pub fn transaction_root(tx: &[u8]) -> Result<B256, HeaderError> {
+    let mut list = List::<u8, MAX_TX_SIZE>::try_from(tx.to_vec())
+        .map_err(|_| HeaderError::Ssz(format!("a transaction exceeds {MAX_TX_SIZE} bytes")))?;
+    let root = list.hash_tree_root().map_err(|e| HeaderError::Ssz(e.to_string()))?;
+    Ok(B256::from_slice(root.as_ref()))
+}
+
+/// The `transactions_root` of a list whose transactions' own roots ([`transaction_root`]) are
+/// `roots`, in order: equal to [`transactions_root`] of the transactions.
+pub fn transactions_root_of(roots: &[B256]) -> Result<B256, HeaderError> {
+    // A list of composite elements merkleizes their roots: a `Vector[uint8, 32]` is its own
+    // root, so the same limit over the same chunks gives the same root.
+    let mut inner = Vec::with_capacity(roots.len());
+    for r in roots {
+        inner.push(Vector::<u8, 32>::try_from(r.to_vec()).map_err(|e| HeaderError::Ssz(format!("{e:?}")))?);
+    }
+    let mut list = List::<Vector<u8, 32>, MAX_BLOCK_TXS>::try_from(inner)
+        .map_err(|_| HeaderError::Ssz(format!("more than {MAX_BLOCK_TXS} transactions")))?;
+    let root = list.hash_tree_root().map_err(|e| HeaderError::Ssz(e.to_string()))?;
+    Ok(B256::from_slice(root.as_ref()))
+}
+
 /// Checks the offset table of the SSZ transaction list (a list of variable-size byte lists)
 /// before the SSZ library reads it: it slices by these offsets and panics on bad ones. The
 /// first offset is the table's length (4 bytes per transaction, at most [`MAX_BLOCK_TXS`]);

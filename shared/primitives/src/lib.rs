@@ -25,7 +25,9 @@ pub mod system;
 mod transaction;
 
 pub use alloy_primitives::{self, Address, Bytes, TxKind, B256, U256};
-pub use block::{transactions_root, Block, MAX_BLOCK_SIZE, MAX_BLOCK_TXS};
+pub use block::{
+    transaction_root, transactions_root, transactions_root_of, Block, MAX_BLOCK_SIZE, MAX_BLOCK_TXS,
+};
 pub use genesis::{
     format_qoin, Genesis, GenesisAccount, GenesisError, PowParams, RewardParams, FOUR_YEARS_SECS, GWEI,
     SHOR_PER_QOIN, TOTAL_SUPPLY_SHOR,

@@ -583,3 +583,25 @@ fn write_qoin_js_fixture() {
     )
     .unwrap();
 }
+
+proptest! {
+    /// The root combined from per-transaction roots (computed in parallel by the block checks)
+    /// is the list's SSZ root.
+    #[test]
+    fn the_transactions_root_from_per_transaction_roots_is_the_lists_root(
+        txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..700), 0..24),
+    ) {
+        let roots: Vec<B256> = txs.iter().map(|t| transaction_root(t).unwrap()).collect();
+        prop_assert_eq!(transactions_root_of(&roots).unwrap(), transactions_root(&txs).unwrap());
+    }
+}
+
+#[test]
+fn a_transaction_root_refuses_an_oversized_transaction() {
+    assert!(transaction_root(&vec![0u8; crate::MAX_TX_SIZE + 1]).is_err());
+    let full = vec![7u8; crate::MAX_TX_SIZE];
+    assert_eq!(
+        transactions_root_of(&[transaction_root(&full).unwrap()]).unwrap(),
+        transactions_root(&[full]).unwrap()
+    );
+}
