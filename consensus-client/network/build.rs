@@ -3,6 +3,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/p2p.proto");
     let descriptors = protox::compile(["proto/p2p.proto"], ["proto"])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    // A payloads response's payloads as `bytes::Bytes`: a server answers with the encodings
+    // its store holds, without decoding and re-encoding them.
+    prost_build::Config::new().bytes([".qoin.p2p.v1.Payloads.payloads"]).compile_fds(descriptors)?;
     Ok(())
 }

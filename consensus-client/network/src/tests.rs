@@ -80,6 +80,12 @@ fn every_message_round_trips() {
     }
     let b = GossipBlock { header: header(3), payload: payload(3) };
     assert_eq!(GossipBlock::decode(&b.encode().unwrap()).unwrap(), b);
+    // Payloads sent as a store holds them are the same bytes on the wire as typed ones.
+    let (p1, p2) = (payload(1), payload(2));
+    let stored = Response::StoredPayloads(vec![p1.to_bytes().into(), p2.to_bytes().into()]);
+    let typed = Response::Payloads(vec![p1, p2]);
+    assert_eq!(stored.encode().unwrap(), typed.encode().unwrap());
+    assert_eq!(Response::decode(&stored.encode().unwrap()).unwrap(), typed);
 }
 
 #[test]

@@ -227,6 +227,9 @@ pub enum Response {
     Headers(Vec<Header>),
     /// Payloads, in the order asked; unknown ones left out.
     Payloads(Vec<Payload>),
+    /// Payloads as their encodings ([`Payload::to_bytes`]) read from a store, sent without
+    /// decoding them first: encoded as [`Self::Payloads`] is, and decoded as it (never as this).
+    StoredPayloads(Vec<prost::bytes::Bytes>),
     /// The request was refused; the reason, for logs.
     Refused(String),
     /// Ids of pooled transactions, executable ones first (≤ [`MAX_POOL_HASHES`]).
@@ -247,8 +250,9 @@ impl Response {
                 headers: hs.iter().map(Header::encode).collect::<Result<_, _>>()?,
             }),
             Self::Payloads(ps) => {
-                Kind::Payloads(proto::Payloads { payloads: ps.iter().map(Payload::to_bytes).collect() })
+                Kind::Payloads(proto::Payloads { payloads: ps.iter().map(|p| p.to_bytes().into()).collect() })
             }
+            Self::StoredPayloads(raw) => Kind::Payloads(proto::Payloads { payloads: raw.clone() }),
             Self::Refused(why) => Kind::Refused(why.clone()),
             Self::TransactionHashes(h) => Kind::TransactionHashes(proto::TransactionHashes {
                 hashes: h.iter().map(|h| h.to_vec()).collect(),

@@ -370,13 +370,13 @@ impl Node {
 
     /// [`Self::import_pipelined`] for a run of blocks in import order (usually each the child
     /// of the one before; a sibling a later block names may come between) whose bodies were
-    /// checked already ([`validate_body`] gave their `txs`): the blocks are
-    /// checked against their headers one by one, then written to the store in one transaction
-    /// while the execution client executes them in one `NewPayloads` call (which may import
-    /// them in one database transaction) beside the samples still under way, and their own samples are left under way when they
-    /// extend the head. Returns how many blocks the execution client took (VALID, or kept as
-    /// ACCEPTED or SYNCING), and the first fault: a block that fails its checks ends the run there (those before it are
-    /// imported).
+    /// checked already ([`validate_body`] gave their `txs`): the blocks are checked against
+    /// their headers one by one, then written to the store in one transaction while the
+    /// execution client executes them in one `NewPayloads` call (which may import them in one
+    /// database transaction) beside the samples still under way, and their own samples are
+    /// left under way when they extend the head. Returns how many blocks the execution client
+    /// took (VALID, or kept as ACCEPTED or SYNCING), and the first fault: a block that fails
+    /// its checks ends the run there (those before it are imported).
     pub async fn import_pipelined_run(
         &mut self,
         blocks: Vec<(&Header, &Payload, BlockMeta, Vec<SignedTx>)>,

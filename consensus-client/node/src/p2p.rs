@@ -392,9 +392,9 @@ impl Node {
 
 /// The answer to a peer's sync request, from the stored blocks; `status` is ours.
 fn answer(reader: &ChainReader, status: Status, request: &Request) -> Response {
-    let blocks = |hashes: &[B256]| -> Vec<(qoin_primitives::Header, qoin_engine_api::Payload)> {
-        // Unknown ones (and genesis, which has no header) left out.
-        hashes.iter().filter_map(|h| reader.block(h).ok().flatten()).collect()
+    let headers = |hashes: &[B256]| -> Vec<qoin_primitives::Header> {
+        // Unknown ones (and genesis, which has no header) left out; the payloads are not read.
+        hashes.iter().filter_map(|h| reader.header(h).ok().flatten()).collect()
     };
     match request {
         Request::Status(_) => Response::Status(status),
@@ -404,26 +404,34 @@ fn answer(reader: &ChainReader, status: Status, request: &Request) -> Response {
                 tracing::warn!(target: targets::STORE, "canonical index: {e}");
                 Vec::new()
             });
-            Response::Headers(blocks(&hashes).into_iter().map(|(h, _)| h).collect())
+            Response::Headers(headers(&hashes))
         }
         Request::HeadersByHash(hashes) => {
             let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
-            Response::Headers(blocks(hashes).into_iter().map(|(h, _)| h).collect())
+            Response::Headers(headers(hashes))
         }
         Request::PayloadsByHash(hashes) => {
             // As many as fit in a response frame (the asker asks again for the rest).
+            // Sent as stored, not decoded and encoded again; none is read past the first that
+            // does not fit.
             let hashes = &hashes[..hashes.len().min(MAX_HASHES_PER_REQUEST)];
             let mut room = MAX_RESPONSE_BYTES - 64 * 1024;
             let mut out = Vec::new();
-            for (_, p) in blocks(hashes) {
-                let size = p.to_bytes().len() + 16;
+            for h in hashes {
+                let Some(p) = reader.payload_bytes(h).unwrap_or_else(|e| {
+                    tracing::warn!(target: targets::STORE, "payload {h}: {e}");
+                    None
+                }) else {
+                    continue;
+                };
+                let size = p.len() + 16;
                 if size > room {
                     break;
                 }
                 room -= size;
-                out.push(p);
+                out.push(p.into());
             }
-            Response::Payloads(out)
+            Response::StoredPayloads(out)
         }
         // Answered from the execution client's pool (`answer_from_pool`), never from here.
         Request::PoolHashes | Request::TransactionsByHash(_) => {

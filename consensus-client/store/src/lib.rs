@@ -169,6 +169,21 @@ impl ChainReader {
     pub fn block(&self, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
         block(&self.store, hash)
     }
+
+    /// A stored block's header (`None` for unknown blocks and genesis, which has none).
+    pub fn header(&self, hash: &B256) -> Result<Option<Header>, ChainStoreError> {
+        match self.store.read()?.get::<Headers>(hash)? {
+            Some(h) => Header::decode(&h)
+                .map(Some)
+                .map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// A stored block's payload as stored: its encoding ([`Payload::to_bytes`]), not decoded.
+    pub fn payload_bytes(&self, hash: &B256) -> Result<Option<Vec<u8>>, ChainStoreError> {
+        Ok(self.store.read()?.get::<Payloads>(hash)?)
+    }
 }
 
 fn canonical_range(store: &Store, start: u64, count: u64) -> Result<Vec<B256>, ChainStoreError> {

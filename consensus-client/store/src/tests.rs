@@ -177,6 +177,14 @@ fn a_run_is_checked_block_by_block_and_written_in_one_transaction() {
     for m in [&a1, &b1, &a2, &a3] {
         assert_eq!(s.meta(&m.hash), Some(m));
     }
+    // Peers are answered from the stored encodings: the header alone, the payload as stored.
+    {
+        let reader = s.reader();
+        assert_eq!(reader.header(&a2.hash).unwrap(), Some(h2.clone()));
+        assert_eq!(reader.payload_bytes(&a2.hash).unwrap(), Some(p2.to_bytes()));
+        assert_eq!(reader.header(&c.genesis.hash).unwrap(), None);
+        assert_eq!(reader.payload_bytes(&x.hash).unwrap(), None);
+    }
     assert_eq!(s.block(&a2.hash).unwrap(), Some((h2, p2)));
     assert_eq!(s.exec_fields(&a3.hash).unwrap(), Some(ExecFields::of(&p3)));
     s.set_head(a3.hash).unwrap();
