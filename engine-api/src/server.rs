@@ -88,6 +88,14 @@ pub fn new_payloads_one_by_one(
     Ok(statuses)
 }
 
+/// A request's list within its limit: `"{len} {what}, at most {max}"` otherwise.
+fn at_most(what: &str, len: usize, max: usize) -> Result<(), EngineError> {
+    if len > max {
+        return Err(EngineError::InvalidParams(format!("{len} {what}, at most {max}")));
+    }
+    Ok(())
+}
+
 /// Checks a request's token and returns it unchanged (the tonic interceptor).
 pub(crate) fn authenticate(secret: &JwtSecret, request: Request<()>) -> Result<Request<()>, Status> {
     let header = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{0}"));
@@ -162,13 +170,7 @@ impl<B: EngineBackend> Engine for Service<B> {
     ) -> Result<Response<proto::NewPayloadsResponse>, Status> {
         check_version(&request)?;
         let r = request.get_ref();
-        if r.payloads.len() > MAX_NEW_PAYLOADS {
-            return Err(EngineError::InvalidParams(format!(
-                "{} payloads, at most {MAX_NEW_PAYLOADS}",
-                r.payloads.len()
-            ))
-            .to_status());
-        }
+        at_most("payloads", r.payloads.len(), MAX_NEW_PAYLOADS).map_err(|e| e.to_status())?;
         let payloads = r
             .payloads
             .iter()
@@ -227,12 +229,7 @@ impl<B: EngineBackend> Engine for Service<B> {
         check_version(&request)?;
         let r = request.get_ref();
         let parse = || -> Result<_, EngineError> {
-            if r.addresses.len() > MAX_PROOF_ADDRESSES {
-                return Err(EngineError::InvalidParams(format!(
-                    "{} addresses, at most {MAX_PROOF_ADDRESSES}",
-                    r.addresses.len()
-                )));
-            }
+            at_most("addresses", r.addresses.len(), MAX_PROOF_ADDRESSES)?;
             let root = parse_b256("state_root", &r.state_root)?;
             let addresses: Vec<Address> =
                 r.addresses.iter().map(|a| parse_address("address", a)).collect::<Result<_, _>>()?;
@@ -280,13 +277,7 @@ impl<B: EngineBackend> Engine for Service<B> {
     ) -> Result<Response<proto::SubmitTransactionsResponse>, Status> {
         check_version(&request)?;
         let txs = request.into_inner().transactions;
-        if txs.len() > MAX_SUBMIT_TRANSACTIONS {
-            return Err(EngineError::InvalidParams(format!(
-                "{} transactions, at most {MAX_SUBMIT_TRANSACTIONS}",
-                txs.len()
-            ))
-            .to_status());
-        }
+        at_most("transactions", txs.len(), MAX_SUBMIT_TRANSACTIONS).map_err(|e| e.to_status())?;
         let n = txs.len();
         let txs: Vec<Bytes> = txs.into_iter().map(Bytes::from).collect();
         let verdicts = blocking(&self.backend, move |b| b.submit_transactions(txs)).await?;
@@ -323,13 +314,7 @@ impl<B: EngineBackend> Engine for Service<B> {
     ) -> Result<Response<proto::GetPooledTransactionsResponse>, Status> {
         check_version(&request)?;
         let raw = request.into_inner().hashes;
-        if raw.len() > MAX_GET_POOLED {
-            return Err(EngineError::InvalidParams(format!(
-                "{} transaction ids, at most {MAX_GET_POOLED}",
-                raw.len()
-            ))
-            .to_status());
-        }
+        at_most("transaction ids", raw.len(), MAX_GET_POOLED).map_err(|e| e.to_status())?;
         let hashes = raw
             .iter()
             .map(|h| parse_b256("hashes", h))

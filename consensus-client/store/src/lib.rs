@@ -165,19 +165,9 @@ impl ChainReader {
         canonical_range(&self.store, start, count)
     }
 
-    /// As [`ChainStore::block`].
-    pub fn block(&self, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
-        block(&self.store, hash)
-    }
-
     /// A stored block's header (`None` for unknown blocks and genesis, which has none).
     pub fn header(&self, hash: &B256) -> Result<Option<Header>, ChainStoreError> {
-        match self.store.read()?.get::<Headers>(hash)? {
-            Some(h) => Header::decode(&h)
-                .map(Some)
-                .map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}"))),
-            None => Ok(None),
-        }
+        self.store.read()?.get::<Headers>(hash)?.map(|h| decode_header(hash, &h)).transpose()
     }
 
     /// A stored block's payload as stored: its encoding ([`Payload::to_bytes`]), not decoded.
@@ -199,12 +189,16 @@ fn canonical_range(store: &Store, start: u64, count: u64) -> Result<Vec<B256>, C
     Ok(out)
 }
 
+fn decode_header(hash: &B256, bytes: &[u8]) -> Result<Header, ChainStoreError> {
+    Header::decode(bytes).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))
+}
+
 fn block(store: &Store, hash: &B256) -> Result<Option<(Header, Payload)>, ChainStoreError> {
     let tx = store.read()?;
     let (Some(h), Some(p)) = (tx.get::<Headers>(hash)?, tx.get::<Payloads>(hash)?) else {
         return Ok(None);
     };
-    let header = Header::decode(&h).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))?;
+    let header = decode_header(hash, &h)?;
     let payload =
         Payload::from_bytes(&p).map_err(|e| ChainStoreError::Corrupt(format!("payload {hash}: {e}")))?;
     Ok(Some((header, payload)))
@@ -301,8 +295,7 @@ impl ChainStore {
     }
 
     fn decode_meta(hash: &B256, bytes: &[u8]) -> Result<BlockMeta, ChainStoreError> {
-        let header =
-            Header::decode(bytes).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))?;
+        let header = decode_header(hash, bytes)?;
         BlockMeta::of(&header, *hash).map_err(|e| ChainStoreError::Corrupt(format!("header {hash}: {e}")))
     }
 
